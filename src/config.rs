@@ -1,0 +1,392 @@
+//! Reading the `[plugins]` table: from `warpgate.toml`, or from Cargo metadata.
+//!
+//! Discovery, from a start folder: the nearest `warpgate.toml` in it or an ancestor wins;
+//! otherwise `cargo metadata --no-deps` is asked for `[workspace.metadata.warpgate.plugins]`,
+//! then for `[package.metadata.warpgate.plugins]` of the package whose manifest is nearest to
+//! the start folder. The lockfile lives next to the file that declared the plugins.
+//!
+//! An entry is a locator string or a table:
+//!
+//! ```toml
+//! [plugins]
+//! echo = "file://./plugins/echo.wasm"
+//! bun  = { locator = "github://moonrepo/plugins/bun_tool", version = "^0.14", asset = "bun.wasm" }
+//! ```
+//!
+//! Unknown keys, bad ids and bad locators are errors that name the file, the entry and the
+//! line and column.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::id::Id;
+use crate::lockfile::{LOCKFILE_NAME, line_column, toml_message};
+use crate::locator::PluginLocator;
+
+/// The config file name.
+pub const CONFIG_NAME: &str = "warpgate.toml";
+
+/// A plugin as the config declares it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginEntry {
+    /// Where the plugin comes from.
+    pub locator: PluginLocator,
+    /// A semver requirement on the release (GitHub locators without a tag).
+    pub version: Option<semver::VersionReq>,
+    /// The release asset to take (GitHub locators).
+    pub asset: Option<String>,
+}
+
+/// Which kind of file declared the plugins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// A `warpgate.toml`.
+    WarpgateToml,
+    /// `[workspace.metadata.warpgate]` in a workspace `Cargo.toml`.
+    WorkspaceMetadata,
+    /// `[package.metadata.warpgate]` in a package `Cargo.toml`.
+    PackageMetadata,
+}
+
+/// The loaded plugin declarations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The file that declared the plugins.
+    pub path: PathBuf,
+    /// What kind of file it is.
+    pub source: ConfigSource,
+    /// Every declared plugin, by id.
+    pub plugins: BTreeMap<Id, PluginEntry>,
+}
+
+/// Why the config could not be found or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Neither a `warpgate.toml` nor Cargo metadata was found.
+    #[error("no `warpgate.toml` found in `{}` or any parent folder, and no `[package.metadata.warpgate.plugins]` in a `Cargo.toml`\nhint: run `warpgate init` to create one", start.display())]
+    NotFound {
+        /// Where the search started.
+        start: PathBuf,
+    },
+    /// The file could not be read.
+    #[error("failed to read `{}`", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file or one of its entries is invalid.
+    #[error("invalid config `{}`: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the entry and position when known.
+        message: String,
+    },
+    /// `cargo metadata` failed.
+    #[error("failed to read Cargo metadata in `{}`: {message}", dir.display())]
+    CargoMetadata {
+        /// The folder it ran in.
+        dir: PathBuf,
+        /// cargo's error.
+        message: String,
+    },
+}
+
+impl Config {
+    /// The folder that relative `file://` locators and the lockfile are relative to.
+    pub fn root(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// Where this config's lockfile lives.
+    pub fn lockfile_path(&self) -> PathBuf {
+        self.root().join(LOCKFILE_NAME)
+    }
+
+    /// Finds and loads the config for `start` (see the module docs for the search order).
+    pub fn discover(start: &Path) -> Result<Self, ConfigError> {
+        let start = std::path::absolute(start).map_err(|source| ConfigError::Io {
+            path: start.to_path_buf(),
+            source,
+        })?;
+        for folder in start.ancestors() {
+            let candidate = folder.join(CONFIG_NAME);
+            if candidate.is_file() {
+                return Self::load(&candidate);
+            }
+        }
+        Self::from_cargo_metadata(&start)
+    }
+
+    /// Loads a `warpgate.toml` or, for a file named `Cargo.toml`, its warpgate metadata.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let path = std::path::absolute(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if path.file_name().is_some_and(|name| name == "Cargo.toml") {
+            return Self::from_cargo_metadata(path.parent().unwrap_or(Path::new(".")));
+        }
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Self::parse(&text, &path)
+    }
+
+    /// Parses `warpgate.toml` text; `path` names the file in errors and anchors `file://`.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let document: BTreeMap<toml::Spanned<String>, toml::Spanned<toml::Value>> =
+            toml::from_str(text).map_err(|e| invalid(toml_message(&e, text)))?;
+        let mut plugins = BTreeMap::new();
+        for (key, value) in document {
+            let (line, column) = line_column(text, key.span().start);
+            match key.get_ref().as_str() {
+                "plugins" => {}
+                other => {
+                    return Err(invalid(format!(
+                        "unknown key `{other}` (line {line}, column {column}); expected only a `[plugins]` table"
+                    )));
+                }
+            }
+            let toml::Value::Table(_) = value.get_ref() else {
+                return Err(invalid(format!(
+                    "`plugins` must be a table (line {line}, column {column})"
+                )));
+            };
+            // Re-read the table with spans for each entry.
+            #[derive(serde::Deserialize)]
+            struct Spans {
+                plugins: BTreeMap<toml::Spanned<String>, toml::Spanned<toml::Value>>,
+            }
+            let spans: Spans = toml::from_str(text).map_err(|e| invalid(toml_message(&e, text)))?;
+            for (id, entry) in spans.plugins {
+                let (line, column) = line_column(text, entry.span().start);
+                let at = |message: String| {
+                    invalid(format!(
+                        "plugin `{}` (line {line}, column {column}): {message}",
+                        id.get_ref()
+                    ))
+                };
+                let parsed_id = Id::new(id.get_ref().as_str()).map_err(|e| at(e.to_string()))?;
+                let entry = parse_entry(entry.get_ref()).map_err(at)?;
+                plugins.insert(parsed_id, entry);
+            }
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            source: ConfigSource::WarpgateToml,
+            plugins,
+        })
+    }
+
+    fn from_cargo_metadata(start: &Path) -> Result<Self, ConfigError> {
+        let Some(manifest) = start
+            .ancestors()
+            .map(|folder| folder.join("Cargo.toml"))
+            .find(|candidate| candidate.is_file())
+        else {
+            return Err(ConfigError::NotFound {
+                start: start.to_path_buf(),
+            });
+        };
+        let mut command = cargo_metadata::MetadataCommand::new();
+        command.manifest_path(&manifest).no_deps();
+        if let Some(cargo) = std::env::var_os("CARGO") {
+            command.cargo_path(cargo);
+        }
+        let metadata = command.exec().map_err(|e| ConfigError::CargoMetadata {
+            dir: start.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let workspace_manifest = metadata.workspace_root.join("Cargo.toml").into_std_path_buf();
+        if let Some(plugins) = metadata.workspace_metadata.pointer("/warpgate/plugins") {
+            return Self::from_json(
+                plugins,
+                workspace_manifest,
+                ConfigSource::WorkspaceMetadata,
+                "workspace.metadata.warpgate.plugins",
+            );
+        }
+        let package = metadata
+            .packages
+            .iter()
+            .filter(|package| {
+                package
+                    .manifest_path
+                    .parent()
+                    .is_some_and(|dir| start.starts_with(dir.as_std_path()))
+            })
+            .max_by_key(|package| package.manifest_path.as_str().len());
+        if let Some(package) = package
+            && let Some(plugins) = package.metadata.pointer("/warpgate/plugins")
+        {
+            return Self::from_json(
+                plugins,
+                package.manifest_path.clone().into_std_path_buf(),
+                ConfigSource::PackageMetadata,
+                "package.metadata.warpgate.plugins",
+            );
+        }
+        Err(ConfigError::NotFound {
+            start: start.to_path_buf(),
+        })
+    }
+
+    fn from_json(
+        plugins: &serde_json::Value,
+        path: PathBuf,
+        source: ConfigSource,
+        table: &str,
+    ) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.clone(),
+            message,
+        };
+        let serde_json::Value::Object(entries) = plugins else {
+            return Err(invalid(format!("`[{table}]` must be a table")));
+        };
+        let mut parsed = BTreeMap::new();
+        for (id, value) in entries {
+            let at = |message: String| invalid(format!("`[{table}]` plugin `{id}`: {message}"));
+            let value: toml::Value =
+                serde_json::from_value(value.clone()).map_err(|e| at(e.to_string()))?;
+            let parsed_id = Id::new(id.as_str()).map_err(|e| at(e.to_string()))?;
+            parsed.insert(parsed_id, parse_entry(&value).map_err(at)?);
+        }
+        Ok(Self {
+            path,
+            source,
+            plugins: parsed,
+        })
+    }
+}
+
+fn parse_entry(value: &toml::Value) -> Result<PluginEntry, String> {
+    let entry = match value {
+        toml::Value::String(locator) => PluginEntry {
+            locator: locator.parse().map_err(|e: crate::locator::LocatorError| e.to_string())?,
+            version: None,
+            asset: None,
+        },
+        toml::Value::Table(table) => {
+            let mut locator = None;
+            let mut version = None;
+            let mut asset = None;
+            for (key, value) in table {
+                let text = value.as_str().ok_or_else(|| {
+                    format!("`{key}` must be a string, found {}", value.type_str())
+                })?;
+                match key.as_str() {
+                    "locator" => {
+                        locator = Some(
+                            text.parse::<PluginLocator>()
+                                .map_err(|e| e.to_string())?,
+                        );
+                    }
+                    "version" => {
+                        version = Some(text.parse::<semver::VersionReq>().map_err(|e| {
+                            format!("`version = \"{text}\"` is not a semver requirement: {e}")
+                        })?);
+                    }
+                    "asset" => {
+                        if text.is_empty() || text.contains(['/', '\\']) {
+                            return Err(format!("`asset = \"{text}\"` must be a file name"));
+                        }
+                        asset = Some(text.to_string());
+                    }
+                    other => {
+                        return Err(format!(
+                            "unknown key `{other}`; expected `locator`, `version` or `asset`"
+                        ));
+                    }
+                }
+            }
+            PluginEntry {
+                locator: locator.ok_or("missing `locator`")?,
+                version,
+                asset,
+            }
+        }
+        other => {
+            return Err(format!(
+                "expected a locator string or a table, found {}",
+                other.type_str()
+            ));
+        }
+    };
+    let github = matches!(entry.locator, PluginLocator::GitHub(_));
+    if !github && (entry.version.is_some() || entry.asset.is_some()) {
+        return Err("`version` and `asset` apply only to `github://` locators".into());
+    }
+    if let PluginLocator::GitHub(github) = &entry.locator
+        && github.tag.is_some()
+        && entry.version.is_some()
+    {
+        return Err("give either a tag (`@…`) or a `version` requirement, not both".into());
+    }
+    Ok(entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_strings_and_tables() {
+        let text = r#"
+[plugins]
+echo = "file://./plugins/echo.wasm"
+bun = { locator = "github://moonrepo/plugins/bun_tool", version = "^0.14", asset = "bun.wasm" }
+"#;
+        let config = Config::parse(text, Path::new("/p/warpgate.toml")).unwrap();
+        assert_eq!(config.plugins.len(), 2);
+        let bun = &config.plugins[&Id::new("bun").unwrap()];
+        assert_eq!(bun.version, Some("^0.14".parse().unwrap()));
+        assert_eq!(bun.asset.as_deref(), Some("bun.wasm"));
+        assert_eq!(config.lockfile_path(), Path::new("/p/warpgate.lock"));
+    }
+
+    #[test]
+    fn errors_name_file_entry_and_position() {
+        let cases = [
+            ("[plugins]\necho = \"ftp://x\"\n", "plugin `echo` (line 2, column 8): invalid plugin locator `ftp://x`"),
+            ("[plugins]\n\"a/b\" = \"file://x.wasm\"\n", "plugin `a/b` (line 2"),
+            ("[plugins]\nx = { locator = \"file://x\", colour = \"red\" }\n", "unknown key `colour`"),
+            ("[plugins]\nx = { version = \"^1\" }\n", "missing `locator`"),
+            ("[plugins]\nx = { locator = \"github://a/b\", version = \"one\" }\n", "not a semver requirement"),
+            ("[plugins]\nx = { locator = \"file://x\", version = \"^1\" }\n", "apply only to `github://`"),
+            ("[plugins]\nx = 3\n", "found integer"),
+            ("[plugin]\n", "unknown key `plugin` (line 1, column 2)"),
+            ("[plugins\n", "line 1"),
+        ];
+        for (text, wanted) in cases {
+            let error = Config::parse(text, Path::new("/p/warpgate.toml")).unwrap_err();
+            let message = error.to_string();
+            assert!(message.starts_with("invalid config `/p/warpgate.toml`"), "{message}");
+            assert!(message.contains(wanted), "{message}\nwanted: {wanted}");
+        }
+    }
+
+    #[test]
+    fn discovery_walks_up() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_NAME),
+            "[plugins]\necho = \"file://./echo.wasm\"\n",
+        )
+        .unwrap();
+        let nested = dir.path().join("a/b");
+        std::fs::create_dir_all(&nested).unwrap();
+        let config = Config::discover(&nested).unwrap();
+        assert_eq!(config.root(), dir.path());
+    }
+}

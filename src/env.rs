@@ -1,0 +1,73 @@
+//! Every environment variable warpgate reads, named in one place.
+//!
+//! Values are read where they are used through [`var`] and [`flag`], so that a
+//! grep for a constant finds every reader.
+
+/// Root of the content cache (default: the platform cache dir + `warpgate`).
+pub const WARPGATE_HOME: &str = "WARPGATE_HOME";
+/// `1`/`true` disables all network access, like `--offline`.
+pub const WARPGATE_OFFLINE: &str = "WARPGATE_OFFLINE";
+/// Cargo's offline switch; `true` disables all network access.
+pub const CARGO_NET_OFFLINE: &str = "CARGO_NET_OFFLINE";
+/// GitHub token, preferred over [`GH_TOKEN`] and [`GITHUB_TOKEN`].
+pub const WARPGATE_GITHUB_TOKEN: &str = "WARPGATE_GITHUB_TOKEN";
+/// GitHub token used by the `gh` CLI.
+pub const GH_TOKEN: &str = "GH_TOKEN";
+/// GitHub token (as set by GitHub Actions).
+pub const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
+/// Base URL of the GitHub REST API (GitHub Enterprise, tests).
+pub const GITHUB_API_URL: &str = "GITHUB_API_URL";
+/// PEM file of extra root certificates trusted on top of the built-in roots.
+pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+/// Directory of vendored plugins used by `warpgate-build` before the cache.
+pub const WARPGATE_VENDOR_DIR: &str = "WARPGATE_VENDOR_DIR";
+/// Set by docs.rs builds; the build helper never touches the network then.
+pub const DOCS_RS: &str = "DOCS_RS";
+/// Disables colored output when set to anything.
+pub const NO_COLOR: &str = "NO_COLOR";
+/// Default GitHub API base URL.
+pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
+
+/// The GitHub token variables, in the order they are consulted.
+pub const GITHUB_TOKEN_VARS: [&str; 3] = [WARPGATE_GITHUB_TOKEN, GH_TOKEN, GITHUB_TOKEN];
+
+/// The value of `name`, if it is set and not empty.
+pub fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+/// Whether `name` holds a true value (`1`, `true`, `yes`, `on`, case-insensitive).
+pub fn flag(name: &str) -> bool {
+    var(name).is_some_and(|value| {
+        matches!(
+            value.to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
+}
+
+/// The environment variable that asks for offline mode, if any is set.
+///
+/// `WARPGATE_OFFLINE` is checked before `CARGO_NET_OFFLINE`.
+pub fn offline_var() -> Option<&'static str> {
+    [WARPGATE_OFFLINE, CARGO_NET_OFFLINE]
+        .into_iter()
+        .find(|name| flag(name))
+}
+
+/// The GitHub token and the variable it came from, if any is set.
+///
+/// The token is never printed or written anywhere; only the variable name may be shown.
+pub fn github_token() -> Option<(&'static str, String)> {
+    GITHUB_TOKEN_VARS
+        .into_iter()
+        .find_map(|name| var(name).map(|token| (name, token)))
+}
+
+/// The GitHub API base URL without a trailing slash.
+pub fn github_api_url() -> String {
+    var(GITHUB_API_URL)
+        .unwrap_or_else(|| DEFAULT_GITHUB_API_URL.to_string())
+        .trim_end_matches('/')
+        .to_string()
+}
