@@ -1,1 +1,357 @@
-//! TODO
+//! The content-addressed plugin cache.
+//!
+//! Layout under the cache root (`WARPGATE_HOME`, default: the platform cache dir +
+//! `warpgate`, e.g. `~/.cache/warpgate`):
+//!
+//! ```text
+//! CACHEDIR.TAG                 marks the folder as a cache for backup tools
+//! v1/blobs/sha256/<hex>        verified plugin bytes, named by their SHA-256, read-only
+//! v1/locks/<hex>.lock          one cross-process lock file per blob
+//! v1/tmp/                      temp files, renamed into `blobs/` once verified
+//! ```
+//!
+//! `v1` is the layout version: a future incompatible layout goes to `v2/` beside it.
+//!
+//! The invariant: a path under `blobs/` only ever holds complete bytes whose SHA-256 is
+//! the file name. Writers stream into a temp file in the same filesystem, verify, then
+//! rename; readers re-hash on every [`Cache::get`] (plugins are small and hashing is cheap)
+//! and delete a blob that no longer matches, so a corrupted cache heals itself. Writers
+//! and [`Cache::remove_blob`] hold the blob's lock, so pruning is safe while another
+//! process fetches.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::checksum::{Checksum, Hasher};
+use crate::env;
+
+/// Layout version folder.
+const LAYOUT: &str = "v1";
+
+const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by warpgate.\n# For information about cache directory tags see https://bford.info/cachedir/\n";
+
+/// The content-addressed store of verified plugin bytes.
+#[derive(Clone, Debug)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+/// Why a cache operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// No cache folder could be determined.
+    #[error("cannot determine a cache folder\nhint: set `WARPGATE_HOME` to a writable folder")]
+    NoHome,
+    /// A file operation failed.
+    #[error("failed to {action} `{}`", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// Bytes being added did not match the checksum they were pinned to.
+    #[error("checksum mismatch for `{}`\n{mismatch}", source_path.display())]
+    Mismatch {
+        /// Where the bytes came from.
+        source_path: PathBuf,
+        /// Expected and computed checksums.
+        mismatch: crate::checksum::Mismatch,
+    },
+}
+
+fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CacheError + 'a {
+    move |source| CacheError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// An exclusive cross-process lock on one blob; released on drop.
+#[derive(Debug)]
+pub struct BlobLock {
+    _file: File,
+}
+
+impl Cache {
+    /// A cache rooted at `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The cache at `WARPGATE_HOME`, else the platform cache dir + `warpgate`.
+    pub fn from_env() -> Result<Self, CacheError> {
+        if let Some(home) = env::var(env::WARPGATE_HOME) {
+            return Ok(Self::new(home));
+        }
+        dirs::cache_dir()
+            .map(|dir| Self::new(dir.join("warpgate")))
+            .ok_or(CacheError::NoHome)
+    }
+
+    /// The cache root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder holding blobs.
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.root.join(LAYOUT).join("blobs").join("sha256")
+    }
+
+    fn locks_dir(&self) -> PathBuf {
+        self.root.join(LAYOUT).join("locks")
+    }
+
+    fn temp_dir(&self) -> PathBuf {
+        self.root.join(LAYOUT).join("tmp")
+    }
+
+    /// Where the blob for `checksum` lives (whether or not it is present).
+    pub fn blob_path(&self, checksum: &Checksum) -> PathBuf {
+        self.blobs_dir().join(checksum.hex())
+    }
+
+    /// Creates the layout and `CACHEDIR.TAG` if missing.
+    pub fn ensure_layout(&self) -> Result<(), CacheError> {
+        for dir in [self.blobs_dir(), self.locks_dir(), self.temp_dir()] {
+            std::fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
+        }
+        let tag = self.root.join("CACHEDIR.TAG");
+        if !tag.exists() {
+            crate::lockfile::write_atomically(&tag, CACHEDIR_TAG.as_bytes())
+                .map_err(io_error("write", &tag))?;
+        }
+        Ok(())
+    }
+
+    /// The path of the blob for `checksum` if it is present and its bytes still hash to
+    /// `checksum`. A blob that no longer matches is deleted and `None` returned.
+    pub fn get(&self, checksum: &Checksum) -> Result<Option<PathBuf>, CacheError> {
+        let path = self.blob_path(checksum);
+        match Checksum::of_file(&path) {
+            Ok((computed, _)) if computed == *checksum => Ok(Some(path)),
+            Ok((computed, _)) => {
+                tracing::warn!(
+                    "removing corrupted cache entry `{}` (hashes to `{computed}`)",
+                    path.display()
+                );
+                let _lock = self.lock(checksum)?;
+                let _ = std::fs::remove_file(&path);
+                Ok(None)
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(CacheError::Io {
+                action: "read",
+                path,
+                source,
+            }),
+        }
+    }
+
+    /// Takes the cross-process lock for `checksum`'s blob, waiting for other holders.
+    pub fn lock(&self, checksum: &Checksum) -> Result<BlobLock, CacheError> {
+        self.ensure_layout()?;
+        let path = self.locks_dir().join(format!("{}.lock", checksum.hex()));
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_error("open", &path))?;
+        file.lock().map_err(io_error("lock", &path))?;
+        Ok(BlobLock { _file: file })
+    }
+
+    /// A new temp file inside the cache (same filesystem as the blobs), deleted on drop.
+    pub fn temp_file(&self) -> Result<tempfile::NamedTempFile, CacheError> {
+        self.ensure_layout()?;
+        let dir = self.temp_dir();
+        tempfile::Builder::new()
+            .prefix("download-")
+            .tempfile_in(&dir)
+            .map_err(io_error("create a temp file in", &dir))
+    }
+
+    /// Moves an already verified temp file into place as the blob for `checksum`.
+    ///
+    /// The caller must have checked that the temp file's bytes hash to `checksum`; this
+    /// takes the blob's lock and renames. An existing blob is kept.
+    pub fn commit(
+        &self,
+        temp: tempfile::NamedTempFile,
+        checksum: &Checksum,
+    ) -> Result<PathBuf, CacheError> {
+        let _lock = self.lock(checksum)?;
+        self.commit_locked(temp, checksum)
+    }
+
+    /// [`Cache::commit`] for a caller that already holds the blob's lock.
+    pub fn commit_locked(
+        &self,
+        temp: tempfile::NamedTempFile,
+        checksum: &Checksum,
+    ) -> Result<PathBuf, CacheError> {
+        let path = self.blob_path(checksum);
+        temp.as_file()
+            .sync_all()
+            .map_err(io_error("sync", temp.path()))?;
+        let mut permissions = temp
+            .as_file()
+            .metadata()
+            .map_err(io_error("read", temp.path()))?
+            .permissions();
+        permissions.set_readonly(true);
+        std::fs::set_permissions(temp.path(), permissions)
+            .map_err(io_error("protect", temp.path()))?;
+        temp.persist(&path)
+            .map_err(|error| CacheError::Io {
+                action: "rename into",
+                path: path.clone(),
+                source: error.error,
+            })?;
+        Ok(path)
+    }
+
+    /// Copies `source` into the cache while hashing it. With `expected`, the bytes must
+    /// match it or nothing is stored. Returns the blob path, checksum and size.
+    pub fn insert_file(
+        &self,
+        source: &Path,
+        expected: Option<&Checksum>,
+    ) -> Result<(PathBuf, Checksum, u64), CacheError> {
+        let mut input = File::open(source).map_err(io_error("read", source))?;
+        let mut temp = self.temp_file()?;
+        let mut hasher = Hasher::new();
+        let mut buffer = vec![0; 256 * 1024];
+        loop {
+            let read = input.read(&mut buffer).map_err(io_error("read", source))?;
+            if read == 0 {
+                break;
+            }
+            hasher.update(&buffer[..read]);
+            temp.write_all(&buffer[..read])
+                .map_err(io_error("write", &self.temp_dir()))?;
+        }
+        let (computed, size) = hasher.finish();
+        if let Some(expected) = expected
+            && *expected != computed
+        {
+            return Err(CacheError::Mismatch {
+                source_path: source.to_path_buf(),
+                mismatch: crate::checksum::Mismatch {
+                    expected: *expected,
+                    computed,
+                },
+            });
+        }
+        if let Some(existing) = self.get(&computed)? {
+            return Ok((existing, computed, size));
+        }
+        let path = self.commit(temp, &computed)?;
+        Ok((path, computed, size))
+    }
+
+    /// Every blob in the cache (checksum and path), in no particular order; files whose
+    /// names are not checksums are skipped.
+    pub fn blobs(&self) -> Result<Vec<(Checksum, PathBuf)>, CacheError> {
+        let dir = self.blobs_dir();
+        if !dir.exists() {
+            return Ok(Vec::new());
+        }
+        let mut blobs = Vec::new();
+        for entry in walkdir::WalkDir::new(&dir).min_depth(1).max_depth(1) {
+            let entry = entry.map_err(|error| CacheError::Io {
+                action: "list",
+                path: dir.clone(),
+                source: error.into(),
+            })?;
+            if let Some(checksum) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<Checksum>().ok())
+            {
+                blobs.push((checksum, entry.into_path()));
+            }
+        }
+        Ok(blobs)
+    }
+
+    /// Deletes the blob for `checksum` under its lock; returns the bytes freed.
+    pub fn remove_blob(&self, checksum: &Checksum) -> Result<u64, CacheError> {
+        let _lock = self.lock(checksum)?;
+        let path = self.blob_path(checksum);
+        let size = match std::fs::metadata(&path) {
+            Ok(metadata) => metadata.len(),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(source) => {
+                return Err(CacheError::Io {
+                    action: "read",
+                    path,
+                    source,
+                });
+            }
+        };
+        std::fs::remove_file(&path).map_err(io_error("remove", &path))?;
+        Ok(size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_get_and_heal() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("home"));
+        let source = dir.path().join("plugin.wasm");
+        std::fs::write(&source, b"\0asm plugin").unwrap();
+        let (path, checksum, size) = cache.insert_file(&source, None).unwrap();
+        assert_eq!((checksum, size), (Checksum::of(b"\0asm plugin"), 11));
+        assert_eq!(cache.get(&checksum).unwrap(), Some(path.clone()));
+        assert!(dir.path().join("home/CACHEDIR.TAG").is_file());
+
+        // A corrupted blob is detected on read and removed.
+        let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        permissions.set_readonly(false);
+        std::fs::set_permissions(&path, permissions).unwrap();
+        std::fs::write(&path, b"tampered").unwrap();
+        assert_eq!(cache.get(&checksum).unwrap(), None);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn mismatch_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("home"));
+        let source = dir.path().join("plugin.wasm");
+        std::fs::write(&source, b"bytes").unwrap();
+        let expected = Checksum::of(b"other");
+        let error = cache.insert_file(&source, Some(&expected)).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains(&format!("Expected: `{expected}`")), "{message}");
+        assert!(message.contains(&format!("Computed: `{}`", Checksum::of(b"bytes"))));
+        assert!(cache.blobs().unwrap().is_empty());
+        assert_eq!(std::fs::read_dir(cache.temp_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn remove_blob_reports_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        let source = dir.path().join("p");
+        std::fs::write(&source, b"12345").unwrap();
+        let (_, checksum, _) = cache.insert_file(&source, None).unwrap();
+        assert_eq!(cache.blobs().unwrap().len(), 1);
+        assert_eq!(cache.remove_blob(&checksum).unwrap(), 5);
+        assert_eq!(cache.remove_blob(&checksum).unwrap(), 0);
+    }
+}
