@@ -347,3 +347,18 @@ size = 4
         assert_eq!(Lockfile::read(&dir.path().join("missing")).unwrap(), None);
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    /// `warpgate.lock.example` at the repo root must stay a valid, canonical lockfile.
+    #[test]
+    fn example_lockfile_is_canonical() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("warpgate.lock.example");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lock = Lockfile::parse(&text, &path).unwrap();
+        assert_eq!(lock.to_canonical_string(), text);
+        assert_eq!(lock.plugins.len(), 5);
+    }
+}
