@@ -210,12 +210,11 @@ impl Cache {
         permissions.set_readonly(true);
         std::fs::set_permissions(temp.path(), permissions)
             .map_err(io_error("protect", temp.path()))?;
-        temp.persist(&path)
-            .map_err(|error| CacheError::Io {
-                action: "rename into",
-                path: path.clone(),
-                source: error.error,
-            })?;
+        temp.persist(&path).map_err(|error| CacheError::Io {
+            action: "rename into",
+            path: path.clone(),
+            source: error.error,
+        })?;
         Ok(path)
     }
 
@@ -337,7 +336,10 @@ mod tests {
         let expected = Checksum::of(b"other");
         let error = cache.insert_file(&source, Some(&expected)).unwrap_err();
         let message = error.to_string();
-        assert!(message.contains(&format!("Expected: `{expected}`")), "{message}");
+        assert!(
+            message.contains(&format!("Expected: `{expected}`")),
+            "{message}"
+        );
         assert!(message.contains(&format!("Computed: `{}`", Checksum::of(b"bytes"))));
         assert!(cache.blobs().unwrap().is_empty());
         assert_eq!(std::fs::read_dir(cache.temp_dir()).unwrap().count(), 0);

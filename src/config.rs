@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::id::Id;
-use crate::lockfile::{LOCKFILE_NAME, line_column, toml_message};
 use crate::locator::PluginLocator;
+use crate::lockfile::{LOCKFILE_NAME, line_column, toml_message};
 
 /// The config file name.
 pub const CONFIG_NAME: &str = "warpgate.toml";
@@ -207,7 +207,10 @@ impl Config {
             dir: start.to_path_buf(),
             message: e.to_string(),
         })?;
-        let workspace_manifest = metadata.workspace_root.join("Cargo.toml").into_std_path_buf();
+        let workspace_manifest = metadata
+            .workspace_root
+            .join("Cargo.toml")
+            .into_std_path_buf();
         if let Some(plugins) = metadata.workspace_metadata.pointer("/warpgate/plugins") {
             return Self::from_json(
                 plugins,
@@ -273,7 +276,9 @@ impl Config {
 fn parse_entry(value: &toml::Value) -> Result<PluginEntry, String> {
     let entry = match value {
         toml::Value::String(locator) => PluginEntry {
-            locator: locator.parse().map_err(|e: crate::locator::LocatorError| e.to_string())?,
+            locator: locator
+                .parse()
+                .map_err(|e: crate::locator::LocatorError| e.to_string())?,
             version: None,
             asset: None,
         },
@@ -287,10 +292,7 @@ fn parse_entry(value: &toml::Value) -> Result<PluginEntry, String> {
                 })?;
                 match key.as_str() {
                     "locator" => {
-                        locator = Some(
-                            text.parse::<PluginLocator>()
-                                .map_err(|e| e.to_string())?,
-                        );
+                        locator = Some(text.parse::<PluginLocator>().map_err(|e| e.to_string())?);
                     }
                     "version" => {
                         version = Some(text.parse::<semver::VersionReq>().map_err(|e| {
@@ -358,12 +360,27 @@ bun = { locator = "github://moonrepo/plugins/bun_tool", version = "^0.14", asset
     #[test]
     fn errors_name_file_entry_and_position() {
         let cases = [
-            ("[plugins]\necho = \"ftp://x\"\n", "plugin `echo` (line 2, column 8): invalid plugin locator `ftp://x`"),
-            ("[plugins]\n\"a/b\" = \"file://x.wasm\"\n", "plugin `a/b` (line 2"),
-            ("[plugins]\nx = { locator = \"file://x\", colour = \"red\" }\n", "unknown key `colour`"),
+            (
+                "[plugins]\necho = \"ftp://x\"\n",
+                "plugin `echo` (line 2, column 8): invalid plugin locator `ftp://x`",
+            ),
+            (
+                "[plugins]\n\"a/b\" = \"file://x.wasm\"\n",
+                "plugin `a/b` (line 2",
+            ),
+            (
+                "[plugins]\nx = { locator = \"file://x\", colour = \"red\" }\n",
+                "unknown key `colour`",
+            ),
             ("[plugins]\nx = { version = \"^1\" }\n", "missing `locator`"),
-            ("[plugins]\nx = { locator = \"github://a/b\", version = \"one\" }\n", "not a semver requirement"),
-            ("[plugins]\nx = { locator = \"file://x\", version = \"^1\" }\n", "apply only to `github://`"),
+            (
+                "[plugins]\nx = { locator = \"github://a/b\", version = \"one\" }\n",
+                "not a semver requirement",
+            ),
+            (
+                "[plugins]\nx = { locator = \"file://x\", version = \"^1\" }\n",
+                "apply only to `github://`",
+            ),
             ("[plugins]\nx = 3\n", "found integer"),
             ("[plugin]\n", "unknown key `plugin` (line 1, column 2)"),
             ("[plugins\n", "line 1"),
@@ -371,7 +388,10 @@ bun = { locator = "github://moonrepo/plugins/bun_tool", version = "^0.14", asset
         for (text, wanted) in cases {
             let error = Config::parse(text, Path::new("/p/warpgate.toml")).unwrap_err();
             let message = error.to_string();
-            assert!(message.starts_with("invalid config `/p/warpgate.toml`"), "{message}");
+            assert!(
+                message.starts_with("invalid config `/p/warpgate.toml`"),
+                "{message}"
+            );
             assert!(message.contains(wanted), "{message}\nwanted: {wanted}");
         }
     }

@@ -70,10 +70,11 @@ fn table_path(source: ConfigSource) -> &'static [&'static str] {
 }
 
 fn parse(text: &str, path: &Path) -> Result<DocumentMut, EditError> {
-    text.parse::<DocumentMut>().map_err(|error| EditError::Parse {
-        path: path.to_path_buf(),
-        message: error.to_string(),
-    })
+    text.parse::<DocumentMut>()
+        .map_err(|error| EditError::Parse {
+            path: path.to_path_buf(),
+            message: error.to_string(),
+        })
 }
 
 /// The plugins table, created (as implicit parent tables + a `[…plugins]` table) if missing.
@@ -183,12 +184,20 @@ mod tests {
     fn add_keeps_everything_else() {
         let text = "# my plugins\n[plugins]\n# the echo one\necho   =   \"file://./e.wasm\"  # trailing\n\n[other]\nx = 1\n";
         let id = Id::new("deno").unwrap();
-        let out = add_entry(text, Path::new("w.toml"), ConfigSource::WarpgateToml, &id, &entry("github://moonrepo/deno-plugin")).unwrap();
+        let out = add_entry(
+            text,
+            Path::new("w.toml"),
+            ConfigSource::WarpgateToml,
+            &id,
+            &entry("github://moonrepo/deno-plugin"),
+        )
+        .unwrap();
         assert_eq!(
             out,
             "# my plugins\n[plugins]\n# the echo one\necho   =   \"file://./e.wasm\"  # trailing\ndeno = \"github://moonrepo/deno-plugin\"\n\n[other]\nx = 1\n"
         );
-        let removed = remove_entry(&out, Path::new("w.toml"), ConfigSource::WarpgateToml, &id).unwrap();
+        let removed =
+            remove_entry(&out, Path::new("w.toml"), ConfigSource::WarpgateToml, &id).unwrap();
         assert_eq!(removed, text);
     }
 
@@ -198,7 +207,14 @@ mod tests {
         let mut bun = entry("github://moonrepo/plugins/bun_tool");
         bun.version = Some("^0.14".parse().unwrap());
         let id = Id::new("bun").unwrap();
-        let out = add_entry(text, Path::new("Cargo.toml"), ConfigSource::PackageMetadata, &id, &bun).unwrap();
+        let out = add_entry(
+            text,
+            Path::new("Cargo.toml"),
+            ConfigSource::PackageMetadata,
+            &id,
+            &bun,
+        )
+        .unwrap();
         assert_eq!(
             out,
             "[package]\nname = \"app\"\n\n[package.metadata.warpgate.plugins]\nbun = { locator = \"github://moonrepo/plugins/bun_tool\", version = \"^0.14\" }\n"
@@ -209,10 +225,23 @@ mod tests {
     fn duplicate_and_missing_ids() {
         let text = "[plugins]\necho = \"file://e.wasm\"\n";
         let id = Id::new("echo").unwrap();
-        let error = add_entry(text, Path::new("w.toml"), ConfigSource::WarpgateToml, &id, &entry("file://x.wasm")).unwrap_err();
+        let error = add_entry(
+            text,
+            Path::new("w.toml"),
+            ConfigSource::WarpgateToml,
+            &id,
+            &entry("file://x.wasm"),
+        )
+        .unwrap_err();
         assert!(error.to_string().contains("already declared"), "{error}");
         let other = Id::new("nope").unwrap();
-        let error = remove_entry(text, Path::new("w.toml"), ConfigSource::WarpgateToml, &other).unwrap_err();
+        let error = remove_entry(
+            text,
+            Path::new("w.toml"),
+            ConfigSource::WarpgateToml,
+            &other,
+        )
+        .unwrap_err();
         assert!(matches!(error, EditError::NotDeclared { .. }));
     }
 }

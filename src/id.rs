@@ -141,9 +141,21 @@ mod tests {
     #[test]
     fn rejects_unsafe_ids() {
         assert_eq!(Id::new(""), Err(IdError::Empty));
-        assert!(matches!(Id::new("a/b"), Err(IdError::InvalidCharacter { character: '/', .. })));
-        assert!(matches!(Id::new("a\\b"), Err(IdError::InvalidCharacter { character: '\\', .. })));
-        assert!(matches!(Id::new("a b"), Err(IdError::InvalidCharacter { character: ' ', .. })));
+        assert!(matches!(
+            Id::new("a/b"),
+            Err(IdError::InvalidCharacter { character: '/', .. })
+        ));
+        assert!(matches!(
+            Id::new("a\\b"),
+            Err(IdError::InvalidCharacter {
+                character: '\\',
+                ..
+            })
+        ));
+        assert!(matches!(
+            Id::new("a b"),
+            Err(IdError::InvalidCharacter { character: ' ', .. })
+        ));
         assert!(matches!(Id::new("a..b"), Err(IdError::DotDot(_))));
         assert!(matches!(Id::new(".."), Err(IdError::InvalidStart(_))));
         assert!(matches!(Id::new("-x"), Err(IdError::InvalidStart(_))));

@@ -1,16 +1,66 @@
-//! placeholder: crate docs written below
+//! warpgate manages [Extism](https://extism.org) WebAssembly plugins for Rust applications
+//! the way Cargo manages crates: declare them, pin them in `warpgate.lock`, fetch and verify
+//! them into a content-addressed cache, vendor them into the build, and run them.
+//!
+//! ```toml
+//! [dependencies]
+//! warpgate = "0.1"
+//! ```
+//!
+//! A tour of the main types:
+//!
+//! - [`id::Id`] and [`locator::PluginLocator`]: what a project declares in its `[plugins]`
+//!   table, read by [`config::Config`].
+//! - [`lockfile::Lockfile`]: the pinned result (tag, asset, URL, `sha256`, size), written
+//!   by [`lock::lock`] (feature `fetch`).
+//! - [`cache::Cache`]: verified plugin bytes by checksum; [`fetch::Fetcher`] downloads into
+//!   it through the one [`http::HttpClient`]; [`github::GitHubClient`] resolves releases.
+//! - [`PluginContainer`] (feature `runtime`): runs a plugin through Extism.
+//!
+//! ```
+//! use warpgate::{checksum::Checksum, id::Id, locator::PluginLocator};
+//!
+//! let id = Id::new("node").unwrap();
+//! let locator: PluginLocator = "github://moonrepo/plugins/node_tool@v0.13.0".parse().unwrap();
+//! assert_eq!(locator.to_string(), "github://moonrepo/plugins/node_tool@v0.13.0");
+//! assert!(Id::new("../escape").is_err());
+//! assert_eq!(
+//!     Checksum::of(b"").to_string(),
+//!     "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+//! );
+//! # let _ = id;
+//! ```
+//!
+//! Features: `fetch` (resolving and downloading: reqwest, tokio), `runtime` (Extism), `cli`
+//! (the `warpgate` binary; the default). The build helper `warpgate-build` uses only
+//! `fetch`, so build scripts never compile wasmtime.
+#![warn(missing_docs)]
+
+pub mod cache;
 pub mod checksum;
 pub mod config;
+pub mod edit;
 pub mod env;
 pub mod id;
 pub mod locator;
 pub mod lockfile;
-pub mod cache;
+pub mod reporter;
 
+#[cfg(feature = "fetch")]
+pub mod fetch;
+#[cfg(feature = "fetch")]
+pub mod github;
 #[cfg(feature = "fetch")]
 pub mod http;
 #[cfg(feature = "fetch")]
-pub mod github;
+pub mod lock;
 
 #[cfg(feature = "runtime")]
 pub mod container;
+
+// --- Re-exports of the runtime (`container` module). ---
+#[cfg(feature = "runtime")]
+pub use container::{
+    CompileCache, ContainerError, PluginContainer, PluginContainerBuilder, PluginManifest,
+};
+// --- End of the runtime re-exports. ---

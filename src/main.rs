@@ -1,1 +1,7 @@
-fn main() {}
+//! The `warpgate` command-line tool: thin commands over the `warpgate` library.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

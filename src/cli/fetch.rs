@@ -1,0 +1,38 @@
+//! `warpgate fetch`.
+
+use warpgate::lockfile::Lockfile;
+
+use super::{Failure, GlobalArgs, Outcome, Output};
+
+/// Arguments of `warpgate fetch`.
+#[derive(Debug, clap::Args)]
+pub struct FetchArgs {}
+
+/// Runs `warpgate fetch`: every locked plugin into the cache, verified, without API calls.
+pub async fn run(
+    global: &GlobalArgs,
+    _args: FetchArgs,
+    output: &Output,
+) -> Result<Outcome, Failure> {
+    let config = global.load_config()?;
+    let path = config.lockfile_path();
+    let lockfile = Lockfile::read(&path)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "`{}` does not exist\nhint: run `warpgate lock` first",
+            path.display()
+        )
+    })?;
+    warpgate::lock::check_locked(&config, Some(&lockfile), "`warpgate fetch`")?;
+    let fetcher = global.fetcher(output)?;
+    let fetched = warpgate::lock::fetch_all(&config, &lockfile, &fetcher).await?;
+    let count = fetched.len();
+    output.status(
+        "Fetched",
+        format!(
+            "{count} {} into `{}`",
+            if count == 1 { "plugin" } else { "plugins" },
+            fetcher.cache().root().display()
+        ),
+    );
+    Ok(Outcome::Success)
+}

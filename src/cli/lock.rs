@@ -1,0 +1,83 @@
+//! `warpgate lock`.
+
+use warpgate::id::Id;
+use warpgate::lock::{LockOptions, Update};
+
+use super::{Failure, GlobalArgs, Outcome, Output};
+
+/// Arguments of `warpgate lock`.
+#[derive(Debug, clap::Args)]
+pub struct LockArgs {
+    /// Re-resolve floating entries (no tag, semver ranges, URLs); only the given ids when
+    /// ids follow.
+    #[arg(long, value_name = "ID", num_args = 0..)]
+    update: Option<Vec<Id>>,
+    /// Print the resulting lock as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `warpgate lock`.
+pub async fn run(global: &GlobalArgs, args: LockArgs, output: &Output) -> Result<Outcome, Failure> {
+    let config = global.load_config()?;
+    let fetcher = global.fetcher(output)?;
+    let github = warpgate::github::GitHubClient::new(fetcher.http().clone());
+    let update = match args.update {
+        None => Update::Nothing,
+        Some(ids) if ids.is_empty() => Update::All,
+        Some(ids) => Update::Only(ids),
+    };
+    let options = LockOptions {
+        locked: global.locked_flag(),
+        offline: global.offline_reason(),
+        update,
+    };
+    let outcome = warpgate::lock::lock(&config, &options, &fetcher, &github).await?;
+    for change in &outcome.changes {
+        match (&change.old, &change.new) {
+            (None, Some(new)) => {
+                output.status("Adding", format!("{} {}", change.id, describe(new)))
+            }
+            (Some(_), None) => output.status("Removing", &change.id),
+            (Some(old), Some(new)) => output.status(
+                "Updating",
+                format!("{}: {} -> {}", change.id, describe(old), describe(new)),
+            ),
+            (None, None) => {}
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            super::json::lock_json(&outcome.lockfile, outcome.written)
+        );
+    }
+    let count = outcome.lockfile.plugins.len();
+    let noun = if count == 1 { "plugin" } else { "plugins" };
+    if outcome.written {
+        output.status(
+            "Locked",
+            format!("{count} {noun} in `{}`", config.lockfile_path().display()),
+        );
+    } else {
+        output.status(
+            "Checked",
+            format!(
+                "{count} {noun}: `{}` is up to date",
+                config.lockfile_path().display()
+            ),
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+/// A short description of a locked entry: tag or file, and short checksum.
+pub fn describe(locked: &warpgate::lockfile::LockedPlugin) -> String {
+    let source = locked
+        .tag
+        .clone()
+        .or_else(|| locked.path.clone())
+        .or_else(|| locked.url.clone())
+        .unwrap_or_default();
+    format!("{source} ({})", locked.checksum.short())
+}

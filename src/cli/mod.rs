@@ -1,0 +1,178 @@
+//! Argument parsing, dispatch, output conventions and exit codes.
+//!
+//! Conventions: data a script would pipe goes to stdout (`--json` shapes included); status,
+//! progress, `warning:` and `hint:` lines go to stderr. Exit codes: 0 ok, 1 a check failed
+//! (stale lock, checksum mismatch, outdated with `--exit-code`), 2 usage or other errors.
+
+mod fetch;
+mod json;
+mod lock;
+mod output;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use output::Output;
+
+/// Declare, lock, vendor and run Extism WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "warpgate", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags every command accepts.
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Use this config file instead of searching for `warpgate.toml` upward from the
+    /// current folder (a `Cargo.toml` means its `[*.metadata.warpgate]` table).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Fail instead of changing `warpgate.lock`.
+    #[arg(long, global = true)]
+    locked: bool,
+    /// Open no network connection (also `WARPGATE_OFFLINE=1`, `CARGO_NET_OFFLINE=true`).
+    #[arg(long, global = true)]
+    offline: bool,
+    /// `--locked` and `--offline` together.
+    #[arg(long, global = true)]
+    frozen: bool,
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print more detail (`-vv` for debug tracing; `RUST_LOG` also works).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Resolve every plugin in the config and write `warpgate.lock`.
+    Lock(lock::LockArgs),
+    /// Download and verify every locked plugin into the cache (no API calls).
+    Fetch(fetch::FetchArgs),
+}
+
+/// How a command ended, mapped to the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Success,
+    /// Exit 1: a check failed.
+    CheckFailed,
+}
+
+/// An error together with the exit code it should produce.
+#[derive(Debug)]
+pub struct Failure {
+    error: anyhow::Error,
+    code: u8,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        let error = error.into();
+        let code = if is_check_failure(&error) { 1 } else { 2 };
+        Self { error, code }
+    }
+}
+
+/// Errors that mean "a check failed" (exit 1) rather than "could not run" (exit 2).
+fn is_check_failure(error: &anyhow::Error) -> bool {
+    use warpgate::fetch::FetchError;
+    use warpgate::lock::LockError;
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<LockError>(),
+            Some(LockError::Stale { .. } | LockError::Missing { .. })
+        ) || matches!(
+            cause.downcast_ref::<FetchError>(),
+            Some(FetchError::Mismatch { .. } | FetchError::DigestMismatch { .. })
+        )
+    })
+}
+
+impl GlobalArgs {
+    /// Why the network is disabled, naming the flag or variable, if it is.
+    pub fn offline_reason(&self) -> Option<String> {
+        if self.frozen {
+            return Some("`--frozen`".into());
+        }
+        if self.offline {
+            return Some("`--offline`".into());
+        }
+        warpgate::env::offline_var()
+            .map(|name| format!("`{name}={}`", warpgate::env::var(name).unwrap_or_default()))
+    }
+
+    /// The flag that forbids changing the lock, if any.
+    pub fn locked_flag(&self) -> Option<String> {
+        if self.frozen {
+            Some("`--frozen`".into())
+        } else if self.locked {
+            Some("`--locked`".into())
+        } else {
+            None
+        }
+    }
+
+    /// The config named by `--config`, else the one found from the current folder.
+    pub fn load_config(&self) -> Result<warpgate::config::Config, Failure> {
+        let config = match &self.config {
+            Some(path) => warpgate::config::Config::load(path)?,
+            None => warpgate::config::Config::discover(&std::env::current_dir()?)?,
+        };
+        Ok(config)
+    }
+
+    /// A fetcher over the environment's cache, offline as the flags say, drawing progress
+    /// on `output`.
+    pub fn fetcher(&self, output: &Output) -> Result<warpgate::fetch::Fetcher, Failure> {
+        let cache = warpgate::cache::Cache::from_env()?;
+        let options = warpgate::http::HttpOptions {
+            offline: self.offline_reason(),
+            ..warpgate::http::HttpOptions::default()
+        };
+        let http = warpgate::http::HttpClient::new(options)?;
+        Ok(warpgate::fetch::Fetcher::new(cache, http).with_reporter(output.reporter()))
+    }
+}
+
+/// Runs the tool and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let output = Output::new(cli.global.quiet, cli.global.verbose);
+    output.init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            output.error(&anyhow::Error::from(error));
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(run(cli, &output));
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::CheckFailed) => ExitCode::from(1),
+        Err(failure) => {
+            output.error(&failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn run(cli: Cli, output: &Output) -> Result<Outcome, Failure> {
+    match cli.command {
+        Command::Lock(args) => lock::run(&cli.global, args, output).await,
+        Command::Fetch(args) => fetch::run(&cli.global, args, output).await,
+    }
+}

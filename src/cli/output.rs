@@ -1,0 +1,109 @@
+//! Human output on stderr: status lines, warnings, errors with their causes and hints.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+
+use super::progress::ProgressReporter;
+
+/// Where and how human-facing lines are printed.
+#[derive(Clone, Debug)]
+pub struct Output {
+    quiet: bool,
+    verbose: u8,
+    color: bool,
+    progress: bool,
+}
+
+impl Output {
+    /// Output for the given `-q` / `-v` flags; colour and progress bars only on a terminal
+    /// and never with `NO_COLOR`.
+    pub fn new(quiet: bool, verbose: u8) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        Self {
+            quiet,
+            verbose,
+            color: terminal && std::env::var_os(warpgate::env::NO_COLOR).is_none(),
+            progress: terminal && !quiet,
+        }
+    }
+
+    /// Sets up `tracing` for `-v`/`-vv` or `RUST_LOG`, writing to stderr.
+    pub fn init_tracing(&self) {
+        let default = match self.verbose {
+            0 => "warn",
+            1 => "warpgate=info",
+            _ => "warpgate=debug",
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(self.color)
+            .without_time()
+            .try_init();
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// A status line such as `   Locked 3 plugins`, unless quiet.
+    pub fn status(&self, verb: &str, message: impl std::fmt::Display) {
+        if !self.quiet {
+            let verb = self.paint("1;32", &format!("{verb:>12}"));
+            let _ = writeln!(std::io::stderr(), "{verb} {message}");
+        }
+    }
+
+    /// A `warning:` line, unless quiet.
+    pub fn warning(&self, message: impl std::fmt::Display) {
+        if !self.quiet {
+            let label = self.paint("1;33", "warning");
+            let _ = writeln!(std::io::stderr(), "{label}: {message}");
+        }
+    }
+
+    /// An error with its chain of causes; `hint:` lines inside messages are kept together at
+    /// the end.
+    pub fn error(&self, error: &anyhow::Error) {
+        let mut hints = Vec::new();
+        let mut lines = Vec::new();
+        for (index, cause) in error.chain().enumerate() {
+            let text = cause.to_string();
+            let mut body = Vec::new();
+            for line in text.lines() {
+                match line.strip_prefix("hint: ") {
+                    Some(hint) => hints.push(hint.to_string()),
+                    None => body.push(line),
+                }
+            }
+            let body = body.join("\n");
+            if index == 0 {
+                lines.push(format!("{}: {body}", self.paint("1;31", "error")));
+            } else if !lines.iter().any(|line| line.contains(&body)) {
+                lines.push(format!("  caused by: {body}"));
+            }
+        }
+        let mut stderr = std::io::stderr().lock();
+        for line in lines {
+            let _ = writeln!(stderr, "{line}");
+        }
+        for hint in hints {
+            let _ = writeln!(stderr, "{}: {hint}", self.paint("1;36", "hint"));
+        }
+    }
+
+    /// The reporter that draws download progress (a silent one off a terminal).
+    pub fn reporter(&self) -> Arc<dyn warpgate::reporter::Reporter> {
+        if self.progress {
+            Arc::new(ProgressReporter::new())
+        } else {
+            Arc::new(warpgate::reporter::SilentReporter)
+        }
+    }
+}

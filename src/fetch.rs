@@ -1,0 +1,251 @@
+//! Downloading plugins into the [`Cache`], verified.
+//!
+//! A [`Fetcher`] pairs the cache with the [`HttpClient`]. Every download streams into a temp
+//! file inside the cache while hashing; only bytes whose checksum matches what was expected
+//! are renamed into place. Concurrent requests for the same blob are deduplicated twice:
+//! in-process by a map of async locks, across processes by the cache's per-blob file lock,
+//! and whoever waited re-checks the cache before downloading.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crate::cache::{Cache, CacheError};
+use crate::checksum::{Checksum, Mismatch};
+use crate::http::{HttpClient, HttpError, HttpOptions};
+use crate::id::Id;
+use crate::reporter::{Reporter, SilentReporter};
+
+/// Why a plugin could not be fetched.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// Network access is disabled and the plugin is not cached.
+    #[error(
+        "network access is disabled by {reason}, but plugin `{id}` is not in the cache\nhint: run `warpgate fetch` once while online, or vendor plugins with `warpgate vendor`"
+    )]
+    Offline {
+        /// The plugin.
+        id: Id,
+        /// The flag or variable that disabled the network.
+        reason: String,
+    },
+    /// The download failed.
+    #[error("failed to download plugin `{id}` from `{url}`")]
+    Download {
+        /// The plugin.
+        id: Id,
+        /// The URL.
+        url: String,
+        /// The HTTP error.
+        #[source]
+        source: HttpError,
+    },
+    /// The downloaded bytes do not match the locked checksum.
+    #[error(
+        "checksum mismatch for plugin `{id}` downloaded from `{url}`\n{mismatch}\nhint: the file changed since it was locked; if you trust the new file, run `warpgate lock --update {id}`"
+    )]
+    Mismatch {
+        /// The plugin.
+        id: Id,
+        /// The URL.
+        url: String,
+        /// Expected and computed checksums.
+        mismatch: Mismatch,
+    },
+    /// The downloaded bytes do not match the digest the release API published.
+    #[error(
+        "checksum mismatch for plugin `{id}` downloaded from `{url}`: the bytes differ from the digest published by the release API\n{mismatch}\nhint: the download was altered or the release asset was replaced; retry later or report it to the plugin's authors"
+    )]
+    DigestMismatch {
+        /// The plugin.
+        id: Id,
+        /// The URL.
+        url: String,
+        /// The API digest and the computed checksum.
+        mismatch: Mismatch,
+    },
+    /// The HTTP client could not be set up.
+    #[error("failed to set up the HTTP client")]
+    Client(#[source] HttpError),
+    /// The cache failed.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// A blocking cache task panicked or was cancelled.
+    #[error("a cache task for plugin `{id}` failed: {message}")]
+    Task {
+        /// The plugin.
+        id: Id,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// Downloads plugins into the cache, verifying and deduplicating.
+pub struct Fetcher {
+    cache: Cache,
+    http: HttpClient,
+    reporter: Arc<dyn Reporter>,
+    in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fetcher {
+    /// A fetcher over `cache` and `http`, reporting nothing.
+    pub fn new(cache: Cache, http: HttpClient) -> Self {
+        Self {
+            cache,
+            http,
+            reporter: Arc::new(SilentReporter),
+            in_flight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cache from `WARPGATE_HOME` and an HTTP client from the environment (offline when
+    /// `WARPGATE_OFFLINE` or `CARGO_NET_OFFLINE` say so).
+    pub fn from_env() -> Result<Self, FetchError> {
+        let cache = Cache::from_env()?;
+        let http = HttpClient::new(HttpOptions::from_env()).map_err(FetchError::Client)?;
+        Ok(Self::new(cache, http))
+    }
+
+    /// Sends progress events to `reporter`.
+    pub fn with_reporter(mut self, reporter: Arc<dyn Reporter>) -> Self {
+        self.reporter = reporter;
+        self
+    }
+
+    /// The cache.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// The HTTP client.
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// The reporter.
+    pub fn reporter(&self) -> &dyn Reporter {
+        &*self.reporter
+    }
+
+    fn in_flight_lock(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key).or_default().clone()
+    }
+
+    /// The verified cache path of `checksum`, downloading it from `url` if it is not cached.
+    ///
+    /// Used for locked plugins: no API call, only the pinned URL. Offline, a cache miss is
+    /// [`FetchError::Offline`]; a download whose bytes differ is [`FetchError::Mismatch`] and
+    /// leaves nothing in the cache.
+    pub async fn fetch_locked(
+        &self,
+        id: &Id,
+        url: &str,
+        checksum: &Checksum,
+    ) -> Result<PathBuf, FetchError> {
+        if let Some(path) = self.cache.get(checksum)? {
+            return Ok(path);
+        }
+        let in_process = self.in_flight_lock(checksum.hex());
+        let _in_process = in_process.lock().await;
+        let _cross_process = self.lock_blob(id, checksum).await?;
+        if let Some(path) = self.cache.get(checksum)? {
+            return Ok(path);
+        }
+        let (temp, downloaded) = self.download(id, url).await?;
+        if downloaded.checksum != *checksum {
+            return Err(FetchError::Mismatch {
+                id: id.clone(),
+                url: url.to_string(),
+                mismatch: Mismatch {
+                    expected: *checksum,
+                    computed: downloaded.checksum,
+                },
+            });
+        }
+        Ok(self.cache.commit_locked(temp, checksum)?)
+    }
+
+    /// Downloads `url` (whose checksum is not known yet) into the cache and returns the blob
+    /// path, checksum and size. When the source publishes a digest, the bytes must match it.
+    pub async fn fetch_unpinned(
+        &self,
+        id: &Id,
+        url: &str,
+        published_digest: Option<&Checksum>,
+    ) -> Result<(PathBuf, Checksum, u64), FetchError> {
+        let (temp, downloaded) = self.download(id, url).await?;
+        if let Some(digest) = published_digest
+            && *digest != downloaded.checksum
+        {
+            return Err(FetchError::DigestMismatch {
+                id: id.clone(),
+                url: url.to_string(),
+                mismatch: Mismatch {
+                    expected: *digest,
+                    computed: downloaded.checksum,
+                },
+            });
+        }
+        let checksum = downloaded.checksum;
+        let _cross_process = self.lock_blob(id, &checksum).await?;
+        let path = match self.cache.get(&checksum)? {
+            Some(path) => path,
+            None => self.cache.commit_locked(temp, &checksum)?,
+        };
+        Ok((path, checksum, downloaded.size))
+    }
+
+    async fn lock_blob(
+        &self,
+        id: &Id,
+        checksum: &Checksum,
+    ) -> Result<crate::cache::BlobLock, FetchError> {
+        let cache = self.cache.clone();
+        let checksum = *checksum;
+        tokio::task::spawn_blocking(move || cache.lock(&checksum))
+            .await
+            .map_err(|error| FetchError::Task {
+                id: id.clone(),
+                message: error.to_string(),
+            })?
+            .map_err(FetchError::from)
+    }
+
+    async fn download(
+        &self,
+        id: &Id,
+        url: &str,
+    ) -> Result<(tempfile::NamedTempFile, crate::http::Downloaded), FetchError> {
+        let temp = self.cache.temp_file()?;
+        self.reporter.download_started(id, url);
+        let reporter = &self.reporter;
+        let progress = |received: u64, total: Option<u64>| {
+            reporter.download_progress(id, received, total);
+        };
+        let result = self.http.download_to(url, temp.path(), &progress).await;
+        self.reporter.download_finished(id);
+        match result {
+            Ok(downloaded) => Ok((temp, downloaded)),
+            Err(HttpError::Offline { reason, .. }) => Err(FetchError::Offline {
+                id: id.clone(),
+                reason,
+            }),
+            Err(source) => Err(FetchError::Download {
+                id: id.clone(),
+                url: url.to_string(),
+                source,
+            }),
+        }
+    }
+}

@@ -1,0 +1,525 @@
+//! `warpgate lock`: resolving a [`Config`] into a [`Lockfile`].
+//!
+//! Behaviour follows Cargo:
+//!
+//! - **write** (default): entries whose lock still matches the config are kept as they are;
+//!   the rest are resolved (in parallel) and the lockfile is written atomically if its
+//!   bytes changed.
+//! - **`--locked`**: nothing is resolved or written; if the lock is missing or disagrees with
+//!   the config, [`LockError::Stale`] lists the entries (exit code 1 in the CLI).
+//! - **`--offline`**: no socket is opened. `file://` entries still resolve; a GitHub or URL
+//!   entry the lock does not already pin is an error naming it.
+//! - **`--frozen`**: both.
+//! - **`--update [ID…]`**: floating entries (GitHub without a tag, URLs) are re-resolved even
+//!   though their lock entry still matches; with ids, only those.
+//!
+//! An entry "matches" when the lock has the same locator string, the same `version`
+//! requirement, the asset named in the config (if any), and — for `file://` plugins — the
+//! file still hashes to the locked checksum.
+
+use std::path::{Component, Path, PathBuf};
+
+use futures_util::StreamExt;
+
+use crate::checksum::Checksum;
+use crate::config::{Config, ConfigError, PluginEntry};
+use crate::fetch::{FetchError, Fetcher};
+use crate::github::{GitHubClient, GitHubError};
+use crate::id::Id;
+use crate::locator::PluginLocator;
+use crate::lockfile::{LockedPlugin, Lockfile, LockfileError};
+
+/// How many plugins are resolved at once.
+const PARALLEL_RESOLUTIONS: usize = 32;
+
+/// Which floating entries to re-resolve.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Update {
+    /// None: keep every entry the lock still matches.
+    #[default]
+    Nothing,
+    /// Every floating entry.
+    All,
+    /// These entries.
+    Only(Vec<Id>),
+}
+
+/// Options for [`lock`].
+#[derive(Clone, Debug, Default)]
+pub struct LockOptions {
+    /// `--locked`: fail instead of changing the lock. Holds the flag's name for messages.
+    pub locked: Option<String>,
+    /// `--offline`: why the network is disabled (e.g. "`--offline`"), if it is.
+    pub offline: Option<String>,
+    /// Which floating entries to re-resolve.
+    pub update: Update,
+}
+
+/// Why an entry of the lock does not match the config.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StaleReason {
+    /// The config declares it; the lock lacks it.
+    NotLocked,
+    /// The lock has it; the config no longer declares it.
+    NotDeclared,
+    /// The locator, version requirement or asset changed.
+    Changed,
+    /// The `file://` plugin's bytes changed.
+    FileChanged,
+    /// The `file://` plugin's file is missing.
+    FileMissing,
+}
+
+impl std::fmt::Display for StaleReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::NotLocked => "declared in the config but not in the lock",
+            Self::NotDeclared => "locked but no longer declared in the config",
+            Self::Changed => "its config entry changed since it was locked",
+            Self::FileChanged => "its file changed since it was locked",
+            Self::FileMissing => "its file is missing",
+        })
+    }
+}
+
+/// A lock entry that differs from the config.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StaleEntry {
+    /// The plugin.
+    pub id: Id,
+    /// What differs.
+    pub reason: StaleReason,
+}
+
+fn list_stale(entries: &[StaleEntry]) -> String {
+    entries
+        .iter()
+        .map(|entry| format!("\n  - `{}`: {}", entry.id, entry.reason))
+        .collect()
+}
+
+/// Why locking failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LockError {
+    /// The config could not be read.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The lockfile could not be read or written.
+    #[error(transparent)]
+    Lockfile(#[from] LockfileError),
+    /// The lockfile is missing.
+    #[error("`{}` is missing and {flag} forbids creating it\nhint: run `warpgate lock` and commit `warpgate.lock`", path.display())]
+    Missing {
+        /// Where the lock was expected.
+        path: PathBuf,
+        /// The flag that forbade writing.
+        flag: String,
+    },
+    /// The lockfile disagrees with the config.
+    #[error("`{}` is out of date and {flag} forbids updating it:{}\nhint: run `warpgate lock` to update the lockfile", path.display(), list_stale(entries))]
+    Stale {
+        /// The lockfile.
+        path: PathBuf,
+        /// The flag that forbade writing.
+        flag: String,
+        /// The entries that differ.
+        entries: Vec<StaleEntry>,
+    },
+    /// An entry must be resolved but the network is disabled.
+    #[error("network access is disabled by {reason}, but plugin `{id}` (`{locator}`) is not locked{}\nhint: run `warpgate lock` while online", if *update { " or was asked to update" } else { "" })]
+    Offline {
+        /// The plugin.
+        id: Id,
+        /// Its locator.
+        locator: String,
+        /// What disabled the network.
+        reason: String,
+        /// Whether it was asked to update (rather than missing from the lock).
+        update: bool,
+    },
+    /// `--update` named an id the config does not declare.
+    #[error("cannot update `{id}`: no such plugin in `{}`", config.display())]
+    UnknownId {
+        /// The id.
+        id: Id,
+        /// The config file.
+        config: PathBuf,
+    },
+    /// A `file://` plugin is missing or unreadable.
+    #[error("plugin `{id}`: cannot read `{}` (from `{locator}`)\nhint: fix the path in `{}`; relative paths start at the config's folder", path.display(), config.display())]
+    File {
+        /// The plugin.
+        id: Id,
+        /// The locator.
+        locator: String,
+        /// The resolved path.
+        path: PathBuf,
+        /// The config file.
+        config: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Resolving a GitHub release failed.
+    #[error("failed to resolve plugin `{id}`")]
+    GitHub {
+        /// The plugin.
+        id: Id,
+        /// The resolver's error.
+        #[source]
+        source: GitHubError,
+    },
+    /// Downloading failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+}
+
+/// The result of [`lock`].
+#[derive(Clone, Debug)]
+pub struct LockOutcome {
+    /// The lockfile as it now stands.
+    pub lockfile: Lockfile,
+    /// Entries that were added, changed or removed.
+    pub changes: Vec<LockChange>,
+    /// Whether `warpgate.lock` was written.
+    pub written: bool,
+}
+
+/// One entry's change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockChange {
+    /// The plugin.
+    pub id: Id,
+    /// The entry before, if any.
+    pub old: Option<LockedPlugin>,
+    /// The entry after, if any.
+    pub new: Option<LockedPlugin>,
+}
+
+/// The absolute path of a `file://` locator's file, relative to `root`.
+pub fn file_path(root: &Path, file: &str) -> PathBuf {
+    root.join(file)
+}
+
+/// A `file://` path as the lock records it: relative to the lock's folder when written
+/// relative, `./` and `..`-free where possible, with `/` separators.
+fn lock_path(file: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for component in Path::new(file).components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir if parts.last().is_some_and(|last| last != "..") => {
+                parts.pop();
+            }
+            Component::RootDir => parts.push(String::new()),
+            other => parts.push(other.as_os_str().to_string_lossy().into_owned()),
+        }
+    }
+    parts.join("/")
+}
+
+/// Why `entry`'s lock entry no longer matches it, if it does not.
+fn staleness(
+    config: &Config,
+    entry: &PluginEntry,
+    locked: Option<&LockedPlugin>,
+) -> Option<StaleReason> {
+    let Some(locked) = locked else {
+        return Some(StaleReason::NotLocked);
+    };
+    if locked.locator.to_string() != entry.locator.to_string()
+        || locked.requirement != entry.version
+        || entry
+            .asset
+            .as_ref()
+            .is_some_and(|asset| locked.asset.as_ref() != Some(asset))
+    {
+        return Some(StaleReason::Changed);
+    }
+    if let PluginLocator::File { file, .. } = &entry.locator {
+        return match Checksum::of_file(&file_path(config.root(), file)) {
+            Ok((checksum, size)) if checksum == locked.checksum && size == locked.size => None,
+            Ok(_) => Some(StaleReason::FileChanged),
+            Err(_) => Some(StaleReason::FileMissing),
+        };
+    }
+    None
+}
+
+/// Every difference between the config and the lock (empty when the lock is up to date).
+/// Needs no network; hashes `file://` plugins.
+pub fn stale_entries(config: &Config, lockfile: &Lockfile) -> Vec<StaleEntry> {
+    let mut stale: Vec<StaleEntry> = config
+        .plugins
+        .iter()
+        .filter_map(|(id, entry)| {
+            staleness(config, entry, lockfile.plugins.get(id)).map(|reason| StaleEntry {
+                id: id.clone(),
+                reason,
+            })
+        })
+        .collect();
+    stale.extend(
+        lockfile
+            .plugins
+            .keys()
+            .filter(|id| !config.plugins.contains_key(*id))
+            .map(|id| StaleEntry {
+                id: id.clone(),
+                reason: StaleReason::NotDeclared,
+            }),
+    );
+    stale.sort_by(|a, b| a.id.cmp(&b.id));
+    stale
+}
+
+/// Checks that `lockfile` covers `config` exactly, as `--locked` does; `flag` names what
+/// demanded it in the error (for example "`--locked`" or "the build script").
+pub fn check_locked(
+    config: &Config,
+    lockfile: Option<&Lockfile>,
+    flag: &str,
+) -> Result<(), LockError> {
+    let path = config.lockfile_path();
+    let Some(lockfile) = lockfile else {
+        return Err(LockError::Missing {
+            path,
+            flag: flag.to_string(),
+        });
+    };
+    let entries = stale_entries(config, lockfile);
+    if entries.is_empty() {
+        Ok(())
+    } else {
+        Err(LockError::Stale {
+            path,
+            flag: flag.to_string(),
+            entries,
+        })
+    }
+}
+
+/// Resolves `config` into a lockfile according to `options` (see the module docs).
+pub async fn lock(
+    config: &Config,
+    options: &LockOptions,
+    fetcher: &Fetcher,
+    github: &GitHubClient,
+) -> Result<LockOutcome, LockError> {
+    let path = config.lockfile_path();
+    let previous = Lockfile::read(&path)?;
+
+    if let Update::Only(ids) = &options.update
+        && let Some(unknown) = ids.iter().find(|id| !config.plugins.contains_key(*id))
+    {
+        return Err(LockError::UnknownId {
+            id: unknown.clone(),
+            config: config.path.clone(),
+        });
+    }
+
+    if let Some(flag) = &options.locked {
+        check_locked(config, previous.as_ref(), flag)?;
+        return Ok(LockOutcome {
+            lockfile: previous.unwrap_or_default(),
+            changes: Vec::new(),
+            written: false,
+        });
+    }
+
+    let old = previous.clone().unwrap_or_default();
+    let mut to_resolve = Vec::new();
+    let mut next = Lockfile::default();
+    for (id, entry) in &config.plugins {
+        let locked = old.plugins.get(id);
+        let update = entry.locator.is_floating()
+            && match &options.update {
+                Update::Nothing => false,
+                Update::All => true,
+                Update::Only(ids) => ids.contains(id),
+            };
+        match (staleness(config, entry, locked), locked) {
+            (None, Some(locked)) if !update => {
+                next.plugins.insert(id.clone(), locked.clone());
+            }
+            _ => to_resolve.push((id, entry, update)),
+        }
+    }
+
+    if let Some(reason) = &options.offline
+        && let Some((id, entry, update)) = to_resolve
+            .iter()
+            .find(|(_, entry, _)| !matches!(entry.locator, PluginLocator::File { .. }))
+    {
+        return Err(LockError::Offline {
+            id: (*id).clone(),
+            locator: entry.locator.to_string(),
+            reason: reason.clone(),
+            update: *update,
+        });
+    }
+
+    let resolved: Vec<Result<(Id, LockedPlugin), LockError>> =
+        futures_util::stream::iter(to_resolve.into_iter().map(|(id, entry, _)| async move {
+            resolve_entry(config, id, entry, fetcher, github)
+                .await
+                .map(|locked| (id.clone(), locked))
+        }))
+        .buffer_unordered(PARALLEL_RESOLUTIONS)
+        .collect()
+        .await;
+    for result in resolved {
+        let (id, locked) = result?;
+        next.plugins.insert(id, locked);
+    }
+
+    let mut changes = Vec::new();
+    for id in old.plugins.keys().chain(next.plugins.keys()) {
+        let (before, after) = (old.plugins.get(id), next.plugins.get(id));
+        if before != after && !changes.iter().any(|change: &LockChange| &change.id == id) {
+            changes.push(LockChange {
+                id: id.clone(),
+                old: before.cloned(),
+                new: after.cloned(),
+            });
+        }
+    }
+    changes.sort_by(|a, b| a.id.cmp(&b.id));
+    let written = next.write(&path)?;
+    Ok(LockOutcome {
+        lockfile: next,
+        changes,
+        written,
+    })
+}
+
+/// Resolves one entry to exact bytes, downloading them into the cache.
+pub async fn resolve_entry(
+    config: &Config,
+    id: &Id,
+    entry: &PluginEntry,
+    fetcher: &Fetcher,
+    github: &GitHubClient,
+) -> Result<LockedPlugin, LockError> {
+    fetcher.reporter().resolving(id);
+    let mut locked = LockedPlugin {
+        locator: entry.locator.clone(),
+        requirement: entry.version.clone(),
+        tag: None,
+        asset: None,
+        url: None,
+        path: None,
+        checksum: Checksum::of(b""),
+        size: 0,
+    };
+    match &entry.locator {
+        PluginLocator::File { file, .. } => {
+            let path = file_path(config.root(), file);
+            let (checksum, size) = Checksum::of_file(&path).map_err(|source| LockError::File {
+                id: id.clone(),
+                locator: entry.locator.to_string(),
+                path: path.clone(),
+                config: config.path.clone(),
+                source,
+            })?;
+            locked.path = Some(lock_path(file));
+            locked.checksum = checksum;
+            locked.size = size;
+        }
+        PluginLocator::Url { url } => {
+            let (_, checksum, size) = fetcher.fetch_unpinned(id, url, None).await?;
+            locked.url = Some(url.clone());
+            locked.checksum = checksum;
+            locked.size = size;
+        }
+        PluginLocator::GitHub(locator) => {
+            let asset = github
+                .resolve(locator, entry.version.as_ref(), entry.asset.as_deref())
+                .await
+                .map_err(|source| LockError::GitHub {
+                    id: id.clone(),
+                    source,
+                })?;
+            let (_, checksum, size) = fetcher
+                .fetch_unpinned(id, &asset.url, asset.digest.as_ref())
+                .await?;
+            locked.tag = Some(asset.tag);
+            locked.asset = Some(asset.asset);
+            locked.url = Some(asset.url);
+            locked.checksum = checksum;
+            locked.size = size;
+        }
+    }
+    Ok(locked)
+}
+
+/// Downloads and verifies every locked plugin into the cache (`warpgate fetch`), in
+/// parallel, without API calls; `file://` plugins are checked against their checksum.
+/// Returns every plugin's verified path.
+pub async fn fetch_all(
+    config: &Config,
+    lockfile: &Lockfile,
+    fetcher: &Fetcher,
+) -> Result<Vec<(Id, PathBuf)>, LockError> {
+    let results: Vec<Result<(Id, PathBuf), LockError>> =
+        futures_util::stream::iter(lockfile.plugins.iter().map(|(id, locked)| async move {
+            fetch_one(config, id, locked, fetcher)
+                .await
+                .map(|path| (id.clone(), path))
+        }))
+        .buffer_unordered(PARALLEL_RESOLUTIONS)
+        .collect()
+        .await;
+    let mut paths = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    paths.sort();
+    Ok(paths)
+}
+
+/// The verified local path of one locked plugin: its file for `file://`, else the cache
+/// blob (downloaded from the locked `url` if needed).
+pub async fn fetch_one(
+    config: &Config,
+    id: &Id,
+    locked: &LockedPlugin,
+    fetcher: &Fetcher,
+) -> Result<PathBuf, LockError> {
+    if let Some(url) = &locked.url {
+        return Ok(fetcher.fetch_locked(id, url, &locked.checksum).await?);
+    }
+    let file = locked.path.clone().unwrap_or_default();
+    let path = config.root().join(&file);
+    let file_error = |source| LockError::File {
+        id: id.clone(),
+        locator: locked.locator.to_string(),
+        path: path.clone(),
+        config: config.path.clone(),
+        source,
+    };
+    let (checksum, _) = Checksum::of_file(&path).map_err(file_error)?;
+    if checksum != locked.checksum {
+        return Err(LockError::Stale {
+            path: config.lockfile_path(),
+            flag: "`warpgate fetch`".into(),
+            entries: vec![StaleEntry {
+                id: id.clone(),
+                reason: StaleReason::FileChanged,
+            }],
+        });
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_paths_are_normalised() {
+        assert_eq!(lock_path("./plugins/x.wasm"), "plugins/x.wasm");
+        assert_eq!(lock_path("a/../b/x.wasm"), "b/x.wasm");
+        assert_eq!(lock_path("../x.wasm"), "../x.wasm");
+        assert_eq!(lock_path("/abs/x.wasm"), "/abs/x.wasm");
+    }
+}
