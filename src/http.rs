@@ -1,0 +1,912 @@
+//! The one HTTP client: `reqwest` with rustls, retries, size caps and an offline switch.
+//!
+//! Every network access warpgate makes goes through [`HttpClient`], so the rules below hold
+//! everywhere:
+//!
+//! - **Offline is a mode, not a probe.** With [`HttpOptions::offline`] set, every request fails
+//!   at once with [`HttpError::Offline`], before a URL is even resolved: no socket is opened.
+//! - **Trust.** The built-in webpki roots, plus every certificate in the PEM file named by
+//!   [`HttpOptions::extra_ca_file`] (by default the file named by `SSL_CERT_FILE`). An unreadable
+//!   or empty file is an error that names it, rather than a silent fallback. Proxies come from the
+//!   environment (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`), as `reqwest` does by default.
+//! - **Schemes.** A URL, and every redirect, must be `https://`, or `http://` to a loopback host
+//!   ([`check_url_scheme`]). At most [`MAX_REDIRECTS`] redirects are followed.
+//! - **Credentials.** [`HttpClient::get_api`] takes an [`ApiToken`], which is bound to the API's
+//!   origin (scheme, host and port) when it is made. It is attached as `Authorization: Bearer`
+//!   only when the request URL has that exact origin, so handing the client a URL on another
+//!   host cannot leak it. On a redirect to another host or port `reqwest` drops the
+//!   `Authorization` header (the integration tests check this against a real server). The token
+//!   never appears in an error message or in `Debug` output.
+//! - **Retries.** Connect errors, timeouts, `5xx`, `429` and bodies cut short are retried up to
+//!   [`HttpOptions::max_retries`] times with exponential backoff from
+//!   [`HttpOptions::retry_backoff`]; a `Retry-After: <seconds>` header replaces the backoff.
+//!   Every wait is capped by [`HttpOptions::max_retry_wait`]. Other `4xx` are not retried, and a
+//!   `403`/`429` with `x-ratelimit-remaining: 0` fails at once with [`HttpError::RateLimited`]:
+//!   the reset is usually minutes away. Certificate errors are not retried either.
+//! - **Status is always checked**: a non-`2xx` final answer is an error carrying the start of
+//!   the body.
+//! - **Downloads** ([`HttpClient::download_to`]) stream into the destination while hashing,
+//!   refuse bodies over [`HttpOptions::max_download_size`] (from `Content-Length` up front, and
+//!   while streaming for bodies that lie or have none), and treat a body shorter than its
+//!   `Content-Length` or a connection lost mid-body as truncated: the file is truncated and the
+//!   download retried.
+//!
+//! The client is asynchronous; callers that are not drive it from their own runtime.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use tokio::io::AsyncWriteExt;
+use url::Url;
+
+use crate::checksum::{Checksum, Hasher};
+use crate::env;
+use crate::locator::check_url_scheme;
+
+/// The most redirects followed for one request.
+pub const MAX_REDIRECTS: usize = 10;
+
+/// The `User-Agent` sent with every request.
+pub const USER_AGENT: &str = concat!("warpgate/", env!("CARGO_PKG_VERSION"));
+
+/// The GitHub REST API version requested by [`HttpClient::get_api`].
+pub const GITHUB_API_VERSION: &str = "2022-11-28";
+
+/// How much of an error response's body is kept in [`HttpError::Status`].
+const BODY_START_LEN: usize = 200;
+
+/// Settings for an [`HttpClient`].
+///
+/// [`Default`] reads `SSL_CERT_FILE` for [`extra_ca_file`](Self::extra_ca_file) and nothing
+/// else; [`HttpClient::from_env`] also reads the offline variables.
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    /// When set, why network access is disabled (for example "`--offline`" or
+    /// "`WARPGATE_OFFLINE=1`"); every request then fails with [`HttpError::Offline`].
+    pub offline: Option<String>,
+    /// How long establishing a connection (TCP + TLS) may take.
+    pub connect_timeout: Duration,
+    /// How long a read may wait for the next bytes of a response.
+    pub read_timeout: Duration,
+    /// How many times a failed request is retried (so at most `max_retries + 1` attempts).
+    pub max_retries: u32,
+    /// The wait before the first retry; it doubles for each further retry.
+    pub retry_backoff: Duration,
+    /// The longest wait before a retry, also for a server's `Retry-After`.
+    pub max_retry_wait: Duration,
+    /// The largest body accepted, for downloads and API responses alike.
+    pub max_download_size: u64,
+    /// The `User-Agent` header.
+    pub user_agent: String,
+    /// A PEM file whose certificates are trusted on top of the built-in roots.
+    pub extra_ca_file: Option<PathBuf>,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            offline: None,
+            connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(60),
+            max_retries: 3,
+            retry_backoff: Duration::from_millis(200),
+            max_retry_wait: Duration::from_secs(60),
+            max_download_size: 256 * 1024 * 1024,
+            user_agent: USER_AGENT.to_string(),
+            extra_ca_file: env::var(env::SSL_CERT_FILE).map(PathBuf::from),
+        }
+    }
+}
+
+impl HttpOptions {
+    /// The default options, made offline if `WARPGATE_OFFLINE` or `CARGO_NET_OFFLINE` asks so.
+    pub fn from_env() -> Self {
+        let offline = env::offline_var().map(|name| {
+            let value = env::var(name).unwrap_or_default();
+            format!("`{name}={value}`")
+        });
+        Self {
+            offline,
+            ..Self::default()
+        }
+    }
+}
+
+/// A bearer token that may only ever be sent to one origin (scheme, host and port).
+///
+/// Its `Debug` output never shows the token.
+#[derive(Clone)]
+pub struct ApiToken {
+    token: String,
+    origin: url::Origin,
+}
+
+impl ApiToken {
+    /// A token for the API whose base URL is `api_url`; it is sent to that origin only.
+    pub fn new(token: impl Into<String>, api_url: &Url) -> Self {
+        Self {
+            token: token.into(),
+            origin: api_url.origin(),
+        }
+    }
+
+    /// Whether the token may be sent with a request to `url`.
+    pub fn is_for(&self, url: &Url) -> bool {
+        self.origin.is_tuple() && url.origin() == self.origin
+    }
+}
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiToken")
+            .field("origin", &self.origin.ascii_serialization())
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A successful (`2xx`) API response, read whole.
+#[derive(Clone, Debug)]
+pub struct ApiResponse {
+    /// The URL that answered, after redirects.
+    pub url: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// The response headers (`Link`, `x-ratelimit-remaining`, …).
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl ApiResponse {
+    /// The value of header `name`, if present and valid text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// The URL of the `rel="next"` entry of the `Link` header, for paginated APIs.
+    pub fn next_link(&self) -> Option<String> {
+        self.headers
+            .get_all(header::LINK)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find_map(parse_next_link)
+    }
+
+    /// The `x-ratelimit-remaining` header as a number.
+    pub fn rate_limit_remaining(&self) -> Option<u64> {
+        self.header("x-ratelimit-remaining")?.trim().parse().ok()
+    }
+}
+
+/// Finds the `rel="next"` URL in one `Link` header value.
+fn parse_next_link(value: &str) -> Option<String> {
+    value.split(',').find_map(|entry| {
+        let mut parts = entry.split(';');
+        let target = parts.next()?.trim();
+        let target = target.strip_prefix('<')?.strip_suffix('>')?;
+        let is_next = parts.any(|param| {
+            let param = param.trim();
+            param
+                .strip_prefix("rel=")
+                .map(|rel| rel.trim_matches('"'))
+                .is_some_and(|rel| rel.split_whitespace().any(|rel| rel == "next"))
+        });
+        is_next.then(|| target.to_string())
+    })
+}
+
+/// What [`HttpClient::download_to`] wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Downloaded {
+    /// The SHA-256 of the bytes written.
+    pub checksum: Checksum,
+    /// How many bytes were written.
+    pub size: u64,
+}
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// Network access is disabled; no connection was attempted.
+    #[error("cannot fetch `{url}`: network access is disabled by {reason}")]
+    Offline {
+        /// The URL that was asked for.
+        url: String,
+        /// What disabled the network, e.g. "`--offline`".
+        reason: String,
+    },
+    /// The URL does not parse.
+    #[error("invalid URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The URL's scheme is refused (plain `http://` to a non-loopback host, or not HTTP at all).
+    #[error("refusing to fetch `{url}`: {reason}")]
+    InsecureUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A redirect pointed somewhere refused.
+    #[error("refusing the redirect from `{url}` to `{location}`: {reason}")]
+    InsecureRedirect {
+        /// The URL that was asked for.
+        url: String,
+        /// Where the server redirected to.
+        location: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The final answer was not a success.
+    #[error("`{url}` answered with HTTP status {status}{}", body_suffix(.body_start))]
+    Status {
+        /// The URL that was asked for.
+        url: String,
+        /// The status of the last answer.
+        status: u16,
+        /// The start of the response body, for context.
+        body_start: String,
+    },
+    /// A rate limit was hit.
+    #[error(
+        "rate limit exceeded when fetching `{url}`{}\nhint: set `{}` (or `{}`) to a GitHub token to raise the GitHub API rate limit",
+        reset_suffix(*.reset_in_seconds),
+        env::GITHUB_TOKEN,
+        env::WARPGATE_GITHUB_TOKEN
+    )]
+    RateLimited {
+        /// The URL that was asked for.
+        url: String,
+        /// Seconds until the limit resets, from `x-ratelimit-reset` or `Retry-After`.
+        reset_in_seconds: Option<u64>,
+    },
+    /// The body is larger than [`HttpOptions::max_download_size`].
+    #[error("`{url}` is larger than the download size limit of {limit} bytes{}", size_suffix(*.size))]
+    TooLarge {
+        /// The URL that was asked for.
+        url: String,
+        /// The limit in bytes.
+        limit: u64,
+        /// The announced size, when the server sent a `Content-Length`.
+        size: Option<u64>,
+    },
+    /// The body ended early, on every attempt.
+    #[error(
+        "the download of `{url}` was cut short: received {received} {}",
+        expected_suffix(*.expected)
+    )]
+    Truncated {
+        /// The URL that was asked for.
+        url: String,
+        /// The announced `Content-Length`, if any.
+        expected: Option<u64>,
+        /// The bytes received on the last attempt.
+        received: u64,
+    },
+    /// Writing the destination file failed.
+    #[error("failed to write `{}`", .path.display())]
+    Io {
+        /// The file being written.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The request failed without an answer (connection, TLS, timeout, too many redirects).
+    #[error("request to `{url}` failed")]
+    Request {
+        /// The URL that was asked for.
+        url: String,
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The extra root certificates could not be loaded.
+    #[error(
+        "failed to load root certificates from `{}`: {reason}\nhint: point `{}` at a readable PEM file of certificates, or unset it",
+        .path.display(),
+        env::SSL_CERT_FILE
+    )]
+    Certificates {
+        /// The PEM file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("failed to set up the HTTP client")]
+    Client {
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+fn body_suffix(body_start: &str) -> String {
+    if body_start.is_empty() {
+        String::new()
+    } else {
+        format!(": {body_start}")
+    }
+}
+
+fn reset_suffix(reset_in_seconds: Option<u64>) -> String {
+    reset_in_seconds
+        .map(|seconds| format!(" (it resets in {seconds} seconds)"))
+        .unwrap_or_default()
+}
+
+fn size_suffix(size: Option<u64>) -> String {
+    size.map(|size| format!(" (it is {size} bytes)"))
+        .unwrap_or_default()
+}
+
+fn expected_suffix(expected: Option<u64>) -> String {
+    match expected {
+        Some(expected) => format!("of {expected} bytes"),
+        None => "bytes before the connection failed".to_string(),
+    }
+}
+
+/// The error a redirect policy returns for a refused redirect; found again in the source chain.
+#[derive(Debug)]
+struct RedirectRefused {
+    location: String,
+    reason: String,
+}
+
+impl fmt::Display for RedirectRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "redirect to `{}` refused: {}",
+            self.location, self.reason
+        )
+    }
+}
+
+impl StdError for RedirectRefused {}
+
+/// The HTTP client. Cheap to clone (the connection pool is shared).
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    inner: reqwest::Client,
+    options: HttpOptions,
+}
+
+/// How a body read ended when it did not end well.
+enum BodyEnd {
+    TooLarge,
+    Short { received: u64 },
+    Write(io::Error),
+}
+
+impl HttpClient {
+    /// Builds a client; fails if the extra root certificates cannot be loaded.
+    pub fn new(options: HttpOptions) -> Result<Self, HttpError> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(options.user_agent.clone())
+            .connect_timeout(options.connect_timeout)
+            .read_timeout(options.read_timeout)
+            .redirect(redirect_policy())
+            .tls_built_in_root_certs(true);
+        if let Some(path) = &options.extra_ca_file {
+            for certificate in load_certificates(path)? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let inner = builder
+            .build()
+            .map_err(|source| HttpError::Client { source })?;
+        Ok(Self { inner, options })
+    }
+
+    /// A client with [`HttpOptions::from_env`]: offline when `WARPGATE_OFFLINE` or
+    /// `CARGO_NET_OFFLINE` says so, extra roots from `SSL_CERT_FILE`.
+    pub fn from_env() -> Result<Self, HttpError> {
+        Self::new(HttpOptions::from_env())
+    }
+
+    /// The options the client was built with.
+    pub fn options(&self) -> &HttpOptions {
+        &self.options
+    }
+
+    /// Whether network access is disabled.
+    pub fn is_offline(&self) -> bool {
+        self.options.offline.is_some()
+    }
+
+    /// `GET`s a JSON API URL and reads the whole body.
+    ///
+    /// Sends the GitHub headers (`Accept: application/vnd.github+json`,
+    /// `X-GitHub-Api-Version`), and `Authorization: Bearer` when `token` is for this URL's
+    /// origin ([`ApiToken::is_for`]).
+    pub async fn get_api(
+        &self,
+        url: &str,
+        token: Option<&ApiToken>,
+    ) -> Result<ApiResponse, HttpError> {
+        let parsed = self.check_url(url)?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/vnd.github+json"),
+        );
+        headers.insert(
+            "x-github-api-version",
+            HeaderValue::from_static(GITHUB_API_VERSION),
+        );
+        if let Some(token) = token.filter(|token| token.is_for(&parsed)) {
+            let mut value =
+                HeaderValue::from_str(&format!("Bearer {}", token.token)).map_err(|_| {
+                    HttpError::InvalidUrl {
+                        url: url.to_string(),
+                        reason: "the API token contains characters not allowed in a header".into(),
+                    }
+                })?;
+            value.set_sensitive(true);
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        let mut attempt = 0;
+        loop {
+            let response = self.send(url, &parsed, &headers, &mut attempt).await?;
+            let final_url = response.url().to_string();
+            let status = response.status().as_u16();
+            let response_headers = response.headers().clone();
+            let mut body = Vec::new();
+            let end = self
+                .read_body(response, |chunk| {
+                    body.extend_from_slice(chunk);
+                    Ok(())
+                })
+                .await;
+            match end {
+                Ok(_) => {
+                    return Ok(ApiResponse {
+                        url: final_url,
+                        status,
+                        headers: response_headers,
+                        body,
+                    });
+                }
+                Err((end, expected)) => {
+                    self.retry_cut_body(url, end, expected, &mut attempt)
+                        .await?
+                }
+            }
+        }
+    }
+
+    /// Downloads `url` into `dest` (created or truncated), hashing as it streams.
+    ///
+    /// `progress(received, total)` is called as bytes arrive (`total` from `Content-Length`).
+    /// On error `dest` may hold a partial body: download into a temporary file and rename it
+    /// once verified.
+    pub async fn download_to(
+        &self,
+        url: &str,
+        dest: &Path,
+        progress: &(dyn Fn(u64, Option<u64>) + Send + Sync),
+    ) -> Result<Downloaded, HttpError> {
+        let parsed = self.check_url(url)?;
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        let io_error = |source| HttpError::Io {
+            path: dest.to_path_buf(),
+            source,
+        };
+        let mut attempt = 0;
+        loop {
+            let response = self.send(url, &parsed, &headers, &mut attempt).await?;
+            let total = response.content_length();
+            if let Some(size) = total.filter(|size| *size > self.options.max_download_size) {
+                return Err(HttpError::TooLarge {
+                    url: url.to_string(),
+                    limit: self.options.max_download_size,
+                    size: Some(size),
+                });
+            }
+            let mut file = tokio::fs::File::create(dest).await.map_err(io_error)?;
+            let mut hasher = Hasher::new();
+            progress(0, total);
+            let end = self
+                .read_body_async(response, &mut file, &mut hasher, progress)
+                .await;
+            match end {
+                Ok(()) => {
+                    file.flush().await.map_err(io_error)?;
+                    let (checksum, size) = hasher.finish();
+                    return Ok(Downloaded { checksum, size });
+                }
+                Err((BodyEnd::Write(source), _)) => return Err(io_error(source)),
+                Err((end, expected)) => {
+                    drop(file);
+                    self.retry_cut_body(url, end, expected, &mut attempt)
+                        .await?
+                }
+            }
+        }
+    }
+
+    /// Decides what a body that did not end well means: an error, or (after a wait) a retry.
+    async fn retry_cut_body(
+        &self,
+        url: &str,
+        end: BodyEnd,
+        expected: Option<u64>,
+        attempt: &mut u32,
+    ) -> Result<(), HttpError> {
+        match end {
+            BodyEnd::TooLarge => Err(HttpError::TooLarge {
+                url: url.to_string(),
+                limit: self.options.max_download_size,
+                size: None,
+            }),
+            BodyEnd::Write(source) => Err(HttpError::Io {
+                path: PathBuf::new(),
+                source,
+            }),
+            BodyEnd::Short { received } if *attempt < self.options.max_retries => {
+                tracing::debug!(%url, received, ?expected, "body cut short; retrying");
+                tokio::time::sleep(self.backoff(*attempt)).await;
+                *attempt += 1;
+                Ok(())
+            }
+            BodyEnd::Short { received } => Err(HttpError::Truncated {
+                url: url.to_string(),
+                expected,
+                received,
+            }),
+        }
+    }
+
+    /// Reads a body into memory through `sink`, enforcing the size limit and the
+    /// `Content-Length`.
+    async fn read_body(
+        &self,
+        response: reqwest::Response,
+        mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<u64, (BodyEnd, Option<u64>)> {
+        let expected = response.content_length();
+        let limit = self.options.max_download_size;
+        if expected.is_some_and(|size| size > limit) {
+            return Err((BodyEnd::TooLarge, expected));
+        }
+        let mut received = 0u64;
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else {
+                return Err((BodyEnd::Short { received }, expected));
+            };
+            received += chunk.len() as u64;
+            if received > limit {
+                return Err((BodyEnd::TooLarge, expected));
+            }
+            sink(&chunk).map_err(|error| (BodyEnd::Write(error), expected))?;
+        }
+        if expected.is_some_and(|size| size != received) {
+            return Err((BodyEnd::Short { received }, expected));
+        }
+        Ok(received)
+    }
+
+    /// Streams a body into `file` and `hasher`, enforcing the size limit and the
+    /// `Content-Length`.
+    async fn read_body_async(
+        &self,
+        response: reqwest::Response,
+        file: &mut tokio::fs::File,
+        hasher: &mut Hasher,
+        progress: &(dyn Fn(u64, Option<u64>) + Send + Sync),
+    ) -> Result<(), (BodyEnd, Option<u64>)> {
+        let expected = response.content_length();
+        let limit = self.options.max_download_size;
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else {
+                return Err((
+                    BodyEnd::Short {
+                        received: hasher.len(),
+                    },
+                    expected,
+                ));
+            };
+            if hasher.len() + chunk.len() as u64 > limit {
+                return Err((BodyEnd::TooLarge, expected));
+            }
+            file.write_all(&chunk)
+                .await
+                .map_err(|error| (BodyEnd::Write(error), expected))?;
+            hasher.update(&chunk);
+            progress(hasher.len(), expected);
+        }
+        if expected.is_some_and(|size| size != hasher.len()) {
+            return Err((
+                BodyEnd::Short {
+                    received: hasher.len(),
+                },
+                expected,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks offline mode, then parses `url` and checks its scheme.
+    fn check_url(&self, url: &str) -> Result<Url, HttpError> {
+        if let Some(reason) = &self.options.offline {
+            return Err(HttpError::Offline {
+                url: url.to_string(),
+                reason: reason.clone(),
+            });
+        }
+        let parsed = Url::parse(url).map_err(|error| HttpError::InvalidUrl {
+            url: url.to_string(),
+            reason: error.to_string(),
+        })?;
+        check_url_scheme(&parsed).map_err(|reason| HttpError::InsecureUrl {
+            url: url.to_string(),
+            reason,
+        })?;
+        Ok(parsed)
+    }
+
+    /// Sends a `GET` until it gets a `2xx` answer or a final error, counting attempts in
+    /// `attempt` (shared with the body retries of the caller).
+    async fn send(
+        &self,
+        url: &str,
+        parsed: &Url,
+        headers: &HeaderMap,
+        attempt: &mut u32,
+    ) -> Result<reqwest::Response, HttpError> {
+        loop {
+            let result = self
+                .inner
+                .get(parsed.clone())
+                .headers(headers.clone())
+                .send()
+                .await;
+            let can_retry = *attempt < self.options.max_retries;
+            let wait = match result {
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) => {
+                    let status = response.status();
+                    let rate_limited = matches!(
+                        status,
+                        StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+                    );
+                    let remaining = header_u64(response.headers(), "x-ratelimit-remaining");
+                    let retry_after = header_u64(response.headers(), header::RETRY_AFTER.as_str());
+                    if rate_limited && remaining == Some(0) {
+                        return Err(HttpError::RateLimited {
+                            url: url.to_string(),
+                            reset_in_seconds: reset_in_seconds(response.headers()).or(retry_after),
+                        });
+                    }
+                    let retryable = status.is_server_error()
+                        || status == StatusCode::TOO_MANY_REQUESTS
+                        || (status == StatusCode::FORBIDDEN && retry_after.is_some());
+                    if retryable && can_retry {
+                        tracing::debug!(%url, %status, "retrying after an error status");
+                        retry_after
+                            .map(|seconds| {
+                                Duration::from_secs(seconds).min(self.options.max_retry_wait)
+                            })
+                            .unwrap_or_else(|| self.backoff(*attempt))
+                    } else if rate_limited && (retry_after.is_some() || status.as_u16() == 429) {
+                        return Err(HttpError::RateLimited {
+                            url: url.to_string(),
+                            reset_in_seconds: retry_after,
+                        });
+                    } else {
+                        return Err(HttpError::Status {
+                            url: url.to_string(),
+                            status: status.as_u16(),
+                            body_start: body_start(response).await,
+                        });
+                    }
+                }
+                Err(error) => {
+                    if let Some(refused) = find_source::<RedirectRefused>(&error) {
+                        return Err(HttpError::InsecureRedirect {
+                            url: url.to_string(),
+                            location: refused.location.clone(),
+                            reason: refused.reason.clone(),
+                        });
+                    }
+                    if !(is_transient(&error) && can_retry) {
+                        return Err(HttpError::Request {
+                            url: url.to_string(),
+                            source: error.without_url(),
+                        });
+                    }
+                    tracing::debug!(%url, %error, "retrying after a request error");
+                    self.backoff(*attempt)
+                }
+            };
+            tokio::time::sleep(wait).await;
+            *attempt += 1;
+        }
+    }
+
+    /// The wait before retry number `attempt + 1`.
+    fn backoff(&self, attempt: u32) -> Duration {
+        self.options
+            .retry_backoff
+            .saturating_mul(2u32.saturating_pow(attempt))
+            .min(self.options.max_retry_wait)
+    }
+}
+
+/// Follows at most [`MAX_REDIRECTS`] redirects, each to an allowed scheme.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+        }
+        match check_url_scheme(attempt.url()) {
+            Ok(()) => attempt.follow(),
+            Err(reason) => {
+                let location = attempt.url().to_string();
+                attempt.error(RedirectRefused { location, reason })
+            }
+        }
+    })
+}
+
+/// Reads every certificate of the PEM file at `path`.
+fn load_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, HttpError> {
+    let error = |reason: String| HttpError::Certificates {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|source| error(source.to_string()))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|source| error(format!("not a valid PEM bundle ({source})")))?;
+    if certificates.is_empty() {
+        return Err(error("the file holds no PEM certificates".into()));
+    }
+    Ok(certificates)
+}
+
+/// Whether a request error is worth retrying: connection trouble and timeouts, but not TLS
+/// certificate errors (reported by rustls as `InvalidData`), redirects or bad requests.
+fn is_transient(error: &reqwest::Error) -> bool {
+    if error.is_builder() || error.is_redirect() || error.is_status() {
+        return false;
+    }
+    let mut source = error.source();
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<io::Error>()
+            && io.kind() == io::ErrorKind::InvalidData
+        {
+            return false;
+        }
+        source = inner.source();
+    }
+    error.is_connect() || error.is_timeout() || error.is_request() || error.is_body()
+}
+
+/// The first error of type `T` in `error`'s source chain.
+fn find_source<'a, T: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    let mut current = Some(error);
+    while let Some(inner) = current {
+        if let Some(found) = inner.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = inner.source();
+    }
+    None
+}
+
+fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// Seconds until `x-ratelimit-reset` (a Unix time).
+fn reset_in_seconds(headers: &HeaderMap) -> Option<u64> {
+    let reset = header_u64(headers, "x-ratelimit-reset")?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
+    Some(reset.saturating_sub(now))
+}
+
+/// The first [`BODY_START_LEN`] characters of an error body, on one line.
+async fn body_start(mut response: reqwest::Response) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < BODY_START_LEN * 4 {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(BODY_START_LEN) {
+        Some((index, _)) => format!("{}…", &line[..index]),
+        None => line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_link() {
+        let value = r#"<https://api.example.com/x?page=2>; rel="next", <https://api.example.com/x?page=5>; rel="last""#;
+        assert_eq!(
+            parse_next_link(value).as_deref(),
+            Some("https://api.example.com/x?page=2")
+        );
+        assert_eq!(parse_next_link(r#"<https://a/x?page=1>; rel="prev""#), None);
+        assert_eq!(parse_next_link(""), None);
+    }
+
+    #[test]
+    fn token_is_bound_to_its_origin() {
+        let api = Url::parse("https://api.example.com/").unwrap();
+        let token = ApiToken::new("secret-value", &api);
+        assert!(token.is_for(&Url::parse("https://api.example.com/repos/a/b").unwrap()));
+        assert!(token.is_for(&Url::parse("https://api.example.com:443/x").unwrap()));
+        for other in [
+            "https://api.example.com:8443/x",
+            "http://api.example.com/x",
+            "https://example.com/x",
+            "https://api.example.com.evil.test/x",
+        ] {
+            assert!(!token.is_for(&Url::parse(other).unwrap()), "{other}");
+        }
+        assert!(!format!("{token:?}").contains("secret-value"));
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let client = HttpClient::new(HttpOptions {
+            retry_backoff: Duration::from_millis(100),
+            max_retry_wait: Duration::from_millis(500),
+            extra_ca_file: None,
+            ..HttpOptions::default()
+        })
+        .unwrap();
+        let waits: Vec<_> = (0..5).map(|attempt| client.backoff(attempt)).collect();
+        assert_eq!(
+            waits,
+            [100, 200, 400, 500, 500]
+                .map(Duration::from_millis)
+                .to_vec()
+        );
+    }
+
+    #[test]
+    fn messages() {
+        let error = HttpError::RateLimited {
+            url: "https://api.github.com/x".into(),
+            reset_in_seconds: Some(30),
+        };
+        let message = error.to_string();
+        assert!(message.contains("rate limit"), "{message}");
+        assert!(message.contains("\nhint: set `GITHUB_TOKEN`"), "{message}");
+        let error = HttpError::Truncated {
+            url: "https://x/y".into(),
+            expected: Some(10),
+            received: 4,
+        };
+        assert_eq!(
+            error.to_string(),
+            "the download of `https://x/y` was cut short: received 4 of 10 bytes"
+        );
+    }
+}
