@@ -37,6 +37,29 @@ pub struct PluginEntry {
     pub asset: Option<String>,
 }
 
+impl PluginEntry {
+    /// An entry, checked as the config reader checks it (`version` and `asset` only for
+    /// GitHub locators, a tag and a `version` not both, `asset` a plain file name).
+    pub fn new(
+        locator: PluginLocator,
+        version: Option<semver::VersionReq>,
+        asset: Option<String>,
+    ) -> Result<Self, String> {
+        if let Some(asset) = &asset
+            && (asset.is_empty() || asset.contains(['/', '\\']))
+        {
+            return Err(format!("`asset = \"{asset}\"` must be a file name"));
+        }
+        let entry = Self {
+            locator,
+            version,
+            asset,
+        };
+        check_entry(&entry)?;
+        Ok(entry)
+    }
+}
+
 /// Which kind of file declared the plugins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConfigSource {
@@ -325,6 +348,11 @@ fn parse_entry(value: &toml::Value) -> Result<PluginEntry, String> {
             ));
         }
     };
+    check_entry(&entry)?;
+    Ok(entry)
+}
+
+fn check_entry(entry: &PluginEntry) -> Result<(), String> {
     let github = matches!(entry.locator, PluginLocator::GitHub(_));
     if !github && (entry.version.is_some() || entry.asset.is_some()) {
         return Err("`version` and `asset` apply only to `github://` locators".into());
@@ -335,7 +363,7 @@ fn parse_entry(value: &toml::Value) -> Result<PluginEntry, String> {
     {
         return Err("give either a tag (`@…`) or a `version` requirement, not both".into());
     }
-    Ok(entry)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -53,6 +53,8 @@ pub struct LockOptions {
     pub offline: Option<String>,
     /// Which floating entries to re-resolve.
     pub update: Update,
+    /// Resolve but do not write the lockfile (`warpgate update --dry-run`).
+    pub dry_run: bool,
 }
 
 /// Why an entry of the lock does not match the config.
@@ -387,7 +389,7 @@ pub async fn lock(
         }
     }
     changes.sort_by(|a, b| a.id.cmp(&b.id));
-    let written = next.write(&path)?;
+    let written = !options.dry_run && next.write(&path)?;
     Ok(LockOutcome {
         lockfile: next,
         changes,

@@ -31,6 +31,7 @@ pub async fn run(global: &GlobalArgs, args: LockArgs, output: &Output) -> Result
         locked: global.locked_flag(),
         offline: global.offline_reason(),
         update,
+        dry_run: false,
     };
     let outcome = warpgate::lock::lock(&config, &options, &fetcher, &github).await?;
     for change in &outcome.changes {

@@ -4,11 +4,15 @@
 //! progress, `warning:` and `hint:` lines go to stderr. Exit codes: 0 ok, 1 a check failed
 //! (stale lock, checksum mismatch, outdated with `--exit-code`), 2 usage or other errors.
 
+mod cache;
+mod edit;
 mod fetch;
 mod json;
+mod list;
 mod lock;
 mod output;
 mod progress;
+mod update;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +61,25 @@ enum Command {
     Lock(lock::LockArgs),
     /// Download and verify every locked plugin into the cache (no API calls).
     Fetch(fetch::FetchArgs),
+    /// Write a commented `warpgate.toml` (never over an existing one).
+    Init(edit::InitArgs),
+    /// Declare a plugin in the config and lock it.
+    Add(edit::AddArgs),
+    /// Remove a plugin from the config and the lock.
+    Remove(edit::RemoveArgs),
+    /// Re-resolve floating entries and print `id: old -> new` for each change.
+    Update(update::UpdateArgs),
+    /// Show, per GitHub plugin, the locked, newest matching and newest releases.
+    Outdated(update::OutdatedArgs),
+    /// List declared plugins with their locked version, checksum, size and cache state.
+    List(list::ListArgs),
+    /// Inspect or clean the plugin cache.
+    Cache(cache::CacheArgs),
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// How a command ended, mapped to the process exit code.
@@ -174,5 +197,22 @@ async fn run(cli: Cli, output: &Output) -> Result<Outcome, Failure> {
     match cli.command {
         Command::Lock(args) => lock::run(&cli.global, args, output).await,
         Command::Fetch(args) => fetch::run(&cli.global, args, output).await,
+        Command::Init(args) => edit::init(args, output),
+        Command::Add(args) => edit::add(&cli.global, args, output).await,
+        Command::Remove(args) => edit::remove(&cli.global, args, output),
+        Command::Update(args) => update::update(&cli.global, args, output).await,
+        Command::Outdated(args) => update::outdated(&cli.global, args, output).await,
+        Command::List(args) => list::run(&cli.global, args),
+        Command::Cache(args) => cache::run(&cli.global, args, output),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "warpgate",
+                &mut std::io::stdout(),
+            );
+            Ok(Outcome::Success)
+        }
     }
 }

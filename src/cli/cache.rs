@@ -1,0 +1,69 @@
+//! `warpgate cache dir | clean | prune`.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use warpgate::cache::Cache;
+use warpgate::lockfile::Lockfile;
+
+use super::{Failure, GlobalArgs, Outcome, Output};
+
+/// Arguments of `warpgate cache`.
+#[derive(Debug, clap::Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    command: CacheCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum CacheCommand {
+    /// Print the cache folder.
+    Dir,
+    /// Delete the whole cache.
+    Clean,
+    /// Delete every blob that none of the given lockfiles references.
+    Prune {
+        /// Lockfiles whose plugins to keep (default: this project's `warpgate.lock`).
+        #[arg(long = "lockfile", value_name = "PATH")]
+        lockfiles: Vec<PathBuf>,
+    },
+}
+
+/// Runs `warpgate cache …`.
+pub fn run(global: &GlobalArgs, args: CacheArgs, output: &Output) -> Result<Outcome, Failure> {
+    let cache = Cache::from_env()?;
+    match args.command {
+        CacheCommand::Dir => println!("{}", cache.root().display()),
+        CacheCommand::Clean => {
+            if cache.root().exists() {
+                std::fs::remove_dir_all(cache.root())
+                    .with_context(|| format!("failed to remove `{}`", cache.root().display()))?;
+            }
+            output.status("Removed", format!("`{}`", cache.root().display()));
+        }
+        CacheCommand::Prune { lockfiles } => {
+            let lockfiles = if lockfiles.is_empty() {
+                vec![global.load_config()?.lockfile_path()]
+            } else {
+                lockfiles
+            };
+            let mut keep = HashSet::new();
+            for path in &lockfiles {
+                let lockfile = Lockfile::read(path)?
+                    .with_context(|| format!("`{}` does not exist", path.display()))?;
+                keep.extend(lockfile.plugins.values().map(|locked| locked.checksum));
+            }
+            let (mut files, mut bytes) = (0u64, 0u64);
+            for (checksum, _) in cache.blobs()? {
+                if !keep.contains(&checksum) {
+                    bytes += cache.remove_blob(&checksum)?;
+                    files += 1;
+                }
+            }
+            println!("{files} files, {bytes} bytes freed");
+            output.status("Pruned", format!("{files} files, {bytes} bytes"));
+        }
+    }
+    Ok(Outcome::Success)
+}

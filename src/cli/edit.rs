@@ -1,0 +1,134 @@
+//! `warpgate init`, `warpgate add` and `warpgate remove`: config edits that keep the user's
+//! formatting, followed by the matching lock change. Nothing is written unless every step
+//! before the write succeeded.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use warpgate::config::{CONFIG_NAME, Config, PluginEntry};
+use warpgate::id::Id;
+use warpgate::locator::PluginLocator;
+use warpgate::lockfile::{Lockfile, write_atomically};
+
+use super::{Failure, GlobalArgs, Outcome, Output};
+
+const TEMPLATE: &str = r#"# Plugins for this project, managed by warpgate.
+# `warpgate lock` pins each one in `warpgate.lock`; commit both files.
+#
+# Locators:
+#   "file://./plugins/x.wasm"                 a local file, relative to this folder
+#   "https://example.com/x.wasm"              a download (`http://` only for loopback)
+#   "github://org/repo"                       the latest release of a repository
+#   "github://org/repo/project@v1.2.3"        a monorepo project's release
+#   { locator = "github://org/repo", version = "^1.2", asset = "x.wasm" }
+[plugins]
+"#;
+
+/// Arguments of `warpgate init`.
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// The folder to create `warpgate.toml` in.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+}
+
+/// Runs `warpgate init`: writes a commented `warpgate.toml`, never over an existing one.
+pub fn init(args: InitArgs, output: &Output) -> Result<Outcome, Failure> {
+    let path = args.dir.join(CONFIG_NAME);
+    if path.exists() {
+        return Err(anyhow::anyhow!(
+            "`{}` already exists\nhint: edit it, or add plugins with `warpgate add <ID> <LOCATOR>`",
+            path.display()
+        )
+        .into());
+    }
+    let mut file = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .with_context(|| format!("failed to create `{}`", path.display()))?;
+    std::io::Write::write_all(&mut file, TEMPLATE.as_bytes())
+        .with_context(|| format!("failed to write `{}`", path.display()))?;
+    output.status("Created", format!("`{}`", path.display()));
+    Ok(Outcome::Success)
+}
+
+/// Arguments of `warpgate add`.
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// The plugin's id.
+    id: Id,
+    /// Where it comes from (`file://…`, `https://…`, `github://org/repo[/project][@tag]`).
+    locator: PluginLocator,
+    /// A semver requirement on the release (GitHub locators).
+    #[arg(long, value_name = "REQ")]
+    version: Option<semver::VersionReq>,
+    /// The release asset to take (GitHub locators).
+    #[arg(long, value_name = "NAME")]
+    asset: Option<String>,
+}
+
+fn locked_flag_forbids(global: &GlobalArgs) -> Result<(), Failure> {
+    if let Some(flag) = global.locked_flag() {
+        return Err(anyhow::anyhow!(
+            "{flag} forbids changing `warpgate.lock`\nhint: run the command without {flag}"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Runs `warpgate add`: resolves the new entry, then writes the config and the lock.
+pub async fn add(global: &GlobalArgs, args: AddArgs, output: &Output) -> Result<Outcome, Failure> {
+    locked_flag_forbids(global)?;
+    let config = global.load_config()?;
+    let entry = PluginEntry::new(args.locator, args.version, args.asset)
+        .map_err(|message| anyhow::anyhow!("cannot add plugin `{}`: {message}", args.id))?;
+    let text = warpgate::edit::read(&config.path)?;
+    let new_text = warpgate::edit::add_entry(&text, &config.path, config.source, &args.id, &entry)?;
+
+    let mut new_config = config.clone();
+    new_config.plugins.insert(args.id.clone(), entry.clone());
+    let fetcher = global.fetcher(output)?;
+    let github = warpgate::github::GitHubClient::new(fetcher.http().clone());
+    let locked =
+        warpgate::lock::resolve_entry(&new_config, &args.id, &entry, &fetcher, &github).await?;
+
+    let lock_path = config.lockfile_path();
+    let mut lockfile = Lockfile::read(&lock_path)?.unwrap_or_default();
+    lockfile.plugins.insert(args.id.clone(), locked.clone());
+    write_atomically(&config.path, new_text.as_bytes())
+        .with_context(|| format!("failed to write `{}`", config.path.display()))?;
+    lockfile.write(&lock_path)?;
+    output.status(
+        "Added",
+        format!("{} {}", args.id, super::lock::describe(&locked)),
+    );
+    Ok(Outcome::Success)
+}
+
+/// Arguments of `warpgate remove`.
+#[derive(Debug, clap::Args)]
+pub struct RemoveArgs {
+    /// The plugin's id.
+    id: Id,
+}
+
+/// Runs `warpgate remove`: drops the entry from the config and the lock.
+pub fn remove(global: &GlobalArgs, args: RemoveArgs, output: &Output) -> Result<Outcome, Failure> {
+    locked_flag_forbids(global)?;
+    let config: Config = global.load_config()?;
+    let text = warpgate::edit::read(&config.path)?;
+    let new_text = warpgate::edit::remove_entry(&text, &config.path, config.source, &args.id)?;
+    let lock_path = config.lockfile_path();
+    let lockfile = Lockfile::read(&lock_path)?;
+    write_atomically(&config.path, new_text.as_bytes())
+        .with_context(|| format!("failed to write `{}`", config.path.display()))?;
+    if let Some(mut lockfile) = lockfile
+        && lockfile.plugins.remove(&args.id).is_some()
+    {
+        lockfile.write(&lock_path)?;
+    }
+    output.status("Removed", &args.id);
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,151 @@
+//! `warpgate update` and `warpgate outdated`.
+
+use serde_json::json;
+use warpgate::id::Id;
+use warpgate::locator::PluginLocator;
+use warpgate::lock::{LockOptions, Update};
+use warpgate::lockfile::Lockfile;
+
+use super::{Failure, GlobalArgs, Outcome, Output};
+
+/// Arguments of `warpgate update`.
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// Only these plugins (default: every floating entry).
+    ids: Vec<Id>,
+    /// Show what would change without writing `warpgate.lock`.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// Runs `warpgate update`: re-resolves floating entries and prints `id: old -> new`.
+pub async fn update(
+    global: &GlobalArgs,
+    args: UpdateArgs,
+    output: &Output,
+) -> Result<Outcome, Failure> {
+    let config = global.load_config()?;
+    let fetcher = global.fetcher(output)?;
+    let github = warpgate::github::GitHubClient::new(fetcher.http().clone());
+    let options = LockOptions {
+        locked: global.locked_flag(),
+        offline: global.offline_reason(),
+        update: if args.ids.is_empty() {
+            Update::All
+        } else {
+            Update::Only(args.ids)
+        },
+        dry_run: args.dry_run,
+    };
+    let outcome = warpgate::lock::lock(&config, &options, &fetcher, &github).await?;
+    for change in &outcome.changes {
+        let describe = |locked: &Option<warpgate::lockfile::LockedPlugin>| {
+            locked
+                .as_ref()
+                .map_or_else(|| "(none)".to_string(), super::lock::describe)
+        };
+        println!(
+            "{}: {} -> {}",
+            change.id,
+            describe(&change.old),
+            describe(&change.new)
+        );
+    }
+    if outcome.changes.is_empty() {
+        output.status("Unchanged", "every plugin is up to date");
+    } else if args.dry_run {
+        output.warning("not writing `warpgate.lock` (`--dry-run`)");
+    }
+    Ok(Outcome::Success)
+}
+
+/// Arguments of `warpgate outdated`.
+#[derive(Debug, clap::Args)]
+pub struct OutdatedArgs {
+    /// Print JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Exit 1 when a plugin is behind the newest release matching its requirement.
+    #[arg(long)]
+    exit_code: bool,
+}
+
+/// Runs `warpgate outdated`: for each GitHub plugin, the locked, newest matching and newest
+/// releases.
+pub async fn outdated(
+    global: &GlobalArgs,
+    args: OutdatedArgs,
+    output: &Output,
+) -> Result<Outcome, Failure> {
+    let config = global.load_config()?;
+    let lockfile = Lockfile::read(&config.lockfile_path())?.unwrap_or_default();
+    let fetcher = global.fetcher(output)?;
+    let github = warpgate::github::GitHubClient::new(fetcher.http().clone());
+    let mut rows = Vec::new();
+    let mut behind = false;
+    for (id, entry) in &config.plugins {
+        let PluginLocator::GitHub(locator) = &entry.locator else {
+            continue;
+        };
+        let releases =
+            github
+                .releases(locator)
+                .await
+                .map_err(|source| warpgate::lock::LockError::GitHub {
+                    id: id.clone(),
+                    source,
+                })?;
+        let stable = releases.iter().filter(|release| !release.prerelease);
+        let newest = stable.clone().max_by(|a, b| a.version.cmp(&b.version));
+        let matching = if locator.tag.is_some() {
+            None
+        } else {
+            stable
+                .filter(|release| {
+                    entry
+                        .version
+                        .as_ref()
+                        .is_none_or(|requirement| requirement.matches(&release.version))
+                })
+                .max_by(|a, b| a.version.cmp(&b.version))
+        };
+        let locked = lockfile
+            .plugins
+            .get(id)
+            .and_then(|locked| locked.tag.clone());
+        if let (Some(locked), Some(matching)) = (&locked, matching)
+            && locked != &matching.tag
+        {
+            behind = true;
+        }
+        rows.push(json!({
+            "id": id.to_string(),
+            "locked": locked,
+            "matching": matching.map(|release| release.tag.clone()),
+            "newest": newest.map(|release| release.tag.clone()),
+        }));
+    }
+    if args.json {
+        println!("{}", serde_json::Value::Array(rows));
+    } else {
+        println!(
+            "{:<20} {:<24} {:<24} {:<24}",
+            "ID", "LOCKED", "MATCHING", "NEWEST"
+        );
+        for row in &rows {
+            let cell = |key: &str| row[key].as_str().unwrap_or("-").to_string();
+            println!(
+                "{:<20} {:<24} {:<24} {:<24}",
+                cell("id"),
+                cell("locked"),
+                cell("matching"),
+                cell("newest")
+            );
+        }
+    }
+    Ok(if behind && args.exit_code {
+        Outcome::CheckFailed
+    } else {
+        Outcome::Success
+    })
+}
