@@ -125,7 +125,9 @@ fn parse_github(input: &str, rest: &str) -> Result<GitHubLocator, LocatorError> 
     if let Some(tag) = tag
         && (tag.is_empty() || tag.chars().any(|c| c.is_whitespace() || c.is_control()))
     {
-        return Err(error("the tag after `@` must be non-empty and without spaces"));
+        return Err(error(
+            "the tag after `@` must be non-empty and without spaces",
+        ));
     }
     let parts: Vec<&str> = path.split('/').collect();
     if !(2..=3).contains(&parts.len()) {
@@ -253,7 +255,10 @@ mod tests {
             assert_eq!(locator.to_string(), input);
             let json = serde_json::to_string(&locator).unwrap();
             assert_eq!(json, format!("\"{input}\""));
-            assert_eq!(serde_json::from_str::<PluginLocator>(&json).unwrap(), locator);
+            assert_eq!(
+                serde_json::from_str::<PluginLocator>(&json).unwrap(),
+                locator
+            );
         }
     }
 
