@@ -1,0 +1,883 @@
+//! Running plugins: [`PluginContainer`], a thread-safe wrapper around Extism.
+//!
+//! A container holds one plugin, identified by its [`Id`](crate::id::Id). It compiles the
+//! plugin's module once, when it is built, and runs its functions with JSON (serde) inputs and
+//! outputs or with raw bytes.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use warpgate::container::{PluginContainer, PluginManifest, Wasm};
+//! use warpgate::id::Id;
+//!
+//! let manifest = PluginManifest::new([Wasm::file("plugins/json_tools.wasm")]);
+//! let container = PluginContainer::builder(Id::new("json_tools")?, manifest)
+//!     .timeout(Duration::from_secs(5))
+//!     .memory_max_pages(256)
+//!     .build()?;
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Sum {
+//!     sum: i64,
+//! }
+//! let sum: Sum = container.call_func_with("add", serde_json::json!({"left": 1, "right": 2}))?;
+//! assert_eq!(sum.sum, 3);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Design
+//!
+//! **Compile once, instantiate per caller.** Building a container compiles the manifest's modules
+//! into an [`extism::CompiledPlugin`]. An Extism [`Plugin`] instance is single-threaded (a call
+//! needs `&mut`), so a container keeps a pool of idle instances behind a [`Mutex`] that is held
+//! only to pop or push one: a call checks an instance out (creating a new one from the compiled
+//! module when the pool is empty), runs without any container lock held, and puts the instance
+//! back. Calls from many threads therefore run in parallel, each on its own instance, and a host
+//! function may call back into the same container without deadlocking.
+//!
+//! **Failed instances are dropped.** An instance goes back to the pool only after a call that
+//! succeeded. After any error — the plugin's own error, a trap, a timeout, running out of memory
+//! or a WASI exit — the instance is dropped, and the next call gets a fresh one. Telling a clean
+//! plugin error apart from a trap or an exit would need Extism internals, errors are the rare
+//! path, and a fresh instance costs well under a millisecond. A consequence: plugin state (Extism
+//! vars, globals in linear memory) belongs to one instance and is not shared between instances.
+//! At most [`PluginContainerBuilder::max_idle_instances`] instances are kept idle.
+//!
+//! **Limits.** [`PluginContainerBuilder::timeout`] sets the manifest's `timeout_ms`, which Extism
+//! enforces with wasmtime epoch interruption; a call that runs past it fails with
+//! [`ContainerError::Timeout`]. [`PluginContainerBuilder::memory_max_pages`] caps the memory of
+//! one instance (64 KiB pages, counting every memory of the instance, Extism's kernel included).
+//! A value set on the builder wins over the one in the manifest; when neither is set there is no
+//! limit.
+//!
+//! **No downloads, no surprise writes.** A manifest entry that is a [`Wasm::Url`] is refused
+//! ([`ContainerError::RemoteWasm`]): code comes from the lockfile's verified bytes or a local
+//! file, never from a fetch behind the lockfile's back. [`Wasm::File`] entries are read by the
+//! container and handed to Extism as bytes, keeping their `name` and `hash` so that Extism still
+//! checks the hash. `allowed_hosts` is set to an empty list when the manifest leaves it unset (the
+//! runtime is built without Extism's HTTP support anyway). Extism's wasmtime compile cache (which
+//! would write under `~/.cache/wasmtime`) is **disabled by default**; see [`CompileCache`].
+//!
+//! **WASI** is enabled by default, so that plugins built for `wasm32-wasip1` (as most are) work;
+//! it only reaches the directories the manifest's `allowed_paths` maps in. Turn it off with
+//! [`PluginContainerBuilder::wasi`].
+//!
+//! **Cached calls.** [`PluginContainer::cache_func_with`] runs a function once per distinct
+//! (function, JSON input bytes) pair and keeps the raw output bytes for the container's lifetime;
+//! a hit deserializes the stored bytes and never enters the plugin. Concurrent first calls for
+//! the same pair wait for one computation; an error is returned and not cached. Only use it for
+//! functions whose output depends on their input alone. [`PluginContainer::clear_cache`] drops
+//! the stored outputs.
+//!
+//! **JSON on the wire.** Typed calls serialize the input with `serde_json`; [`call_func`] and
+//! [`cache_func`] send an empty input. An empty output deserializes as JSON `null`, so a function
+//! that returns nothing can be called with `O = ()` or `O = Option<T>`.
+//!
+//! [`call_func`]: PluginContainer::call_func
+//! [`cache_func`]: PluginContainer::cache_func
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::id::Id;
+
+pub use extism;
+pub use extism::{
+    CurrentPlugin, Function, Manifest as PluginManifest, PTR, UserData, Val, ValType, Wasm,
+};
+
+use extism::{CompiledPlugin, Plugin, PluginBuilder};
+
+/// How many bytes of a plugin's output [`ContainerError::OutputDeserialize`] quotes.
+const RAW_START_LEN: usize = 200;
+
+/// WASI preview 1's import module.
+const WASI_MODULE: &str = "wasi_snapshot_preview1";
+
+/// Where Extism may keep compiled machine code between runs (wasmtime's compile cache).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CompileCache {
+    /// No compile cache: every container compiles its module in memory and writes nothing. The
+    /// default, because warpgate writes nothing outside its own directories.
+    #[default]
+    Disabled,
+    /// Extism's own behaviour: the wasmtime cache configuration file named by the
+    /// `EXTISM_CACHE_CONFIG` environment variable (an empty value disables the cache), else
+    /// wasmtime's default, which writes under the user's cache directory (`~/.cache/wasmtime`).
+    ExtismDefault,
+    /// A wasmtime cache configuration file (TOML, for example `[cache]` with
+    /// `directory = "/absolute/path"`).
+    ConfigFile(PathBuf),
+}
+
+/// Why a [`PluginContainer`] could not be built or a call failed.
+///
+/// Every message names the plugin's id, and the function for call errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContainerError {
+    /// The manifest names a module by URL; containers only run local code.
+    #[error(
+        "Plugin `{id}` refers to its WebAssembly by URL (`{url}`); a plugin container never downloads code\nhint: pass the module as a file or as bytes (for example from the warpgate cache)"
+    )]
+    RemoteWasm {
+        /// The plugin.
+        id: Id,
+        /// The refused URL.
+        url: String,
+    },
+
+    /// A [`Wasm::File`] of the manifest could not be read.
+    #[error("Cannot read the WebAssembly file `{path}` of plugin `{id}`", path = path.display())]
+    ReadWasm {
+        /// The plugin.
+        id: Id,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Extism could not load or compile the plugin (invalid module, hash mismatch, ...).
+    #[error("Cannot compile plugin `{id}`: {message}")]
+    Compile {
+        /// The plugin.
+        id: Id,
+        /// Extism's error, with its causes.
+        message: String,
+    },
+
+    /// The plugin imports host functions that were not provided.
+    #[error(
+        "Plugin `{id}` is incompatible with this host: it imports {}, not provided{}",
+        quoted_list(missing),
+        missing_hint(missing)
+    )]
+    Incompatible {
+        /// The plugin.
+        id: Id,
+        /// The missing imports: the bare name for Extism's user namespace
+        /// (`extism:host/user`, where host functions go by default), else `namespace::name`.
+        missing: Vec<String>,
+    },
+
+    /// A plugin instance could not be created (for example an `allowed_paths` directory that
+    /// does not exist, or a host function with the wrong signature).
+    #[error("Cannot instantiate plugin `{id}`: {message}")]
+    Instantiate {
+        /// The plugin.
+        id: Id,
+        /// Extism's error, with its causes.
+        message: String,
+    },
+
+    /// The plugin does not export the function.
+    #[error("Plugin `{id}` has no function `{function}`")]
+    FunctionMissing {
+        /// The plugin.
+        id: Id,
+        /// The requested function.
+        function: String,
+    },
+
+    /// The input could not be serialized to JSON.
+    #[error(
+        "Cannot serialize the input of function `{function}` of plugin `{id}` to JSON: {source}"
+    )]
+    InputSerialize {
+        /// The plugin.
+        id: Id,
+        /// The function.
+        function: String,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The plugin's output could not be deserialized from JSON into the requested type.
+    #[error(
+        "Cannot deserialize the output of function `{function}` of plugin `{id}`: {source}\nOutput starts with: `{raw_start}`"
+    )]
+    OutputDeserialize {
+        /// The plugin.
+        id: Id,
+        /// The function.
+        function: String,
+        /// The first 200 bytes of the output, decoded as UTF-8 lossily.
+        raw_start: String,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The call ran longer than the container's timeout and was interrupted.
+    #[error("Function `{function}` of plugin `{id}` timed out after `{}`", format_duration(*timeout))]
+    Timeout {
+        /// The plugin.
+        id: Id,
+        /// The function.
+        function: String,
+        /// The timeout that was exceeded.
+        timeout: Duration,
+    },
+
+    /// The call needed more memory than the container allows.
+    #[error(
+        "Function `{function}` of plugin `{id}` ran out of memory{}",
+        max_pages.map(|pages| format!(" (limit: `{pages}` pages of 64 KiB)")).unwrap_or_default()
+    )]
+    MemoryExceeded {
+        /// The plugin.
+        id: Id,
+        /// The function.
+        function: String,
+        /// The container's limit, in 64 KiB pages.
+        max_pages: Option<u32>,
+    },
+
+    /// The plugin returned an error or trapped.
+    #[error("Function `{function}` of plugin `{id}` failed: {message}")]
+    PluginFailed {
+        /// The plugin.
+        id: Id,
+        /// The function.
+        function: String,
+        /// The plugin's error message (or the trap), with its causes.
+        message: String,
+    },
+}
+
+fn quoted_list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|item| format!("`{item}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn missing_hint(missing: &[String]) -> &'static str {
+    if missing
+        .iter()
+        .any(|name| name.starts_with(&format!("{WASI_MODULE}::")))
+    {
+        "\nhint: the plugin needs WASI; enable it with `PluginContainerBuilder::wasi(true)`"
+    } else {
+        "\nhint: pass the host functions the plugin expects when building its container"
+    }
+}
+
+fn format_duration(duration: Duration) -> String {
+    if duration.subsec_nanos() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
+    }
+}
+
+/// Builds a [`PluginContainer`] with limits and options; see [`PluginContainer::builder`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct PluginContainerBuilder {
+    id: Id,
+    manifest: PluginManifest,
+    functions: Vec<Function>,
+    timeout: Option<Duration>,
+    memory_max_pages: Option<u32>,
+    wasi: bool,
+    compile_cache: CompileCache,
+    max_idle_instances: usize,
+}
+
+impl fmt::Debug for PluginContainerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginContainerBuilder")
+            .field("id", &self.id)
+            .field(
+                "functions",
+                &self
+                    .functions
+                    .iter()
+                    .map(Function::name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("timeout", &self.timeout)
+            .field("memory_max_pages", &self.memory_max_pages)
+            .field("wasi", &self.wasi)
+            .field("compile_cache", &self.compile_cache)
+            .field("max_idle_instances", &self.max_idle_instances)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginContainerBuilder {
+    /// Adds host functions the plugin may import.
+    pub fn functions(mut self, functions: impl IntoIterator<Item = Function>) -> Self {
+        self.functions.extend(functions);
+        self
+    }
+
+    /// Adds one host function.
+    pub fn function(mut self, function: Function) -> Self {
+        self.functions.push(function);
+        self
+    }
+
+    /// Interrupts a call that runs longer than `timeout` ([`ContainerError::Timeout`]).
+    /// Overrides the manifest's `timeout_ms`. Extism counts whole milliseconds.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Caps the memory of each instance at `pages` pages of 64 KiB
+    /// ([`ContainerError::MemoryExceeded`]). Overrides the manifest's `memory.max_pages`.
+    pub fn memory_max_pages(mut self, pages: u32) -> Self {
+        self.memory_max_pages = Some(pages);
+        self
+    }
+
+    /// Enables or disables WASI (default: enabled).
+    pub fn wasi(mut self, enabled: bool) -> Self {
+        self.wasi = enabled;
+        self
+    }
+
+    /// Chooses the compile cache (default: [`CompileCache::Disabled`]).
+    pub fn compile_cache(mut self, cache: CompileCache) -> Self {
+        self.compile_cache = cache;
+        self
+    }
+
+    /// How many idle instances the container keeps for reuse (default: the number of CPUs, at
+    /// least 4). More instances than this may run at once; the surplus is dropped after its call.
+    pub fn max_idle_instances(mut self, count: usize) -> Self {
+        self.max_idle_instances = count;
+        self
+    }
+
+    /// Checks the manifest, compiles the plugin and checks that every host function it imports
+    /// is provided.
+    pub fn build(self) -> Result<PluginContainer, ContainerError> {
+        let Self {
+            id,
+            mut manifest,
+            functions,
+            timeout,
+            memory_max_pages,
+            wasi,
+            compile_cache,
+            max_idle_instances,
+        } = self;
+
+        if let Some(timeout) = timeout {
+            // Extism counts milliseconds; never turn a sub-millisecond timeout into "none".
+            let millis = u64::try_from(timeout.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1);
+            manifest.timeout_ms = Some(millis);
+        }
+        if let Some(pages) = memory_max_pages {
+            manifest.memory.max_pages = Some(pages);
+        }
+        if manifest.allowed_hosts.is_none() {
+            manifest.allowed_hosts = Some(Vec::new());
+        }
+        let timeout = manifest.timeout_ms.map(Duration::from_millis);
+        let memory_max_pages = manifest.memory.max_pages;
+
+        let local = local_manifest(&id, &manifest)?;
+        let provided: BTreeSet<(String, String)> = functions
+            .iter()
+            .map(|function| {
+                (
+                    function
+                        .namespace()
+                        .unwrap_or(extism::EXTISM_USER_MODULE)
+                        .to_string(),
+                    function.name().to_string(),
+                )
+            })
+            .collect();
+
+        let mut builder = PluginBuilder::new(local.clone())
+            .with_wasi(wasi)
+            .with_functions(functions);
+        builder = match compile_cache {
+            CompileCache::Disabled => builder.with_cache_disabled(),
+            CompileCache::ExtismDefault => builder,
+            CompileCache::ConfigFile(path) => builder.with_cache_config(path),
+        };
+        let compiled = CompiledPlugin::new(builder).map_err(|error| ContainerError::Compile {
+            id: id.clone(),
+            message: format!("{error:#}"),
+        })?;
+
+        // Instantiating checks the imports; the instance then answers `has_func`.
+        let probe = Plugin::new_from_compiled(&compiled)
+            .map_err(|error| instantiate_error(&id, &local, &provided, wasi, &error))?;
+
+        Ok(PluginContainer {
+            inner: Arc::new(Inner {
+                id,
+                manifest,
+                timeout,
+                memory_max_pages,
+                wasi,
+                max_idle_instances,
+                provided,
+                local,
+                compiled,
+                probe,
+                idle: Mutex::new(Vec::new()),
+                cache: RwLock::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+/// The manifest handed to Extism: URLs refused, files read into bytes (keeping name and hash).
+fn local_manifest(id: &Id, manifest: &PluginManifest) -> Result<PluginManifest, ContainerError> {
+    let mut local = manifest.clone();
+    for wasm in &mut local.wasm {
+        match wasm {
+            Wasm::Url { req, .. } => {
+                return Err(ContainerError::RemoteWasm {
+                    id: id.clone(),
+                    url: req.url.clone(),
+                });
+            }
+            Wasm::File { path, meta } => {
+                let data = std::fs::read(&*path).map_err(|source| ContainerError::ReadWasm {
+                    id: id.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+                *wasm = Wasm::Data {
+                    data,
+                    meta: meta.clone(),
+                };
+            }
+            Wasm::Data { .. } => {}
+        }
+    }
+    Ok(local)
+}
+
+/// Maps an instance creation error; an unknown import becomes [`ContainerError::Incompatible`].
+fn instantiate_error(
+    id: &Id,
+    local: &PluginManifest,
+    provided: &BTreeSet<(String, String)>,
+    wasi: bool,
+    error: &extism::Error,
+) -> ContainerError {
+    let message = format!("{error:#}");
+    if let Some(first) = unknown_import(&message) {
+        let mut missing = missing_imports(local, provided, wasi);
+        if missing.is_empty() {
+            missing.push(display_import(first.0, first.1));
+        }
+        return ContainerError::Incompatible {
+            id: id.clone(),
+            missing,
+        };
+    }
+    ContainerError::Instantiate {
+        id: id.clone(),
+        message,
+    }
+}
+
+/// Parses wasmtime's "unknown import: `module::name` has not been defined".
+fn unknown_import(message: &str) -> Option<(&str, &str)> {
+    let rest = &message[message.find("unknown import: `")? + "unknown import: `".len()..];
+    let import = &rest[..rest.find('`')?];
+    import.rsplit_once("::")
+}
+
+fn display_import(module: &str, name: &str) -> String {
+    if module == extism::EXTISM_USER_MODULE {
+        name.to_string()
+    } else {
+        format!("{module}::{name}")
+    }
+}
+
+/// Every function import of the main module that nothing provides (the error path only: this
+/// compiles the main module once more, to list all of them rather than the first).
+fn missing_imports(
+    local: &PluginManifest,
+    provided: &BTreeSet<(String, String)>,
+    wasi: bool,
+) -> Vec<String> {
+    let module_names: BTreeSet<&str> = local
+        .wasm
+        .iter()
+        .filter_map(|wasm| wasm.meta().name.as_deref())
+        .collect();
+    // Extism's rule: the module named `main`, else the last one.
+    let main = local
+        .wasm
+        .iter()
+        .find(|wasm| wasm.meta().name.as_deref() == Some("main"))
+        .or(local.wasm.last());
+    let Some(Wasm::Data { data, .. }) = main else {
+        return Vec::new();
+    };
+    let Ok(module) = wasmtime::Module::new(&wasmtime::Engine::default(), data) else {
+        return Vec::new();
+    };
+    module
+        .imports()
+        .filter(|import| matches!(import.ty(), wasmtime::ExternType::Func(_)))
+        .filter(|import| {
+            let module = import.module();
+            module != extism::EXTISM_ENV_MODULE
+                && !module_names.contains(module)
+                && !(wasi && module == WASI_MODULE)
+                && !provided.contains(&(module.to_string(), import.name().to_string()))
+        })
+        .map(|import| display_import(import.module(), import.name()))
+        .collect()
+}
+
+/// One stored output of [`PluginContainer::cache_func_with`].
+#[derive(Default)]
+struct CacheSlot {
+    output: OnceLock<Arc<[u8]>>,
+    /// Held while the output is computed, so that concurrent misses compute it once.
+    compute: Mutex<()>,
+}
+
+/// function name -> input bytes -> slot (nested so that a lookup borrows `&str` and `&[u8]`).
+type CacheMap = HashMap<String, HashMap<Vec<u8>, Arc<CacheSlot>>>;
+
+struct Inner {
+    id: Id,
+    /// The caller's manifest with the container's overrides applied.
+    manifest: PluginManifest,
+    timeout: Option<Duration>,
+    memory_max_pages: Option<u32>,
+    wasi: bool,
+    max_idle_instances: usize,
+    provided: BTreeSet<(String, String)>,
+    /// The manifest handed to Extism (files read into bytes).
+    local: PluginManifest,
+    compiled: CompiledPlugin,
+    /// Never called; answers `function_exists` (a `&self` lookup in the compiled module).
+    probe: Plugin,
+    idle: Mutex<Vec<Plugin>>,
+    cache: RwLock<CacheMap>,
+}
+
+// The container must stay `Send + Sync` (Extism declares `Plugin` so, and `CompiledPlugin` is).
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<PluginContainer>();
+};
+
+/// One plugin, compiled once, callable from many threads at the same time.
+///
+/// Cloning is cheap and shares the compiled module, the instance pool and the call cache. See the
+/// [module docs](self) for the design.
+#[derive(Clone)]
+pub struct PluginContainer {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for PluginContainer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginContainer")
+            .field("id", &self.inner.id)
+            .field("timeout", &self.inner.timeout)
+            .field("memory_max_pages", &self.inner.memory_max_pages)
+            .field("wasi", &self.inner.wasi)
+            .field("idle_instances", &self.idle().len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while a lock was held (a panicking host function unwinds through the call, never
+    // while the pool or a cache slot is locked) leaves the data consistent.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl PluginContainer {
+    /// Builds a container with default options and the given host functions.
+    pub fn new(
+        id: Id,
+        manifest: PluginManifest,
+        functions: impl IntoIterator<Item = Function>,
+    ) -> Result<Self, ContainerError> {
+        Self::builder(id, manifest).functions(functions).build()
+    }
+
+    /// Builds a container with default options and no host functions.
+    pub fn new_without_functions(id: Id, manifest: PluginManifest) -> Result<Self, ContainerError> {
+        Self::builder(id, manifest).build()
+    }
+
+    /// Starts a [`PluginContainerBuilder`]: no host functions, no timeout, no memory cap
+    /// beyond the manifest's, WASI on, compile cache off.
+    pub fn builder(id: Id, manifest: PluginManifest) -> PluginContainerBuilder {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        PluginContainerBuilder {
+            id,
+            manifest,
+            functions: Vec::new(),
+            timeout: None,
+            memory_max_pages: None,
+            wasi: true,
+            compile_cache: CompileCache::Disabled,
+            max_idle_instances: cpus.max(4),
+        }
+    }
+
+    /// The plugin's id.
+    pub fn id(&self) -> &Id {
+        &self.inner.id
+    }
+
+    /// The manifest as given, with the container's overrides applied (`timeout_ms`,
+    /// `memory.max_pages`, and `allowed_hosts` set to empty when it was unset).
+    pub fn manifest(&self) -> &PluginManifest {
+        &self.inner.manifest
+    }
+
+    /// The call timeout, if any.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.inner.timeout
+    }
+
+    /// Whether the plugin exports a callable function `name` (an Extism plugin function: no
+    /// parameters, an `i32` or no result).
+    pub fn has_func(&self, name: impl AsRef<str>) -> bool {
+        self.inner.probe.function_exists(name)
+    }
+
+    /// Calls `name` with `input` and returns the raw output bytes.
+    pub fn call(
+        &self,
+        name: impl AsRef<str>,
+        input: impl AsRef<[u8]>,
+    ) -> Result<Vec<u8>, ContainerError> {
+        self.call_bytes(name.as_ref(), input.as_ref())
+    }
+
+    /// Calls `name` with an empty input and deserializes its JSON output.
+    pub fn call_func<O: DeserializeOwned>(
+        &self,
+        name: impl AsRef<str>,
+    ) -> Result<O, ContainerError> {
+        let name = name.as_ref();
+        let output = self.call_bytes(name, &[])?;
+        self.deserialize(name, &output)
+    }
+
+    /// Calls `name` with `input` serialized to JSON and deserializes its JSON output.
+    pub fn call_func_with<I: Serialize, O: DeserializeOwned>(
+        &self,
+        name: impl AsRef<str>,
+        input: I,
+    ) -> Result<O, ContainerError> {
+        let name = name.as_ref();
+        let input = self.serialize(name, &input)?;
+        let output = self.call_bytes(name, &input)?;
+        self.deserialize(name, &output)
+    }
+
+    /// Like [`call_func`](Self::call_func), but the output is computed once and reused; see the
+    /// [module docs](self#design).
+    pub fn cache_func<O: DeserializeOwned>(
+        &self,
+        name: impl AsRef<str>,
+    ) -> Result<O, ContainerError> {
+        let name = name.as_ref();
+        let output = self.cached_bytes(name, &[])?;
+        self.deserialize(name, &output)
+    }
+
+    /// Like [`call_func_with`](Self::call_func_with), but the output for each distinct input is
+    /// computed once and reused; see the [module docs](self#design).
+    pub fn cache_func_with<I: Serialize, O: DeserializeOwned>(
+        &self,
+        name: impl AsRef<str>,
+        input: I,
+    ) -> Result<O, ContainerError> {
+        let name = name.as_ref();
+        let input = self.serialize(name, &input)?;
+        let output = self.cached_bytes(name, &input)?;
+        self.deserialize(name, &output)
+    }
+
+    /// Drops every output stored by [`cache_func`](Self::cache_func) and
+    /// [`cache_func_with`](Self::cache_func_with).
+    pub fn clear_cache(&self) {
+        self.inner
+            .cache
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// How many instances sit idle in the pool right now.
+    pub fn idle_instances(&self) -> usize {
+        self.idle().len()
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<Plugin>> {
+        lock(&self.inner.idle)
+    }
+
+    fn serialize<I: Serialize>(
+        &self,
+        function: &str,
+        input: &I,
+    ) -> Result<Vec<u8>, ContainerError> {
+        serde_json::to_vec(input).map_err(|source| ContainerError::InputSerialize {
+            id: self.inner.id.clone(),
+            function: function.to_string(),
+            source,
+        })
+    }
+
+    fn deserialize<O: DeserializeOwned>(
+        &self,
+        function: &str,
+        output: &[u8],
+    ) -> Result<O, ContainerError> {
+        let json: &[u8] = if output.is_empty() { b"null" } else { output };
+        serde_json::from_slice(json).map_err(|source| ContainerError::OutputDeserialize {
+            id: self.inner.id.clone(),
+            function: function.to_string(),
+            raw_start: String::from_utf8_lossy(&output[..output.len().min(RAW_START_LEN)])
+                .into_owned(),
+            source,
+        })
+    }
+
+    /// The cached output of `function` for `input`, computing it on a miss.
+    fn cached_bytes(&self, function: &str, input: &[u8]) -> Result<Arc<[u8]>, ContainerError> {
+        let slot = {
+            let cache = self
+                .inner
+                .cache
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            match cache.get(function).and_then(|outputs| outputs.get(input)) {
+                Some(slot) => match slot.output.get() {
+                    Some(output) => return Ok(Arc::clone(output)),
+                    None => Arc::clone(slot),
+                },
+                None => {
+                    drop(cache);
+                    let mut cache = self
+                        .inner
+                        .cache
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    Arc::clone(
+                        cache
+                            .entry(function.to_string())
+                            .or_default()
+                            .entry(input.to_vec())
+                            .or_default(),
+                    )
+                }
+            }
+        };
+        let _computing = lock(&slot.compute);
+        if let Some(output) = slot.output.get() {
+            return Ok(Arc::clone(output));
+        }
+        let output: Arc<[u8]> = self.call_bytes(function, input)?.into();
+        Ok(Arc::clone(slot.output.get_or_init(|| output)))
+    }
+
+    fn call_bytes(&self, function: &str, input: &[u8]) -> Result<Vec<u8>, ContainerError> {
+        if !self.has_func(function) {
+            return Err(ContainerError::FunctionMissing {
+                id: self.inner.id.clone(),
+                function: function.to_string(),
+            });
+        }
+        let mut plugin = self.checkout()?;
+        let started = Instant::now();
+        match plugin.call::<&[u8], Vec<u8>>(function, input) {
+            Ok(output) => {
+                self.checkin(plugin);
+                Ok(output)
+            }
+            // The instance may be in any state after an error: it is dropped here.
+            Err(error) => Err(self.call_error(function, &error, started.elapsed())),
+        }
+    }
+
+    fn checkout(&self) -> Result<Plugin, ContainerError> {
+        if let Some(plugin) = self.idle().pop() {
+            return Ok(plugin);
+        }
+        Plugin::new_from_compiled(&self.inner.compiled).map_err(|error| {
+            instantiate_error(
+                &self.inner.id,
+                &self.inner.local,
+                &self.inner.provided,
+                self.inner.wasi,
+                &error,
+            )
+        })
+    }
+
+    fn checkin(&self, plugin: Plugin) {
+        let mut idle = self.idle();
+        if idle.len() < self.inner.max_idle_instances {
+            idle.push(plugin);
+        }
+    }
+
+    fn call_error(
+        &self,
+        function: &str,
+        error: &extism::Error,
+        elapsed: Duration,
+    ) -> ContainerError {
+        let id = self.inner.id.clone();
+        let function = function.to_string();
+        // Extism reports an epoch interruption as the bare message "timeout" and its memory
+        // limiter as a chain ending in "oom"; the elapsed time tells a timeout from a plugin
+        // error of that text.
+        match error.root_cause().to_string().as_str() {
+            "timeout" => {
+                if let Some(timeout) = self.inner.timeout.filter(|timeout| elapsed >= *timeout) {
+                    return ContainerError::Timeout {
+                        id,
+                        function,
+                        timeout,
+                    };
+                }
+            }
+            "oom" if self.inner.memory_max_pages.is_some() => {
+                return ContainerError::MemoryExceeded {
+                    id,
+                    function,
+                    max_pages: self.inner.memory_max_pages,
+                };
+            }
+            _ => {}
+        }
+        ContainerError::PluginFailed {
+            id,
+            function,
+            message: format!("{error:#}"),
+        }
+    }
+}

@@ -1,0 +1,637 @@
+//! `PluginContainer` against the real plugins built from `examples/plugins/` (fixtures under
+//! `tests/fixtures/plugins/`). The compile cache is off by default, so nothing here writes
+//! outside temporary directories.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::json;
+use warpgate::container::extism::host_fn;
+use warpgate::container::{
+    CompileCache, ContainerError, Function, PTR, PluginContainer, PluginManifest, UserData, Wasm,
+};
+use warpgate::id::Id;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/plugins")
+        .join(format!("{name}.wasm"))
+}
+
+fn manifest(name: &str) -> PluginManifest {
+    PluginManifest::new([Wasm::file(fixture(name))])
+}
+
+fn id(name: &str) -> Id {
+    Id::new(name).unwrap()
+}
+
+fn container(name: &str) -> PluginContainer {
+    PluginContainer::new_without_functions(id(name), manifest(name)).unwrap()
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct Sum {
+    sum: i64,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct Greeting {
+    greeting: String,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct Doubled {
+    doubled: i64,
+}
+
+host_fn!(host_double(value: i64) -> i64 { Ok(value * 2) });
+
+fn host_double_function() -> Function {
+    Function::new("host_double", [PTR], [PTR], UserData::new(()), host_double)
+}
+
+#[test]
+fn call_func_with_sends_and_reads_json() {
+    let container = container("json_tools");
+    let sum: Sum = container
+        .call_func_with("add", json!({"left": 40, "right": 2}))
+        .unwrap();
+    assert_eq!(sum, Sum { sum: 42 });
+    let sum: Sum = container
+        .call_func_with("add", json!({"left": -5, "right": 3}))
+        .unwrap();
+    assert_eq!(sum, Sum { sum: -2 });
+}
+
+#[test]
+fn call_passes_raw_bytes_through() {
+    let container = container("json_tools");
+    let bytes = [0_u8, 159, 146, 150, 255, b'a'];
+    assert_eq!(container.call("echo", bytes).unwrap(), bytes);
+    assert_eq!(container.call("echo", "").unwrap(), b"");
+}
+
+#[test]
+fn empty_output_deserializes_as_null() {
+    let container = container("json_tools");
+    container.call_func::<()>("echo").unwrap();
+    assert_eq!(container.call_func::<Option<i64>>("echo").unwrap(), None);
+}
+
+#[test]
+fn greet_reads_the_manifest_config() {
+    let plain = container("json_tools");
+    let greeting: Greeting = plain
+        .call_func_with("greet", json!({"name": "Ferris"}))
+        .unwrap();
+    assert_eq!(greeting.greeting, "Hello, Ferris!");
+
+    let configured = PluginContainer::new_without_functions(
+        id("json_tools"),
+        manifest("json_tools").with_config_key("greeting", "Howdy"),
+    )
+    .unwrap();
+    let greeting: Greeting = configured
+        .call_func_with("greet", json!({"name": "Ferris"}))
+        .unwrap();
+    assert_eq!(greeting.greeting, "Howdy, Ferris!");
+}
+
+#[test]
+fn call_func_keeps_instance_state_between_calls() {
+    let container = container("json_tools");
+    assert_eq!(container.call_func::<i64>("count").unwrap(), 1);
+    assert_eq!(container.call_func::<i64>("count").unwrap(), 2);
+    assert_eq!(container.idle_instances(), 1);
+}
+
+#[test]
+fn has_func_id_and_manifest() {
+    let container = PluginContainer::builder(id("json_tools"), manifest("json_tools"))
+        .timeout(Duration::from_millis(1500))
+        .memory_max_pages(300)
+        .build()
+        .unwrap();
+    for name in ["add", "echo", "greet", "count"] {
+        assert!(container.has_func(name), "{name}");
+    }
+    assert!(!container.has_func("nope"));
+    assert!(!container.has_func("memory"));
+    assert_eq!(container.id().as_str(), "json_tools");
+    let manifest = container.manifest();
+    assert_eq!(manifest.allowed_hosts, Some(Vec::new()));
+    assert_eq!(manifest.timeout_ms, Some(1500));
+    assert_eq!(manifest.memory.max_pages, Some(300));
+    assert_eq!(container.timeout(), Some(Duration::from_millis(1500)));
+    // The caller's manifest keeps its file entry; only Extism's copy holds the bytes.
+    assert!(matches!(manifest.wasm[0], Wasm::File { .. }));
+}
+
+#[test]
+fn allowed_hosts_set_by_the_caller_are_kept() {
+    let container = PluginContainer::new_without_functions(
+        id("json_tools"),
+        manifest("json_tools").with_allowed_host("example.com"),
+    )
+    .unwrap();
+    assert_eq!(
+        container.manifest().allowed_hosts,
+        Some(vec!["example.com".to_string()])
+    );
+}
+
+#[test]
+fn data_manifest_with_the_right_hash_runs() {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(fixture("json_tools")).unwrap();
+    let hash = format!("{:x}", Sha256::digest(&bytes));
+    let container = PluginContainer::new_without_functions(
+        id("json_tools"),
+        PluginManifest::new([Wasm::data(bytes).with_hash(hash)]),
+    )
+    .unwrap();
+    let sum: Sum = container
+        .call_func_with("add", json!({"left": 1, "right": 1}))
+        .unwrap();
+    assert_eq!(sum.sum, 2);
+}
+
+#[test]
+fn cache_func_hit_does_not_call_the_plugin() {
+    let container = container("json_tools");
+    assert_eq!(container.cache_func::<i64>("count").unwrap(), 1);
+    assert_eq!(container.cache_func::<i64>("count").unwrap(), 1);
+    // The single instance counted one call only.
+    assert_eq!(container.call_func::<i64>("count").unwrap(), 2);
+
+    container.clear_cache();
+    assert_eq!(container.cache_func::<i64>("count").unwrap(), 3);
+    assert_eq!(container.cache_func::<i64>("count").unwrap(), 3);
+}
+
+#[test]
+fn cache_func_with_keys_on_function_and_input() {
+    let container = container("json_tools");
+    let first: Sum = container
+        .cache_func_with("add", json!({"left": 1, "right": 2}))
+        .unwrap();
+    let second: Sum = container
+        .cache_func_with("add", json!({"left": 2, "right": 2}))
+        .unwrap();
+    let again: Sum = container
+        .cache_func_with("add", json!({"left": 1, "right": 2}))
+        .unwrap();
+    assert_eq!((first.sum, second.sum, again.sum), (3, 4, 3));
+    // The same input bytes for another function are another entry.
+    let echoed: serde_json::Value = container
+        .cache_func_with("echo", json!({"left": 1, "right": 2}))
+        .unwrap();
+    assert_eq!(echoed, json!({"left": 1, "right": 2}));
+}
+
+#[test]
+fn cache_func_does_not_cache_errors() {
+    let container = container("failing");
+    for _ in 0..2 {
+        let error = container.cache_func_with::<_, ()>("fail", "x").unwrap_err();
+        assert!(
+            matches!(error, ContainerError::PluginFailed { .. }),
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn concurrent_calls_from_many_threads() {
+    let container = container("json_tools");
+    let threads = 6;
+    let barrier = Arc::new(Barrier::new(threads));
+    std::thread::scope(|scope| {
+        for thread in 0..threads as i64 {
+            let container = container.clone();
+            let barrier = Arc::clone(&barrier);
+            scope.spawn(move || {
+                barrier.wait();
+                for call in 0..40 {
+                    let sum: Sum = container
+                        .call_func_with("add", json!({"left": thread, "right": call}))
+                        .unwrap();
+                    assert_eq!(sum.sum, thread + call);
+                    let cached: Sum = container
+                        .cache_func_with("add", json!({"left": call, "right": 1}))
+                        .unwrap();
+                    assert_eq!(cached.sum, call + 1);
+                }
+            });
+        }
+    });
+    assert!(container.idle_instances() >= 1);
+}
+
+/// Every call waits inside the host function until all of them are inside at once: this only
+/// finishes if calls run in parallel rather than one after another behind a lock.
+#[test]
+fn concurrent_calls_do_not_serialise() {
+    let threads = 4;
+    let inside = Arc::new(AtomicUsize::new(0));
+    let most_inside = Arc::new(AtomicUsize::new(0));
+    let function = {
+        let inside = Arc::clone(&inside);
+        let most_inside = Arc::clone(&most_inside);
+        Function::new(
+            "host_double",
+            [PTR],
+            [PTR],
+            UserData::new(()),
+            move |plugin, inputs, outputs, _| {
+                let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                most_inside.fetch_max(now, Ordering::SeqCst);
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while most_inside.load(Ordering::SeqCst) < threads && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                inside.fetch_sub(1, Ordering::SeqCst);
+                let value: i64 = plugin.memory_get_val(&inputs[0])?;
+                let handle = plugin.memory_new(value * 2)?;
+                outputs[0] = plugin.memory_to_val(handle);
+                Ok(())
+            },
+        )
+    };
+    let container =
+        PluginContainer::new(id("host_caller"), manifest("host_caller"), [function]).unwrap();
+    std::thread::scope(|scope| {
+        for value in 0..threads as i64 {
+            let container = &container;
+            scope.spawn(move || {
+                let doubled: Doubled = container
+                    .call_func_with("double_via_host", json!({"value": value}))
+                    .unwrap();
+                assert_eq!(doubled.doubled, value * 2);
+            });
+        }
+    });
+    assert_eq!(most_inside.load(Ordering::SeqCst), threads);
+}
+
+#[test]
+fn host_function_plugin_runs_when_the_function_is_provided() {
+    let container = PluginContainer::new(
+        id("host_caller"),
+        manifest("host_caller"),
+        [host_double_function()],
+    )
+    .unwrap();
+    let doubled: Doubled = container
+        .call_func_with("double_via_host", json!({"value": 21}))
+        .unwrap();
+    assert_eq!(doubled, Doubled { doubled: 42 });
+}
+
+#[test]
+fn host_function_plugin_without_the_function_is_incompatible() {
+    let error = PluginContainer::new_without_functions(id("host_caller"), manifest("host_caller"))
+        .unwrap_err();
+    match &error {
+        ContainerError::Incompatible { id, missing } => {
+            assert_eq!(id.as_str(), "host_caller");
+            assert_eq!(missing, &["host_double".to_string()]);
+        }
+        other => panic!("unexpected error: {other:?}"),
+    }
+    assert_eq!(
+        error.to_string(),
+        "Plugin `host_caller` is incompatible with this host: it imports `host_double`, not provided\n\
+         hint: pass the host functions the plugin expects when building its container"
+    );
+}
+
+#[test]
+fn host_function_in_another_namespace_does_not_count() {
+    let function = host_double_function().with_namespace("elsewhere");
+    let error =
+        PluginContainer::new(id("host_caller"), manifest("host_caller"), [function]).unwrap_err();
+    assert!(
+        matches!(&error, ContainerError::Incompatible { missing, .. } if missing == &["host_double".to_string()]),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn function_missing_error() {
+    let error = container("json_tools").call_func::<()>("nope").unwrap_err();
+    assert!(matches!(error, ContainerError::FunctionMissing { .. }));
+    assert_eq!(
+        error.to_string(),
+        "Plugin `json_tools` has no function `nope`"
+    );
+}
+
+#[test]
+fn plugin_error_message_is_reported() {
+    let container = container("failing");
+    let error = container.call("fail", "boom").unwrap_err();
+    match &error {
+        ContainerError::PluginFailed { message, .. } => {
+            assert_eq!(message, "deliberate failure: boom");
+        }
+        other => panic!("unexpected error: {other:?}"),
+    }
+    assert_eq!(
+        error.to_string(),
+        "Function `fail` of plugin `failing` failed: deliberate failure: boom"
+    );
+    // The failed instance was dropped; the container still works.
+    assert_eq!(container.idle_instances(), 0);
+    let error = container
+        .call_func_with::<_, ()>("fail", "again")
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "Function `fail` of plugin `failing` failed: deliberate failure: \"again\""
+    );
+}
+
+#[test]
+fn input_serialize_error() {
+    let mut input = HashMap::new();
+    input.insert((1, 2), 3);
+    let error = container("json_tools")
+        .call_func_with::<_, serde_json::Value>("echo", input)
+        .unwrap_err();
+    assert!(matches!(error, ContainerError::InputSerialize { .. }));
+    assert_eq!(
+        error.to_string(),
+        "Cannot serialize the input of function `echo` of plugin `json_tools` to JSON: key must be a string"
+    );
+}
+
+#[test]
+fn output_deserialize_error_quotes_the_output_start() {
+    let container = container("json_tools");
+    let error = container
+        .call_func_with::<_, Sum>("echo", json!({"total": 1}))
+        .unwrap_err();
+    match &error {
+        ContainerError::OutputDeserialize { raw_start, .. } => {
+            assert_eq!(raw_start, r#"{"total":1}"#);
+        }
+        other => panic!("unexpected error: {other:?}"),
+    }
+    assert_eq!(
+        error.to_string(),
+        "Cannot deserialize the output of function `echo` of plugin `json_tools`: missing field `sum` at line 1 column 11\n\
+         Output starts with: `{\"total\":1}`"
+    );
+
+    let long = "x".repeat(1000);
+    let error = container
+        .call_func_with::<_, i64>("echo", &long)
+        .unwrap_err();
+    match &error {
+        ContainerError::OutputDeserialize { raw_start, .. } => {
+            assert_eq!(raw_start.len(), 200);
+            assert_eq!(raw_start, &format!("\"{}", "x".repeat(199)));
+        }
+        other => panic!("unexpected error: {other:?}"),
+    }
+}
+
+#[test]
+fn timeout_stops_a_looping_plugin() {
+    let container = PluginContainer::builder(id("looping"), manifest("looping"))
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let started = Instant::now();
+        let error = container.call_func::<()>("spin").unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        match &error {
+            ContainerError::Timeout {
+                id,
+                function,
+                timeout,
+            } => {
+                assert_eq!(id.as_str(), "looping");
+                assert_eq!(function, "spin");
+                assert_eq!(*timeout, Duration::from_millis(200));
+            }
+            other => panic!("unexpected error: {other:?}"),
+        }
+        assert_eq!(
+            error.to_string(),
+            "Function `spin` of plugin `looping` timed out after `200ms`"
+        );
+        // The interrupted instance is not reused.
+        assert_eq!(container.idle_instances(), 0);
+    }
+}
+
+#[test]
+fn timeout_from_the_manifest_is_used() {
+    let container = PluginContainer::new_without_functions(
+        id("looping"),
+        manifest("looping").with_timeout(Duration::from_secs(1)),
+    )
+    .unwrap();
+    let error = container.call_func::<()>("spin").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "Function `spin` of plugin `looping` timed out after `1s`"
+    );
+}
+
+#[test]
+fn memory_cap_stops_a_large_call() {
+    let container = PluginContainer::builder(id("json_tools"), manifest("json_tools"))
+        .memory_max_pages(64)
+        .build()
+        .unwrap();
+    // Small calls fit.
+    assert_eq!(container.call("echo", "small").unwrap(), b"small");
+    let error = container.call("echo", vec![b'x'; 8 << 20]).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ContainerError::MemoryExceeded {
+                max_pages: Some(64),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "Function `echo` of plugin `json_tools` ran out of memory (limit: `64` pages of 64 KiB)"
+    );
+}
+
+#[test]
+fn wasi_reads_an_allowed_path() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.txt"), "hello from the host\n").unwrap();
+    let container = PluginContainer::new_without_functions(
+        id("file_reader"),
+        manifest("file_reader")
+            .with_allowed_path(dir.path().to_str().unwrap().to_string(), "/data"),
+    )
+    .unwrap();
+    assert_eq!(
+        container.call("read_file", "/data/hello.txt").unwrap(),
+        b"hello from the host\n"
+    );
+    let error = container.call("read_file", "/etc/hostname").unwrap_err();
+    match &error {
+        ContainerError::PluginFailed { message, .. } => {
+            assert!(
+                message.starts_with("cannot read `/etc/hostname`: "),
+                "{message}"
+            );
+        }
+        other => panic!("unexpected error: {other:?}"),
+    }
+}
+
+#[test]
+fn wasi_plugin_without_wasi_is_incompatible() {
+    let error = PluginContainer::builder(id("file_reader"), manifest("file_reader"))
+        .wasi(false)
+        .build()
+        .unwrap_err();
+    match &error {
+        ContainerError::Incompatible { missing, .. } => {
+            assert!(!missing.is_empty());
+            assert!(
+                missing
+                    .iter()
+                    .all(|name| name.starts_with("wasi_snapshot_preview1::")),
+                "{missing:?}"
+            );
+        }
+        other => panic!("unexpected error: {other:?}"),
+    }
+    assert!(
+        error.to_string().ends_with(
+            "\nhint: the plugin needs WASI; enable it with `PluginContainerBuilder::wasi(true)`"
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn url_manifest_is_rejected() {
+    let error = PluginContainer::new_without_functions(
+        id("remote"),
+        PluginManifest::new([Wasm::url("https://example.com/plugin.wasm")]),
+    )
+    .unwrap_err();
+    assert!(matches!(error, ContainerError::RemoteWasm { .. }));
+    assert_eq!(
+        error.to_string(),
+        "Plugin `remote` refers to its WebAssembly by URL (`https://example.com/plugin.wasm`); a plugin container never downloads code\n\
+         hint: pass the module as a file or as bytes (for example from the warpgate cache)"
+    );
+}
+
+#[test]
+fn missing_file_is_reported_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("absent.wasm");
+    let error = PluginContainer::new_without_functions(
+        id("absent"),
+        PluginManifest::new([Wasm::file(&path)]),
+    )
+    .unwrap_err();
+    assert!(matches!(error, ContainerError::ReadWasm { .. }));
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "Cannot read the WebAssembly file `{}` of plugin `absent`",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn invalid_module_and_hash_mismatch_fail_to_compile() {
+    let error = PluginContainer::new_without_functions(
+        id("garbage"),
+        PluginManifest::new([Wasm::data(b"\0asm not really".to_vec())]),
+    )
+    .unwrap_err();
+    assert!(matches!(error, ContainerError::Compile { .. }), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("Cannot compile plugin `garbage`: "),
+        "{error}"
+    );
+
+    let bytes = std::fs::read(fixture("json_tools")).unwrap();
+    let error = PluginContainer::new_without_functions(
+        id("json_tools"),
+        PluginManifest::new([Wasm::data(bytes).with_hash("0".repeat(64))]),
+    )
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("Cannot compile plugin `json_tools`: Hash mismatch, found "),
+        "{error}"
+    );
+}
+
+#[test]
+fn missing_allowed_path_fails_to_instantiate() {
+    let dir = tempfile::tempdir().unwrap();
+    let absent = dir.path().join("absent");
+    let error = PluginContainer::new_without_functions(
+        id("file_reader"),
+        manifest("file_reader").with_allowed_path(absent.to_str().unwrap().to_string(), "/data"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(error, ContainerError::Instantiate { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("Cannot instantiate plugin `file_reader`: "),
+        "{error}"
+    );
+}
+
+#[test]
+fn compile_cache_in_a_temp_dir_is_written_there_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = dir.path().join("cache");
+    let config = dir.path().join("wasmtime-cache.toml");
+    std::fs::write(
+        &config,
+        format!("[cache]\ndirectory = {:?}\n", cache_dir.to_str().unwrap()),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let container = PluginContainer::builder(id("json_tools"), manifest("json_tools"))
+            .compile_cache(CompileCache::ConfigFile(config.clone()))
+            .build()
+            .unwrap();
+        let sum: Sum = container
+            .call_func_with("add", json!({"left": 2, "right": 3}))
+            .unwrap();
+        assert_eq!(sum.sum, 5);
+    }
+    let written = walkdir::WalkDir::new(&cache_dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_file())
+        .count();
+    assert!(written > 0, "nothing written to {}", cache_dir.display());
+}
