@@ -8,6 +8,7 @@
 //! v1/blobs/sha256/<hex>        verified plugin bytes, named by their SHA-256, read-only
 //! v1/locks/<hex>.lock          one cross-process lock file per blob
 //! v1/tmp/                      temp files, renamed into `blobs/` once verified
+//! v1/refs/<hex>.json           what a floating locator last resolved to (`PluginLoader`)
 //! ```
 //!
 //! `v1` is the layout version: a future incompatible layout goes to `v2/` beside it.
@@ -109,6 +110,11 @@ impl Cache {
         self.root.join(LAYOUT).join("locks")
     }
 
+    /// The folder of resolution records for floating locators (see `loader`).
+    pub fn refs_dir(&self) -> PathBuf {
+        self.root.join(LAYOUT).join("refs")
+    }
+
     fn temp_dir(&self) -> PathBuf {
         self.root.join(LAYOUT).join("tmp")
     }
@@ -157,8 +163,14 @@ impl Cache {
 
     /// Takes the cross-process lock for `checksum`'s blob, waiting for other holders.
     pub fn lock(&self, checksum: &Checksum) -> Result<BlobLock, CacheError> {
+        self.lock_named(&checksum.hex())
+    }
+
+    /// Takes a cross-process lock named `name` (checksum hex digits or another file-name-safe
+    /// key), waiting for other holders.
+    pub fn lock_named(&self, name: &str) -> Result<BlobLock, CacheError> {
         self.ensure_layout()?;
-        let path = self.locks_dir().join(format!("{}.lock", checksum.hex()));
+        let path = self.locks_dir().join(format!("{name}.lock"));
         let file = File::options()
             .create(true)
             .truncate(false)

@@ -54,6 +54,8 @@ pub mod github;
 pub mod http;
 #[cfg(feature = "fetch")]
 pub mod lock;
+#[cfg(feature = "fetch")]
+pub mod loader;
 
 #[cfg(feature = "runtime")]
 pub mod container;

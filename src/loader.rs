@@ -1,0 +1,323 @@
+//! `PluginLoader`: plugins chosen at run time, through the verified cache.
+//!
+//! For apps that pick plugins while running (as proto does). [`PluginLoader::load_plugin`]
+//! turns a locator into the absolute path of verified bytes on this machine, sharing the
+//! resolvers ([`GitHubClient`]), downloader ([`Fetcher`]) and content-addressed [`Cache`]
+//! with `warpgate lock`.
+//!
+//! Choices where the seed API was silent:
+//!
+//! - The loader's cache root is `plugins_dir` (the content-addressed layout of [`Cache`]).
+//!   Downloads are staged inside it so the final rename is atomic; `temp_dir` is kept for
+//!   API compatibility and not written to.
+//! - The returned path is the cache blob, `…/blobs/sha256/<hex>` (no `.wasm` suffix); Extism
+//!   loads it by content, not by name.
+//! - With a lockfile ([`PluginLoader::with_lockfile`]), a plugin whose id and locator the
+//!   lock pins loads exactly the pinned bytes from the locked URL, without an API call.
+//! - Otherwise a resolution is recorded in `v1/refs/<key>.json` (locator, tag, URL,
+//!   checksum, time). Pinned locators (a GitHub tag) reuse the record forever; floating ones
+//!   (no tag, URLs) are re-resolved after [`PluginLoader::set_cache_duration`] (default one
+//!   day). When a refresh fails (offline, rate limit, 5xx) and a verified copy exists, the
+//!   copy is used and the failure logged as a warning: a plugin is never lost to a refresh.
+//! - Offline ([`PluginLoader::set_offline`], or `WARPGATE_OFFLINE` / `CARGO_NET_OFFLINE`),
+//!   only recorded resolutions and cached blobs are used; anything else fails naming the
+//!   plugin.
+//! - Concurrent loads of one locator, from threads or processes, take the record's
+//!   cross-process lock and re-read the record, so one resolution and one download happen.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::cache::Cache;
+use crate::checksum::Checksum;
+use crate::fetch::Fetcher;
+use crate::github::GitHubClient;
+use crate::http::{HttpClient, HttpOptions};
+use crate::id::Id;
+use crate::locator::PluginLocator;
+use crate::lock::LockError;
+use crate::lockfile::{LockedPlugin, Lockfile};
+
+/// Default time a floating locator's resolution is reused before it is refreshed.
+pub const DEFAULT_CACHE_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoaderError {
+    /// A `file://` plugin does not exist.
+    #[error("plugin `{id}`: file `{}` does not exist", path.display())]
+    MissingFile {
+        /// The plugin.
+        id: Id,
+        /// The path.
+        path: PathBuf,
+    },
+    /// Offline and never resolved.
+    #[error("network access is disabled by {reason}, but plugin `{id}` (`{locator}`) has never been downloaded\nhint: load it once while online")]
+    Offline {
+        /// The plugin.
+        id: Id,
+        /// The locator.
+        locator: String,
+        /// What disabled the network.
+        reason: String,
+    },
+    /// Resolving or fetching failed.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The HTTP client could not be set up.
+    #[error("failed to set up the HTTP client")]
+    Http(#[source] crate::http::HttpError),
+    /// A cache operation failed.
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+}
+
+/// What a locator resolved to, as recorded in `v1/refs/`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Resolution {
+    locator: String,
+    checksum: Checksum,
+    size: u64,
+    url: Option<String>,
+    tag: Option<String>,
+    resolved_at: u64,
+}
+
+/// Loads plugins by locator into a verified cache.
+#[derive(Debug)]
+pub struct PluginLoader {
+    plugins_dir: PathBuf,
+    temp_dir: PathBuf,
+    fetcher: Fetcher,
+    github: GitHubClient,
+    lockfile: Option<(Lockfile, PathBuf)>,
+    cache_duration: Duration,
+    offline: Option<String>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+impl PluginLoader {
+    /// A loader caching into `plugins_dir`, with network settings from the environment
+    /// (`GITHUB_API_URL`, tokens, `SSL_CERT_FILE`, offline variables).
+    pub fn new(plugins_dir: impl AsRef<Path>, temp_dir: impl AsRef<Path>) -> Self {
+        let options = HttpOptions::from_env();
+        let offline = options.offline.clone();
+        let http = HttpClient::new(options.clone()).unwrap_or_else(|error| {
+            tracing::warn!("ignoring extra certificates: {error}");
+            HttpClient::new(HttpOptions {
+                extra_ca_file: None,
+                ..options
+            })
+            .expect("an HTTP client without extra certificates builds")
+        });
+        Self::with_http(plugins_dir, temp_dir, http, offline)
+    }
+
+    /// A loader over an explicit HTTP client (tests, custom settings).
+    pub fn with_http(
+        plugins_dir: impl AsRef<Path>,
+        temp_dir: impl AsRef<Path>,
+        http: HttpClient,
+        offline: Option<String>,
+    ) -> Self {
+        let plugins_dir = plugins_dir.as_ref().to_path_buf();
+        Self {
+            fetcher: Fetcher::new(Cache::new(&plugins_dir), http.clone()),
+            github: GitHubClient::new(http),
+            plugins_dir,
+            temp_dir: temp_dir.as_ref().to_path_buf(),
+            lockfile: None,
+            cache_duration: DEFAULT_CACHE_DURATION,
+            offline,
+        }
+    }
+
+    /// Uses `github` for `github://` locators (for example one with another API URL).
+    pub fn with_github(mut self, github: GitHubClient) -> Self {
+        self.github = github;
+        self
+    }
+
+    /// Pins plugins to `lockfile` (found at `lockfile_path`, whose folder anchors `file://`
+    /// paths): a locator the lock pins for an id loads exactly the pinned bytes.
+    pub fn with_lockfile(mut self, lockfile: Lockfile, lockfile_path: &Path) -> Self {
+        let root = lockfile_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        self.lockfile = Some((lockfile, root));
+        self
+    }
+
+    /// How long a floating locator's resolution is reused before it is refreshed.
+    pub fn set_cache_duration(&mut self, duration: Duration) {
+        self.cache_duration = duration;
+    }
+
+    /// Disables (with the reason shown in errors) or enables network access.
+    pub fn set_offline(&mut self, reason: Option<String>) {
+        self.offline = reason;
+    }
+
+    /// The cache root.
+    pub fn plugins_dir(&self) -> &Path {
+        &self.plugins_dir
+    }
+
+    /// The temp folder given at construction (kept for API compatibility).
+    pub fn temp_dir(&self) -> &Path {
+        &self.temp_dir
+    }
+
+    /// The absolute path of verified bytes for `locator`, downloading when needed.
+    pub async fn load_plugin(
+        &self,
+        id: impl AsRef<Id>,
+        locator: &PluginLocator,
+    ) -> Result<PathBuf, LoaderError> {
+        let id = id.as_ref();
+        if let Some((lockfile, root)) = &self.lockfile
+            && let Some(locked) = lockfile.plugins.get(id)
+            && locked.locator.to_string() == locator.to_string()
+        {
+            return self.load_locked(id, locked, root).await;
+        }
+        if let PluginLocator::File { file, path } = locator {
+            let path = match path {
+                Some(path) => path.clone(),
+                None => std::path::absolute(file).unwrap_or_else(|_| PathBuf::from(file)),
+            };
+            return if path.is_file() {
+                Ok(path)
+            } else {
+                Err(LoaderError::MissingFile {
+                    id: id.clone(),
+                    path,
+                })
+            };
+        }
+        self.load_remote(id, locator).await
+    }
+
+    async fn load_locked(
+        &self,
+        id: &Id,
+        locked: &LockedPlugin,
+        root: &Path,
+    ) -> Result<PathBuf, LoaderError> {
+        let config = crate::config::Config {
+            path: root.join(crate::config::CONFIG_NAME),
+            source: crate::config::ConfigSource::WarpgateToml,
+            plugins: Default::default(),
+        };
+        let path = crate::lock::fetch_one(&config, id, locked, &self.fetcher).await?;
+        Ok(std::path::absolute(&path).unwrap_or(path))
+    }
+
+    fn record_key(locator: &PluginLocator) -> String {
+        Checksum::of(locator.to_string().as_bytes()).hex()
+    }
+
+    fn read_record(&self, key: &str) -> Option<Resolution> {
+        let path = self.fetcher.cache().refs_dir().join(format!("{key}.json"));
+        let text = std::fs::read(&path).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    fn write_record(&self, key: &str, record: &Resolution) -> Result<(), LoaderError> {
+        let dir = self.fetcher.cache().refs_dir();
+        let path = dir.join(format!("{key}.json"));
+        let io = |source| crate::cache::CacheError::Io {
+            action: "write",
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let bytes = serde_json::to_vec_pretty(record).expect("a resolution serialises");
+        crate::lockfile::write_atomically(&path, &bytes).map_err(io)?;
+        Ok(())
+    }
+
+    async fn load_remote(
+        &self,
+        id: &Id,
+        locator: &PluginLocator,
+    ) -> Result<PathBuf, LoaderError> {
+        let key = Self::record_key(locator);
+        let cache = self.fetcher.cache().clone();
+        let lock_name = format!("ref-{key}");
+        let _lock = tokio::task::spawn_blocking(move || cache.lock_named(&lock_name))
+            .await
+            .map_err(|error| LoaderError::Lock(LockError::Fetch(crate::fetch::FetchError::Task {
+                id: id.clone(),
+                message: error.to_string(),
+            })))??;
+
+        let record = self.read_record(&key);
+        let cached = match &record {
+            Some(record) => self
+                .fetcher
+                .cache()
+                .get(&record.checksum)?
+                .map(|path| (record, path)),
+            None => None,
+        };
+        if let Some((record, path)) = &cached {
+            let fresh = !locator.is_floating()
+                || now().saturating_sub(record.resolved_at) < self.cache_duration.as_secs();
+            if fresh || self.offline.is_some() {
+                return Ok(path.clone());
+            }
+        }
+        if let Some(reason) = &self.offline {
+            return Err(LoaderError::Offline {
+                id: id.clone(),
+                locator: locator.to_string(),
+                reason: reason.clone(),
+            });
+        }
+        let entry = crate::config::PluginEntry {
+            locator: locator.clone(),
+            version: None,
+            asset: None,
+        };
+        let config = crate::config::Config {
+            path: self.plugins_dir.join(crate::config::CONFIG_NAME),
+            source: crate::config::ConfigSource::WarpgateToml,
+            plugins: Default::default(),
+        };
+        match crate::lock::resolve_entry(&config, id, &entry, &self.fetcher, &self.github).await {
+            Ok(locked) => {
+                let path = self.fetcher.cache().blob_path(&locked.checksum);
+                self.write_record(
+                    &key,
+                    &Resolution {
+                        locator: locator.to_string(),
+                        checksum: locked.checksum,
+                        size: locked.size,
+                        url: locked.url,
+                        tag: locked.tag,
+                        resolved_at: now(),
+                    },
+                )?;
+                Ok(path)
+            }
+            Err(error) => match cached {
+                Some((_, path)) => {
+                    tracing::warn!(
+                        "could not refresh plugin `{id}` (`{locator}`), using the cached copy: {error}"
+                    );
+                    Ok(path)
+                }
+                None => Err(error.into()),
+            },
+        }
+    }
+}
