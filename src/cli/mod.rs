@@ -5,6 +5,7 @@
 //! (stale lock, checksum mismatch, outdated with `--exit-code`), 2 usage or other errors.
 
 mod cache;
+mod call;
 mod edit;
 mod fetch;
 mod json;
@@ -75,6 +76,8 @@ enum Command {
     List(list::ListArgs),
     /// Inspect or clean the plugin cache.
     Cache(cache::CacheArgs),
+    /// Run a locked plugin's function and print its output (for debugging plugins).
+    Call(call::CallArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -204,6 +207,7 @@ async fn run(cli: Cli, output: &Output) -> Result<Outcome, Failure> {
         Command::Outdated(args) => update::outdated(&cli.global, args, output).await,
         Command::List(args) => list::run(&cli.global, args),
         Command::Cache(args) => cache::run(&cli.global, args, output),
+        Command::Call(args) => call::run(&cli.global, args).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

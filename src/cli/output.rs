@@ -30,7 +30,7 @@ impl Output {
     /// Sets up `tracing` for `-v`/`-vv` or `RUST_LOG`, writing to stderr.
     pub fn init_tracing(&self) {
         let default = match self.verbose {
-            0 => "warn",
+            0 => "warpgate=warn",
             1 => "warpgate=info",
             _ => "warpgate=debug",
         };
