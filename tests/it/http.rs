@@ -1,0 +1,549 @@
+//! `warpgate::http` against a real loopback HTTPS server.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use warpgate::checksum::Checksum;
+use warpgate::http::{ApiToken, Downloaded, HttpClient, HttpError, HttpOptions};
+
+use crate::support::{Response, Route, TestServer};
+
+fn no_progress(_: u64, _: Option<u64>) {}
+
+fn client_with(server: &TestServer, change: impl FnOnce(&mut HttpOptions)) -> HttpClient {
+    let mut options = server.http_options();
+    change(&mut options);
+    HttpClient::new(options).unwrap()
+}
+
+fn body(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+#[tokio::test]
+async fn download_streams_hashes_and_reports_progress() {
+    let bytes = body(200_000);
+    let server = TestServer::start([("/plugin.wasm", Response::ok(bytes.clone()))]);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("plugin.wasm");
+    let seen = Mutex::new(Vec::new());
+    let progress = |received: u64, total: Option<u64>| seen.lock().unwrap().push((received, total));
+
+    let downloaded = server
+        .http_client()
+        .download_to(&server.url("/plugin.wasm"), &dest, &progress)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        downloaded,
+        Downloaded {
+            checksum: Checksum::of(&bytes),
+            size: bytes.len() as u64
+        }
+    );
+    assert_eq!(std::fs::read(&dest).unwrap(), bytes);
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(seen.first(), Some(&(0, Some(200_000))));
+    assert_eq!(seen.last(), Some(&(200_000, Some(200_000))));
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    assert!(
+        requests[0]
+            .header("user-agent")
+            .unwrap()
+            .starts_with("warpgate/")
+    );
+    assert_eq!(requests[0].header("authorization"), None);
+}
+
+#[tokio::test]
+async fn server_error_then_success_is_retried() {
+    let server = TestServer::start([(
+        "/flaky.wasm",
+        Route::sequence([
+            Response::status(500),
+            Response::status(503),
+            Response::ok("fine"),
+        ]),
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    let downloaded = server
+        .http_client()
+        .download_to(&server.url("/flaky.wasm"), &dest, &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(downloaded.size, 4);
+    assert_eq!(server.hits("/flaky.wasm"), 3);
+}
+
+#[tokio::test]
+async fn server_errors_stop_after_max_retries() {
+    let server = TestServer::start([(
+        "/down",
+        Response::status(502).body("upstream is down"),
+    )]);
+    let client = client_with(&server, |options| options.max_retries = 2);
+    let error = client
+        .get_api(&server.url("/down"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, HttpError::Status { status: 502, .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "`{}` answered with HTTP status 502: upstream is down",
+            server.url("/down")
+        )
+    );
+    assert_eq!(server.hits("/down"), 3);
+}
+
+#[tokio::test]
+async fn not_found_is_not_retried() {
+    let server = TestServer::empty();
+    let dir = tempfile::tempdir().unwrap();
+    let error = server
+        .http_client()
+        .download_to(&server.url("/missing.wasm"), &dir.path().join("x"), &no_progress)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, HttpError::Status { status: 404, .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("/missing.wasm"), "{error}");
+    assert_eq!(server.hits("/missing.wasm"), 1);
+    assert!(!dir.path().join("x").exists(), "nothing written on a 404");
+}
+
+#[tokio::test]
+async fn too_many_requests_honours_retry_after() {
+    let server = TestServer::start([(
+        "/busy",
+        Route::sequence([
+            Response::status(429).header("retry-after", "0"),
+            Response::ok("{}"),
+        ]),
+    )]);
+    let response = server
+        .http_client()
+        .get_api(&server.url("/busy"), None)
+        .await
+        .unwrap();
+    assert_eq!(response.body, b"{}");
+    assert_eq!(server.hits("/busy"), 2);
+}
+
+#[tokio::test]
+async fn exhausted_rate_limit_fails_at_once_and_names_the_token() {
+    let server = TestServer::start([(
+        "/repos/a/b/releases",
+        Response::status(403)
+            .header("x-ratelimit-remaining", "0")
+            .body(r#"{"message":"API rate limit exceeded"}"#),
+    )]);
+    let error = server
+        .http_client()
+        .get_api(&server.url("/repos/a/b/releases"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, HttpError::RateLimited { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("rate limit"), "{message}");
+    assert!(
+        message.contains("\nhint: set `GITHUB_TOKEN` (or `WARPGATE_GITHUB_TOKEN`)"),
+        "{message}"
+    );
+    assert_eq!(server.request_count(), 1);
+}
+
+#[tokio::test]
+async fn truncated_download_is_retried_then_succeeds() {
+    let bytes = body(10_000);
+    let server = TestServer::start([(
+        "/cut.wasm",
+        Route::sequence([
+            Response::ok(bytes.clone()).truncate_to(5_000),
+            Response::ok(bytes.clone()),
+        ]),
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("cut.wasm");
+    let downloaded = server
+        .http_client()
+        .download_to(&server.url("/cut.wasm"), &dest, &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(downloaded.checksum, Checksum::of(&bytes));
+    assert_eq!(downloaded.size, 10_000);
+    assert_eq!(std::fs::read(&dest).unwrap(), bytes, "file truncated on retry");
+    assert_eq!(server.hits("/cut.wasm"), 2);
+}
+
+#[tokio::test]
+async fn permanently_truncated_download_fails_with_truncated() {
+    let server = TestServer::start([(
+        "/cut.wasm",
+        Response::ok(body(1_000)).truncate_to(100),
+    )]);
+    let client = client_with(&server, |options| options.max_retries = 2);
+    let dir = tempfile::tempdir().unwrap();
+    let error = client
+        .download_to(&server.url("/cut.wasm"), &dir.path().join("x"), &no_progress)
+        .await
+        .unwrap_err();
+    match &error {
+        HttpError::Truncated {
+            expected, received, ..
+        } => assert_eq!((*expected, *received), (Some(1_000), 100)),
+        other => panic!("expected Truncated, got {other:?}"),
+    }
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the download of `{}` was cut short: received 100 of 1000 bytes",
+            server.url("/cut.wasm")
+        )
+    );
+    assert_eq!(server.hits("/cut.wasm"), 3);
+}
+
+#[tokio::test]
+async fn truncated_api_body_is_retried() {
+    let server = TestServer::start([(
+        "/api",
+        Route::sequence([
+            Response::ok(r#"{"a":"bcdefgh"}"#).truncate_to(4),
+            Response::ok(r#"{"a":"bcdefgh"}"#),
+        ]),
+    )]);
+    let response = server
+        .http_client()
+        .get_api(&server.url("/api"), None)
+        .await
+        .unwrap();
+    assert_eq!(response.body, br#"{"a":"bcdefgh"}"#);
+    assert_eq!(server.hits("/api"), 2);
+}
+
+#[tokio::test]
+async fn hang_up_before_answering_is_retried() {
+    let server = TestServer::start([(
+        "/x.wasm",
+        Route::sequence([Response::hang_up(), Response::ok("wasm")]),
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let downloaded = server
+        .http_client()
+        .download_to(&server.url("/x.wasm"), &dir.path().join("x"), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(downloaded.size, 4);
+    assert_eq!(server.hits("/x.wasm"), 2);
+}
+
+#[tokio::test]
+async fn slow_answer_times_out_and_is_retried() {
+    let server = TestServer::start([(
+        "/slow",
+        Route::sequence([
+            Response::ok("late").delay(Duration::from_secs(5)),
+            Response::ok("quick"),
+        ]),
+    )]);
+    let client = client_with(&server, |options| {
+        options.read_timeout = Duration::from_millis(300);
+    });
+    let response = client.get_api(&server.url("/slow"), None).await.unwrap();
+    assert_eq!(response.body, b"quick");
+    assert_eq!(server.hits("/slow"), 2);
+}
+
+#[tokio::test]
+async fn size_cap_from_content_length() {
+    let server = TestServer::start([("/big.wasm", Response::ok(body(1_000)))]);
+    let client = client_with(&server, |options| options.max_download_size = 999);
+    let dir = tempfile::tempdir().unwrap();
+    let error = client
+        .download_to(&server.url("/big.wasm"), &dir.path().join("x"), &no_progress)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            HttpError::TooLarge {
+                limit: 999,
+                size: Some(1_000),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("is larger than the download size limit of 999 bytes"),
+        "{error}"
+    );
+    assert_eq!(server.hits("/big.wasm"), 1, "a size error is not retried");
+}
+
+#[tokio::test]
+async fn size_cap_while_streaming_without_content_length() {
+    let server = TestServer::start([(
+        "/big.wasm",
+        Response::ok(body(100_000)).close_delimited(),
+    )]);
+    let client = client_with(&server, |options| options.max_download_size = 50_000);
+    let dir = tempfile::tempdir().unwrap();
+    let error = client
+        .download_to(&server.url("/big.wasm"), &dir.path().join("x"), &no_progress)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            HttpError::TooLarge {
+                limit: 50_000,
+                size: None,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(server.hits("/big.wasm"), 1);
+
+    // Under the cap, a body without `Content-Length` is fine.
+    server.route("/small.wasm", Response::ok(body(10)).close_delimited());
+    let downloaded = client
+        .download_to(&server.url("/small.wasm"), &dir.path().join("y"), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(downloaded.size, 10);
+}
+
+#[tokio::test]
+async fn offline_opens_no_connection() {
+    let server = TestServer::start([("/x.wasm", Response::ok("wasm"))]);
+    let client = client_with(&server, |options| {
+        options.offline = Some("`--offline`".to_string());
+    });
+    assert!(client.is_offline());
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("x.wasm");
+
+    let error = client
+        .download_to(&server.url("/x.wasm"), &dest, &no_progress)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, HttpError::Offline { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "cannot fetch `{}`: network access is disabled by `--offline`",
+            server.url("/x.wasm")
+        )
+    );
+    let error = client
+        .get_api(&server.url("/api"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, HttpError::Offline { .. }), "{error:?}");
+
+    assert_eq!(server.request_count(), 0, "no request reached the server");
+    assert!(!dest.exists(), "nothing written");
+}
+
+#[tokio::test]
+async fn redirect_to_plain_http_elsewhere_is_refused() {
+    let server = TestServer::start([(
+        "/moved.wasm",
+        Response::redirect("http://example.com/x.wasm"),
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let error = server
+        .http_client()
+        .download_to(&server.url("/moved.wasm"), &dir.path().join("x"), &no_progress)
+        .await
+        .unwrap_err();
+    match &error {
+        HttpError::InsecureRedirect { location, .. } => {
+            assert_eq!(location, "http://example.com/x.wasm")
+        }
+        other => panic!("expected InsecureRedirect, got {other:?}"),
+    }
+    let message = error.to_string();
+    assert!(message.contains("`http://example.com/x.wasm`"), "{message}");
+    assert!(message.contains("only allowed for loopback"), "{message}");
+    assert_eq!(server.request_count(), 1, "the redirect is not retried");
+}
+
+#[tokio::test]
+async fn redirect_to_another_https_host_is_followed() {
+    let server = TestServer::empty();
+    server.route("/a.wasm", Response::redirect(server.alt_url("/b.wasm")));
+    server.route("/b.wasm", Response::ok("bee"));
+    let dir = tempfile::tempdir().unwrap();
+    let downloaded = server
+        .http_client()
+        .download_to(&server.url("/a.wasm"), &dir.path().join("x"), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(downloaded.checksum, Checksum::of(b"bee"));
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(requests[1].is_alt_host());
+}
+
+#[tokio::test]
+async fn redirect_loops_are_cut() {
+    let server = TestServer::start([("/loop", Response::redirect("/loop"))]);
+    let error = server
+        .http_client()
+        .get_api(&server.url("/loop"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, HttpError::Request { .. }), "{error:?}");
+    assert_eq!(server.hits("/loop"), 11);
+}
+
+#[tokio::test]
+async fn plain_http_to_a_non_loopback_host_is_refused_up_front() {
+    let client = HttpClient::new(HttpOptions {
+        extra_ca_file: None,
+        ..HttpOptions::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let error = client
+        .download_to("http://example.com/x.wasm", &dir.path().join("x"), &no_progress)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, HttpError::InsecureUrl { .. }), "{error:?}");
+    assert!(
+        error.to_string().starts_with("refusing to fetch `http://example.com/x.wasm`"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn token_goes_to_the_api_host_only() {
+    let server = TestServer::empty();
+    server.route("/api/thing", Response::redirect(server.alt_url("/elsewhere")));
+    server.route("/elsewhere", Response::ok("{}"));
+    server.route("/api/plain", Response::ok("{}"));
+    let token = ApiToken::new(
+        "s3cr3t-token",
+        &url::Url::parse(&server.url("")).unwrap(),
+    );
+    let client = server.http_client();
+
+    // Same origin: sent. A redirect to another host: dropped.
+    client
+        .get_api(&server.url("/api/thing"), Some(&token))
+        .await
+        .unwrap();
+    // Asked directly for another host: never attached.
+    client
+        .get_api(&server.alt_url("/api/plain"), Some(&token))
+        .await
+        .unwrap();
+    // Downloads never carry it.
+    let dir = tempfile::tempdir().unwrap();
+    client
+        .download_to(&server.url("/api/plain"), &dir.path().join("x"), &no_progress)
+        .await
+        .unwrap();
+
+    let requests = server.requests();
+    let auth: Vec<(String, bool, Option<&str>)> = requests
+        .iter()
+        .map(|request| {
+            (
+                request.path.clone(),
+                request.is_alt_host(),
+                request.header("authorization"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        auth,
+        [
+            ("/api/thing".to_string(), false, Some("Bearer s3cr3t-token")),
+            ("/elsewhere".to_string(), true, None),
+            ("/api/plain".to_string(), true, None),
+            ("/api/plain".to_string(), false, None),
+        ]
+    );
+    assert!(!format!("{token:?}").contains("s3cr3t"));
+    assert!(!format!("{client:?}").contains("s3cr3t"));
+}
+
+#[tokio::test]
+async fn api_requests_send_github_headers_and_expose_answers() {
+    let server = TestServer::empty();
+    let next = server.url("/items?page=2");
+    server.route(
+        "/items",
+        Response::json(&serde_json::json!([1, 2]))
+            .header("x-ratelimit-remaining", "42")
+            .header("link", format!("<{next}>; rel=\"next\", <{next}>; rel=\"last\"")),
+    );
+    let response = server
+        .http_client()
+        .get_api(&server.url("/items"), None)
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, b"[1,2]");
+    assert_eq!(response.rate_limit_remaining(), Some(42));
+    assert_eq!(response.next_link(), Some(next));
+    let request = &server.requests()[0];
+    assert_eq!(request.method, "GET");
+    assert_eq!(
+        request.header("accept"),
+        Some("application/vnd.github+json")
+    );
+    assert_eq!(request.header("x-github-api-version"), Some("2022-11-28"));
+}
+
+#[tokio::test]
+async fn untrusted_certificate_fails() {
+    let server = TestServer::start([("/x", Response::ok("x"))]);
+    let client = client_with(&server, |options| options.extra_ca_file = None);
+    let error = client.get_api(&server.url("/x"), None).await.unwrap_err();
+    assert!(matches!(error, HttpError::Request { .. }), "{error:?}");
+    assert_eq!(server.request_count(), 0);
+}
+
+#[test]
+fn unreadable_or_empty_certificate_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let error = HttpClient::new(HttpOptions {
+        extra_ca_file: Some(missing.clone()),
+        ..HttpOptions::default()
+    })
+    .unwrap_err();
+    assert!(matches!(error, HttpError::Certificates { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("`{}`", missing.display())),
+        "{message}"
+    );
+    assert!(message.contains("\nhint: point `SSL_CERT_FILE`"), "{message}");
+
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let error = HttpClient::new(HttpOptions {
+        extra_ca_file: Some(empty),
+        ..HttpOptions::default()
+    })
+    .unwrap_err();
+    assert!(error.to_string().contains("no PEM certificates"), "{error}");
+}

@@ -1,0 +1,18 @@
+//! The shared test harness.
+//!
+//! - [`TestServer`]: a loopback HTTPS server (test CA, scripted [`Response`]s, a request log).
+//! - [`FakeGitHub`]: the GitHub releases API on top of it.
+//!
+//! Library tests build clients explicitly ([`TestServer::http_client`], [`FakeGitHub::client`])
+//! and tests of the `warpgate` binary pass [`TestServer::env`] / [`FakeGitHub::env`] to
+//! `Command::envs`, so no test changes its own process environment and all run in parallel.
+
+// Each test module uses a different part of the harness.
+#![allow(dead_code)]
+
+pub mod github;
+pub mod server;
+
+pub use github::{FakeAsset, FakeGitHub, FakeRelease};
+#[allow(unused_imports)]
+pub use server::{RecordedRequest, Response, Route, TestServer};
