@@ -74,7 +74,9 @@ pub async fn run(global: &GlobalArgs, args: CallArgs) -> Result<Outcome, Failure
         .build()?;
     let output = container.call(&args.function, input)?;
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(&output).context("failed to write to stdout")?;
+    stdout
+        .write_all(&output)
+        .context("failed to write to stdout")?;
     if std::io::stdout().is_terminal() && !output.ends_with(b"\n") {
         let _ = writeln!(stdout);
     }

@@ -113,14 +113,25 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 fn is_check_failure(error: &anyhow::Error) -> bool {
     use warpgate::fetch::FetchError;
     use warpgate::lock::LockError;
-    error.chain().any(|cause| {
+    let mismatch = |error: &FetchError| {
         matches!(
-            cause.downcast_ref::<LockError>(),
-            Some(LockError::Stale { .. } | LockError::Missing { .. })
-        ) || matches!(
-            cause.downcast_ref::<FetchError>(),
-            Some(FetchError::Mismatch { .. } | FetchError::DigestMismatch { .. })
+            error,
+            FetchError::Mismatch { .. } | FetchError::DigestMismatch { .. }
         )
+    };
+    error.chain().any(|cause| {
+        let lock_error = cause.downcast_ref::<LockError>().or_else(|| {
+            match cause.downcast_ref::<warpgate::loader::LoaderError>() {
+                Some(warpgate::loader::LoaderError::Lock(lock)) => Some(lock),
+                _ => None,
+            }
+        });
+        match lock_error {
+            Some(LockError::Stale { .. } | LockError::Missing { .. }) => return true,
+            Some(LockError::Fetch(fetch)) if mismatch(fetch) => return true,
+            _ => {}
+        }
+        cause.downcast_ref::<FetchError>().is_some_and(mismatch)
     })
 }
 

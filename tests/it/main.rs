@@ -1,2 +1,6 @@
 mod cli;
 mod container;
+mod github;
+mod http;
+mod lock_remote;
+mod support;

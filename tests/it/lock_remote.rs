@@ -1,0 +1,433 @@
+//! `warpgate lock` / `fetch` / `update` / `outdated` as real processes against the loopback
+//! fake GitHub API and download host.
+
+use std::time::Duration;
+
+use warpgate::checksum::Checksum;
+
+use crate::cli::{Project, Run};
+use crate::support::{FakeAsset, FakeGitHub, FakeRelease, Response};
+
+/// A plugin's bytes (any bytes do: locking does not run them).
+fn wasm(name: &str) -> Vec<u8> {
+    format!("\0asm fake plugin {name}").into_bytes()
+}
+
+fn run(project: &Project, github: &FakeGitHub, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = project.command(args);
+    command.envs(github.env());
+    command.envs(env.iter().copied());
+    Run::from(command.output().unwrap())
+}
+
+/// A fake GitHub with a monorepo and a single-project repo, plus a plain URL plugin.
+fn fake() -> FakeGitHub {
+    let github = FakeGitHub::start();
+    github
+        .release(
+            "acme/plugins",
+            FakeRelease::new("node_tool-v0.12.0").wasm("node_tool.wasm", wasm("node 0.12")),
+        )
+        .release(
+            "acme/plugins",
+            FakeRelease::new("node_tool-v0.13.0").wasm("node_tool.wasm", wasm("node 0.13")),
+        )
+        .release(
+            "acme/plugins",
+            FakeRelease::new("bun_tool@v0.14.1")
+                .asset(FakeAsset::new("bun_tool.wasm", wasm("bun 0.14.1")).with_digest()),
+        )
+        .release(
+            "acme/plugins",
+            FakeRelease::new("bun_tool@v0.15.0").wasm("bun_tool.wasm", wasm("bun 0.15")),
+        )
+        .release(
+            "acme/deno-plugin",
+            FakeRelease::new("v1.0.0").wasm("deno.wasm", wasm("deno 1.0")),
+        )
+        .release(
+            "acme/deno-plugin",
+            FakeRelease::new("v2.0.0-rc.1")
+                .prerelease()
+                .wasm("deno.wasm", wasm("deno 2 rc")),
+        );
+    github
+        .server()
+        .route("/hello-1.0.0.wasm", Response::ok(wasm("hello")));
+    github
+}
+
+fn config(github: &FakeGitHub) -> String {
+    format!(
+        "[plugins]\nnode = \"github://acme/plugins/node_tool@v0.13.0\"\ndeno = \"github://acme/deno-plugin\"\nbun = {{ locator = \"github://acme/plugins/bun_tool\", version = \"^0.14\" }}\nhello = \"{}\"\necho = \"file://./plugins/json_tools.wasm\"\n",
+        github.server().url("/hello-1.0.0.wasm")
+    )
+}
+
+#[test]
+fn lock_resolves_every_kind_then_fetch_needs_no_api() {
+    let github = fake();
+    let project = Project::new(&config(&github));
+    run(&project, &github, &["lock"], &[]).success();
+    let lock = project.read("warpgate.lock");
+    let node_url = github.download_url("acme/plugins", "node_tool-v0.13.0", "node_tool.wasm");
+    assert!(
+        lock.contains(&format!(
+            "[plugins.node]\nlocator = \"github://acme/plugins/node_tool@v0.13.0\"\ntag = \"node_tool-v0.13.0\"\nasset = \"node_tool.wasm\"\nurl = \"{node_url}\"\nchecksum = \"{}\"\nsize = {}\n",
+            Checksum::of(&wasm("node 0.13")),
+            wasm("node 0.13").len()
+        )),
+        "{lock}"
+    );
+    assert!(
+        lock.contains("[plugins.deno]\nlocator = \"github://acme/deno-plugin\"\ntag = \"v1.0.0\""),
+        "{lock}"
+    );
+    assert!(
+        lock.contains("requirement = \"^0.14\"\ntag = \"bun_tool@v0.14.1\""),
+        "{lock}"
+    );
+    assert!(
+        lock.contains(&format!(
+            "url = \"{}\"",
+            github.server().url("/hello-1.0.0.wasm")
+        )),
+        "{lock}"
+    );
+    assert!(
+        !lock.contains(&project.dir.path().display().to_string()),
+        "no absolute paths: {lock}"
+    );
+
+    // A fresh cache: `fetch` downloads every plugin from its locked URL, no API call.
+    let api_calls = github.api_requests().len();
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    run(&project, &github, &["fetch"], &[])
+        .success()
+        .stderr_has("Fetched 5 plugins");
+    assert_eq!(github.api_requests().len(), api_calls);
+    // And again: everything is cached, not a single request.
+    let requests = github.server().request_count();
+    run(&project, &github, &["fetch"], &[]).success();
+    assert_eq!(github.server().request_count(), requests);
+    // `--locked` on an up-to-date lock makes no request either.
+    run(&project, &github, &["lock", "--locked"], &[]).success();
+    assert_eq!(github.server().request_count(), requests);
+}
+
+#[test]
+fn token_goes_to_the_api_host_only_and_is_never_printed() {
+    let github = fake();
+    let project = Project::new("[plugins]\ndeno = \"github://acme/deno-plugin\"\n");
+    let secret = "ghp_supersecret123";
+    let result = run(
+        &project,
+        &github,
+        &["lock", "-vv"],
+        &[("GITHUB_TOKEN", secret)],
+    )
+    .success();
+    assert!(!result.stderr.contains(secret) && !result.stdout.contains(secret));
+    assert!(!project.read("warpgate.lock").contains(secret));
+    let requests = github.server().requests();
+    let api: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.starts_with("/repos/"))
+        .collect();
+    assert!(!api.is_empty());
+    for request in &api {
+        assert_eq!(
+            request.header("authorization"),
+            Some(format!("Bearer {secret}").as_str())
+        );
+    }
+    let downloads: Vec<_> = requests.iter().filter(|r| r.is_alt_host()).collect();
+    assert_eq!(downloads.len(), 1, "{requests:#?}");
+    assert_eq!(downloads[0].header("authorization"), None);
+    for request in requests.iter().filter(|r| !r.path.starts_with("/repos/")) {
+        assert_eq!(request.header("authorization"), None, "{request:#?}");
+    }
+}
+
+#[test]
+fn warpgate_token_wins_over_github_token() {
+    let github = fake();
+    let project = Project::new("[plugins]\ndeno = \"github://acme/deno-plugin\"\n");
+    run(
+        &project,
+        &github,
+        &["lock"],
+        &[
+            ("GITHUB_TOKEN", "low"),
+            ("GH_TOKEN", "middle"),
+            ("WARPGATE_GITHUB_TOKEN", "high"),
+        ],
+    )
+    .success();
+    let requests = github.server().requests();
+    let api = requests
+        .iter()
+        .find(|r| r.path.starts_with("/repos/"))
+        .unwrap();
+    assert_eq!(api.header("authorization"), Some("Bearer high"));
+}
+
+#[test]
+fn offline_with_nothing_known_opens_no_connection() {
+    let github = fake();
+    let project = Project::new(&config(&github));
+    for (args, env) in [
+        (vec!["lock", "--offline"], vec![]),
+        (vec!["lock"], vec![("WARPGATE_OFFLINE", "1")]),
+        (vec!["lock"], vec![("CARGO_NET_OFFLINE", "true")]),
+    ] {
+        let result = run(&project, &github, &args, &env).code(2);
+        assert!(
+            result.stderr.contains("network access is disabled by"),
+            "{result:#?}"
+        );
+        assert!(result.stderr.contains("is not locked"), "{result:#?}");
+    }
+    assert_eq!(github.server().request_count(), 0);
+    assert!(!project.path("warpgate.lock").exists());
+
+    // Locked and cached: offline works and still makes no request.
+    run(&project, &github, &["lock"], &[]).success();
+    let requests = github.server().request_count();
+    run(&project, &github, &["lock", "--frozen"], &[]).success();
+    run(&project, &github, &["fetch", "--offline"], &[]).success();
+    // Nothing cached: offline fetch fails naming the plugin, with no request.
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    run(&project, &github, &["fetch", "--offline"], &[])
+        .code(2)
+        .stderr_has("but plugin `")
+        .stderr_has("is not in the cache");
+    assert_eq!(github.server().request_count(), requests);
+}
+
+#[test]
+fn locked_on_stale_remote_lock_leaves_it_untouched() {
+    let github = fake();
+    let project = Project::new(&config(&github));
+    run(&project, &github, &["lock"], &[]).success();
+    let lock = std::fs::read(project.path("warpgate.lock")).unwrap();
+    let requests = github.server().request_count();
+    std::fs::write(
+        project.path("warpgate.toml"),
+        config(&github).replace("node_tool@v0.13.0", "node_tool@v0.12.0"),
+    )
+    .unwrap();
+    run(&project, &github, &["lock", "--locked"], &[])
+        .code(1)
+        .stderr_has("`node`: its config entry changed since it was locked");
+    assert_eq!(std::fs::read(project.path("warpgate.lock")).unwrap(), lock);
+    assert_eq!(github.server().request_count(), requests);
+    // Without --locked the one changed entry is re-resolved; the others are kept.
+    run(&project, &github, &["lock"], &[])
+        .success()
+        .stderr_has("Updating node");
+    assert!(
+        project
+            .read("warpgate.lock")
+            .contains("tag = \"node_tool-v0.12.0\"")
+    );
+}
+
+#[test]
+fn update_moves_floating_entries_only_when_asked() {
+    let github = fake();
+    let project = Project::new(&config(&github));
+    run(&project, &github, &["lock"], &[]).success();
+    github.release(
+        "acme/deno-plugin",
+        FakeRelease::new("v1.1.0").wasm("deno.wasm", wasm("deno 1.1")),
+    );
+    github.release(
+        "acme/plugins",
+        FakeRelease::new("bun_tool@v0.14.2").wasm("bun_tool.wasm", wasm("bun 0.14.2")),
+    );
+
+    run(&project, &github, &["lock"], &[]).success();
+    let lock = project.read("warpgate.lock");
+    assert!(lock.contains("tag = \"v1.0.0\""));
+
+    let dry = run(&project, &github, &["update", "--dry-run"], &[]).success();
+    assert!(dry.stdout.contains("deno: v1.0.0"), "{dry:#?}");
+    assert!(dry.stdout.contains("-> v1.1.0"), "{dry:#?}");
+    assert!(dry.stdout.contains("bun: bun_tool@v0.14.1"), "{dry:#?}");
+    assert_eq!(project.read("warpgate.lock"), lock);
+
+    run(&project, &github, &["lock", "--update", "deno"], &[]).success();
+    let updated = project.read("warpgate.lock");
+    assert!(updated.contains("tag = \"v1.1.0\""));
+    assert!(
+        updated.contains("tag = \"bun_tool@v0.14.1\""),
+        "only deno: {updated}"
+    );
+    run(&project, &github, &["update"], &[]).success();
+    assert!(
+        project
+            .read("warpgate.lock")
+            .contains("tag = \"bun_tool@v0.14.2\"")
+    );
+
+    let outdated = run(&project, &github, &["outdated", "--json"], &[]).success();
+    let rows: serde_json::Value = serde_json::from_str(&outdated.stdout).unwrap();
+    let bun = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["id"] == "bun")
+        .unwrap();
+    assert_eq!(bun["locked"], "bun_tool@v0.14.2");
+    assert_eq!(bun["matching"], "bun_tool@v0.14.2");
+    assert_eq!(bun["newest"], "bun_tool@v0.15.0");
+    run(&project, &github, &["outdated", "--exit-code"], &[]).success();
+}
+
+#[test]
+fn fetch_checksum_mismatch_names_everything_and_caches_nothing() {
+    let github = fake();
+    let project = Project::new(&config(&github));
+    run(&project, &github, &["lock"], &[]).success();
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    let url = github.server().url("/hello-1.0.0.wasm");
+    github.server().route(
+        "/hello-1.0.0.wasm",
+        Response::ok(b"\0asm replaced".to_vec()),
+    );
+    let result = run(&project, &github, &["fetch"], &[])
+        .code(1)
+        .stderr_has(&format!(
+            "checksum mismatch for plugin `hello` downloaded from `{url}`"
+        ))
+        .stderr_has(&format!("Expected: `{}`", Checksum::of(&wasm("hello"))))
+        .stderr_has(&format!("Computed: `{}`", Checksum::of(b"\0asm replaced")))
+        .stderr_has("hint: ");
+    drop(result);
+    let blobs = project.cache_home().join("v1/blobs/sha256");
+    assert!(!blobs.join(Checksum::of(b"\0asm replaced").hex()).exists());
+    assert!(!blobs.join(Checksum::of(&wasm("hello")).hex()).exists());
+    assert_eq!(
+        std::fs::read_dir(project.cache_home().join("v1/tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn api_digest_mismatch_fails_the_lock() {
+    let github = FakeGitHub::start();
+    github.release(
+        "acme/x",
+        FakeRelease::new("v1.0.0")
+            .asset(FakeAsset::new("x.wasm", wasm("x")).digest(Checksum::of(b"other").to_string())),
+    );
+    let project = Project::new("[plugins]\nx = \"github://acme/x\"\n");
+    run(&project, &github, &["lock"], &[])
+        .code(1)
+        .stderr_has("digest published by the release API")
+        .stderr_has(&format!("Expected: `{}`", Checksum::of(b"other")));
+    assert!(!project.path("warpgate.lock").exists());
+}
+
+#[test]
+fn rate_limit_and_missing_repo_are_reported_as_such() {
+    let github = fake();
+    let project = Project::new("[plugins]\ndeno = \"github://acme/deno-plugin\"\n");
+    github.rate_limit(true);
+    run(&project, &github, &["lock"], &[])
+        .code(2)
+        .stderr_has("rate limit")
+        .stderr_has("GITHUB_TOKEN");
+    github.rate_limit(false);
+    let project = Project::new("[plugins]\nghost = \"github://acme/ghost\"\n");
+    run(&project, &github, &["lock"], &[])
+        .code(2)
+        .stderr_has("plugin `ghost`")
+        .stderr_has("acme/ghost");
+    assert!(!project.path("warpgate.lock").exists());
+}
+
+#[test]
+fn concurrent_fetch_processes_share_one_cache() {
+    let github = fake();
+    let project = Project::new(&config(&github));
+    run(&project, &github, &["lock"], &[]).success();
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    let url_path = "/hello-1.0.0.wasm";
+    github.server().route(
+        url_path,
+        Response::ok(wasm("hello")).delay(Duration::from_millis(300)),
+    );
+    let before = github.server().hits(url_path);
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            let mut command = project.command(&["fetch"]);
+            command.envs(github.env());
+            command
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            command.spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        Run::from(child.wait_with_output().unwrap()).success();
+    }
+    // One download per blob, however many processes asked.
+    assert_eq!(github.server().hits(url_path) - before, 1);
+    let blobs = project.cache_home().join("v1/blobs/sha256");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&blobs).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        assert_eq!(Checksum::of(&std::fs::read(&path).unwrap()).hex(), name);
+        count += 1;
+    }
+    assert_eq!(count, 4);
+    assert_eq!(
+        std::fs::read_dir(project.cache_home().join("v1/tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn cache_prune_keeps_referenced_blobs() {
+    let github = fake();
+    let project = Project::new(&config(&github));
+    run(&project, &github, &["lock"], &[]).success();
+    run(&project, &github, &["fetch"], &[]).success();
+    // Drop two entries from the lock's point of view: relock a smaller config.
+    std::fs::write(
+        project.path("warpgate.toml"),
+        "[plugins]\ndeno = \"github://acme/deno-plugin\"\n",
+    )
+    .unwrap();
+    run(&project, &github, &["lock"], &[]).success();
+    let blobs = project.cache_home().join("v1/blobs/sha256");
+    assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), 4);
+    let result = run(&project, &github, &["cache", "prune"], &[]).success();
+    let freed: u64 = [wasm("node 0.13"), wasm("bun 0.14.1"), wasm("hello")]
+        .iter()
+        .map(|bytes| bytes.len() as u64)
+        .sum();
+    assert_eq!(
+        result.stdout.trim(),
+        format!("3 files, {freed} bytes freed")
+    );
+    let left: Vec<_> = std::fs::read_dir(&blobs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from(
+            Checksum::of(&wasm("deno 1.0")).hex()
+        )]
+    );
+    run(&project, &github, &["cache", "clean"], &[]).success();
+    assert!(!project.cache_home().exists());
+}
