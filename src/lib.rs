@@ -53,9 +53,9 @@ pub mod github;
 #[cfg(feature = "fetch")]
 pub mod http;
 #[cfg(feature = "fetch")]
-pub mod lock;
-#[cfg(feature = "fetch")]
 pub mod loader;
+#[cfg(feature = "fetch")]
+pub mod lock;
 
 #[cfg(feature = "runtime")]
 pub mod container;

@@ -54,7 +54,9 @@ pub enum LoaderError {
         path: PathBuf,
     },
     /// Offline and never resolved.
-    #[error("network access is disabled by {reason}, but plugin `{id}` (`{locator}`) has never been downloaded\nhint: load it once while online")]
+    #[error(
+        "network access is disabled by {reason}, but plugin `{id}` (`{locator}`) has never been downloaded\nhint: load it once while online"
+    )]
     Offline {
         /// The plugin.
         id: Id,
@@ -245,20 +247,18 @@ impl PluginLoader {
         Ok(())
     }
 
-    async fn load_remote(
-        &self,
-        id: &Id,
-        locator: &PluginLocator,
-    ) -> Result<PathBuf, LoaderError> {
+    async fn load_remote(&self, id: &Id, locator: &PluginLocator) -> Result<PathBuf, LoaderError> {
         let key = Self::record_key(locator);
         let cache = self.fetcher.cache().clone();
         let lock_name = format!("ref-{key}");
         let _lock = tokio::task::spawn_blocking(move || cache.lock_named(&lock_name))
             .await
-            .map_err(|error| LoaderError::Lock(LockError::Fetch(crate::fetch::FetchError::Task {
-                id: id.clone(),
-                message: error.to_string(),
-            })))??;
+            .map_err(|error| {
+                LoaderError::Lock(LockError::Fetch(crate::fetch::FetchError::Task {
+                    id: id.clone(),
+                    message: error.to_string(),
+                }))
+            })??;
 
         let record = self.read_record(&key);
         let cached = match &record {
