@@ -790,10 +790,15 @@ fn is_transient(error: &reqwest::Error) -> bool {
     }
     let mut source = error.source();
     while let Some(inner) = source {
-        if let Some(io) = inner.downcast_ref::<io::Error>()
-            && io.kind() == io::ErrorKind::InvalidData
-        {
-            return false;
+        // `io::Error::source` skips the error it wraps, so look inside with `get_ref`.
+        let mut io = inner.downcast_ref::<io::Error>();
+        while let Some(current) = io {
+            if current.kind() == io::ErrorKind::InvalidData {
+                return false;
+            }
+            io = current
+                .get_ref()
+                .and_then(|wrapped| wrapped.downcast_ref::<io::Error>());
         }
         source = inner.source();
     }

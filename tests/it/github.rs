@@ -90,7 +90,10 @@ async fn a_missing_tag_lists_every_form_tried() {
     let error = resolve(&github, "github://acme/plugins/hello@v9.9.9")
         .await
         .unwrap_err();
-    assert!(matches!(error, GitHubError::TagNotFound { .. }), "{error:?}");
+    assert!(
+        matches!(error, GitHubError::TagNotFound { .. }),
+        "{error:?}"
+    );
     assert_eq!(
         error.to_string(),
         "cannot resolve `github://acme/plugins/hello@v9.9.9`: no release is tagged \
@@ -163,7 +166,12 @@ async fn the_latest_release_is_found_past_the_first_page() {
     github.page_size(2);
     // Added first, so listed last (GitHub lists newest first): on page 3 of 3.
     github.release("acme/plugins", release("hello-v3.0.0"));
-    for tag in ["hello-v1.0.0", "hello-v1.1.0", "other-v7.0.0", "hello-v2.0.0"] {
+    for tag in [
+        "hello-v1.0.0",
+        "hello-v1.1.0",
+        "other-v7.0.0",
+        "hello-v2.0.0",
+    ] {
         github.release("acme/plugins", release(tag));
     }
     assert_eq!(
@@ -317,7 +325,11 @@ async fn asset_choice() {
 
     // Named.
     let resolved = client
-        .resolve(&locator("github://acme/two"), None, Some("hello_debug.wasm"))
+        .resolve(
+            &locator("github://acme/two"),
+            None,
+            Some("hello_debug.wasm"),
+        )
         .await
         .unwrap();
     assert_eq!(resolved.asset, "hello_debug.wasm");
@@ -335,7 +347,10 @@ async fn asset_choice() {
 
     // None at all.
     let error = resolve(&github, "github://acme/none").await.unwrap_err();
-    assert!(matches!(error, GitHubError::NoWasmAsset { .. }), "{error:?}");
+    assert!(
+        matches!(error, GitHubError::NoWasmAsset { .. }),
+        "{error:?}"
+    );
     assert!(
         error.to_string().contains("its assets are `hello.tar.gz`"),
         "{error}"
@@ -348,7 +363,8 @@ async fn the_digest_is_returned_for_checking() {
     let bytes = b"\0asm\x01\0\0\0plugin".to_vec();
     github.release(
         "acme/plugins",
-        FakeRelease::new("hello@v1.0.0").asset(FakeAsset::new("hello.wasm", bytes.clone()).with_digest()),
+        FakeRelease::new("hello@v1.0.0")
+            .asset(FakeAsset::new("hello.wasm", bytes.clone()).with_digest()),
     );
     github.release(
         "acme/plugins",
@@ -360,7 +376,9 @@ async fn the_digest_is_returned_for_checking() {
             .asset(FakeAsset::new("liar.wasm", "liar").digest(Checksum::of(b"other").to_string())),
     );
 
-    let resolved = resolve(&github, "github://acme/plugins/hello").await.unwrap();
+    let resolved = resolve(&github, "github://acme/plugins/hello")
+        .await
+        .unwrap();
     assert_eq!(resolved.digest, Some(Checksum::of(&bytes)));
     assert_eq!(resolved.size, bytes.len() as u64);
 
@@ -374,11 +392,15 @@ async fn the_digest_is_returned_for_checking() {
         .unwrap();
     assert_eq!(Some(downloaded.checksum), resolved.digest);
 
-    let plain = resolve(&github, "github://acme/plugins/plain").await.unwrap();
+    let plain = resolve(&github, "github://acme/plugins/plain")
+        .await
+        .unwrap();
     assert_eq!(plain.digest, None);
 
     // A wrong digest is returned as given; the caller's check catches it.
-    let liar = resolve(&github, "github://acme/plugins/liar").await.unwrap();
+    let liar = resolve(&github, "github://acme/plugins/liar")
+        .await
+        .unwrap();
     assert_eq!(liar.digest, Some(Checksum::of(b"other")));
 }
 
@@ -390,7 +412,10 @@ async fn a_rate_limit_says_so_and_names_the_token() {
     let error = resolve(&github, "github://acme/plugins/hello")
         .await
         .unwrap_err();
-    assert!(matches!(error, GitHubError::RateLimited { .. }), "{error:?}");
+    assert!(
+        matches!(error, GitHubError::RateLimited { .. }),
+        "{error:?}"
+    );
     let message = error.to_string();
     assert!(
         message.starts_with(
@@ -399,9 +424,8 @@ async fn a_rate_limit_says_so_and_names_the_token() {
         "{message}"
     );
     assert!(
-        message.contains(
-            "\nhint: set `GITHUB_TOKEN` (or `WARPGATE_GITHUB_TOKEN`) to a GitHub token"
-        ),
+        message
+            .contains("\nhint: set `GITHUB_TOKEN` (or `WARPGATE_GITHUB_TOKEN`) to a GitHub token"),
         "{message}"
     );
     assert_eq!(github.server().request_count(), 1, "not retried");
@@ -416,9 +440,15 @@ async fn a_rate_limit_says_so_and_names_the_token() {
 #[tokio::test]
 async fn a_missing_repository_may_be_private() {
     let github = FakeGitHub::start();
-    for input in ["github://nobody/nothing", "github://nobody/nothing/hello@v1.0.0"] {
+    for input in [
+        "github://nobody/nothing",
+        "github://nobody/nothing/hello@v1.0.0",
+    ] {
         let error = resolve(&github, input).await.unwrap_err();
-        assert!(matches!(error, GitHubError::RepoNotFound { .. }), "{error:?}");
+        assert!(
+            matches!(error, GitHubError::RepoNotFound { .. }),
+            "{error:?}"
+        );
         assert_eq!(
             error.to_string(),
             format!(
@@ -434,7 +464,9 @@ async fn a_missing_repository_may_be_private() {
         .await
         .unwrap_err();
     assert!(
-        error.to_string().ends_with("(or private, and the configured token cannot see it)"),
+        error
+            .to_string()
+            .ends_with("(or private, and the configured token cannot see it)"),
         "{error}"
     );
 }
@@ -509,6 +541,7 @@ async fn offline_resolution_opens_no_connection() {
         "cannot resolve `github://acme/plugins/hello`"
     );
     assert_eq!(github.server().request_count(), 0);
+    assert_eq!(github.server().connection_count(), 0);
 }
 
 #[tokio::test]

@@ -80,10 +80,7 @@ async fn server_error_then_success_is_retried() {
 
 #[tokio::test]
 async fn server_errors_stop_after_max_retries() {
-    let server = TestServer::start([(
-        "/down",
-        Response::status(502).body("upstream is down"),
-    )]);
+    let server = TestServer::start([("/down", Response::status(502).body("upstream is down"))]);
     let client = client_with(&server, |options| options.max_retries = 2);
     let error = client
         .get_api(&server.url("/down"), None)
@@ -109,7 +106,11 @@ async fn not_found_is_not_retried() {
     let dir = tempfile::tempdir().unwrap();
     let error = server
         .http_client()
-        .download_to(&server.url("/missing.wasm"), &dir.path().join("x"), &no_progress)
+        .download_to(
+            &server.url("/missing.wasm"),
+            &dir.path().join("x"),
+            &no_progress,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -181,20 +182,25 @@ async fn truncated_download_is_retried_then_succeeds() {
         .unwrap();
     assert_eq!(downloaded.checksum, Checksum::of(&bytes));
     assert_eq!(downloaded.size, 10_000);
-    assert_eq!(std::fs::read(&dest).unwrap(), bytes, "file truncated on retry");
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        bytes,
+        "file truncated on retry"
+    );
     assert_eq!(server.hits("/cut.wasm"), 2);
 }
 
 #[tokio::test]
 async fn permanently_truncated_download_fails_with_truncated() {
-    let server = TestServer::start([(
-        "/cut.wasm",
-        Response::ok(body(1_000)).truncate_to(100),
-    )]);
+    let server = TestServer::start([("/cut.wasm", Response::ok(body(1_000)).truncate_to(100))]);
     let client = client_with(&server, |options| options.max_retries = 2);
     let dir = tempfile::tempdir().unwrap();
     let error = client
-        .download_to(&server.url("/cut.wasm"), &dir.path().join("x"), &no_progress)
+        .download_to(
+            &server.url("/cut.wasm"),
+            &dir.path().join("x"),
+            &no_progress,
+        )
         .await
         .unwrap_err();
     match &error {
@@ -270,7 +276,11 @@ async fn size_cap_from_content_length() {
     let client = client_with(&server, |options| options.max_download_size = 999);
     let dir = tempfile::tempdir().unwrap();
     let error = client
-        .download_to(&server.url("/big.wasm"), &dir.path().join("x"), &no_progress)
+        .download_to(
+            &server.url("/big.wasm"),
+            &dir.path().join("x"),
+            &no_progress,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -295,14 +305,15 @@ async fn size_cap_from_content_length() {
 
 #[tokio::test]
 async fn size_cap_while_streaming_without_content_length() {
-    let server = TestServer::start([(
-        "/big.wasm",
-        Response::ok(body(100_000)).close_delimited(),
-    )]);
+    let server = TestServer::start([("/big.wasm", Response::ok(body(100_000)).close_delimited())]);
     let client = client_with(&server, |options| options.max_download_size = 50_000);
     let dir = tempfile::tempdir().unwrap();
     let error = client
-        .download_to(&server.url("/big.wasm"), &dir.path().join("x"), &no_progress)
+        .download_to(
+            &server.url("/big.wasm"),
+            &dir.path().join("x"),
+            &no_progress,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -321,7 +332,11 @@ async fn size_cap_while_streaming_without_content_length() {
     // Under the cap, a body without `Content-Length` is fine.
     server.route("/small.wasm", Response::ok(body(10)).close_delimited());
     let downloaded = client
-        .download_to(&server.url("/small.wasm"), &dir.path().join("y"), &no_progress)
+        .download_to(
+            &server.url("/small.wasm"),
+            &dir.path().join("y"),
+            &no_progress,
+        )
         .await
         .unwrap();
     assert_eq!(downloaded.size, 10);
@@ -349,13 +364,11 @@ async fn offline_opens_no_connection() {
             server.url("/x.wasm")
         )
     );
-    let error = client
-        .get_api(&server.url("/api"), None)
-        .await
-        .unwrap_err();
+    let error = client.get_api(&server.url("/api"), None).await.unwrap_err();
     assert!(matches!(error, HttpError::Offline { .. }), "{error:?}");
 
     assert_eq!(server.request_count(), 0, "no request reached the server");
+    assert_eq!(server.connection_count(), 0, "no connection was opened");
     assert!(!dest.exists(), "nothing written");
 }
 
@@ -368,7 +381,11 @@ async fn redirect_to_plain_http_elsewhere_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let error = server
         .http_client()
-        .download_to(&server.url("/moved.wasm"), &dir.path().join("x"), &no_progress)
+        .download_to(
+            &server.url("/moved.wasm"),
+            &dir.path().join("x"),
+            &no_progress,
+        )
         .await
         .unwrap_err();
     match &error {
@@ -421,12 +438,18 @@ async fn plain_http_to_a_non_loopback_host_is_refused_up_front() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let error = client
-        .download_to("http://example.com/x.wasm", &dir.path().join("x"), &no_progress)
+        .download_to(
+            "http://example.com/x.wasm",
+            &dir.path().join("x"),
+            &no_progress,
+        )
         .await
         .unwrap_err();
     assert!(matches!(error, HttpError::InsecureUrl { .. }), "{error:?}");
     assert!(
-        error.to_string().starts_with("refusing to fetch `http://example.com/x.wasm`"),
+        error
+            .to_string()
+            .starts_with("refusing to fetch `http://example.com/x.wasm`"),
         "{error}"
     );
 }
@@ -434,13 +457,13 @@ async fn plain_http_to_a_non_loopback_host_is_refused_up_front() {
 #[tokio::test]
 async fn token_goes_to_the_api_host_only() {
     let server = TestServer::empty();
-    server.route("/api/thing", Response::redirect(server.alt_url("/elsewhere")));
+    server.route(
+        "/api/thing",
+        Response::redirect(server.alt_url("/elsewhere")),
+    );
     server.route("/elsewhere", Response::ok("{}"));
     server.route("/api/plain", Response::ok("{}"));
-    let token = ApiToken::new(
-        "s3cr3t-token",
-        &url::Url::parse(&server.url("")).unwrap(),
-    );
+    let token = ApiToken::new("s3cr3t-token", &url::Url::parse(&server.url("")).unwrap());
     let client = server.http_client();
 
     // Same origin: sent. A redirect to another host: dropped.
@@ -456,7 +479,11 @@ async fn token_goes_to_the_api_host_only() {
     // Downloads never carry it.
     let dir = tempfile::tempdir().unwrap();
     client
-        .download_to(&server.url("/api/plain"), &dir.path().join("x"), &no_progress)
+        .download_to(
+            &server.url("/api/plain"),
+            &dir.path().join("x"),
+            &no_progress,
+        )
         .await
         .unwrap();
 
@@ -492,7 +519,10 @@ async fn api_requests_send_github_headers_and_expose_answers() {
         "/items",
         Response::json(&serde_json::json!([1, 2]))
             .header("x-ratelimit-remaining", "42")
-            .header("link", format!("<{next}>; rel=\"next\", <{next}>; rel=\"last\"")),
+            .header(
+                "link",
+                format!("<{next}>; rel=\"next\", <{next}>; rel=\"last\""),
+            ),
     );
     let response = server
         .http_client()
@@ -519,6 +549,11 @@ async fn untrusted_certificate_fails() {
     let error = client.get_api(&server.url("/x"), None).await.unwrap_err();
     assert!(matches!(error, HttpError::Request { .. }), "{error:?}");
     assert_eq!(server.request_count(), 0);
+    assert_eq!(
+        server.connection_count(),
+        1,
+        "a certificate error is not retried"
+    );
 }
 
 #[test]
@@ -536,7 +571,10 @@ fn unreadable_or_empty_certificate_file_is_named() {
         message.contains(&format!("`{}`", missing.display())),
         "{message}"
     );
-    assert!(message.contains("\nhint: point `SSL_CERT_FILE`"), "{message}");
+    assert!(
+        message.contains("\nhint: point `SSL_CERT_FILE`"),
+        "{message}"
+    );
 
     let empty = dir.path().join("empty.pem");
     std::fs::write(&empty, "not a certificate\n").unwrap();

@@ -268,7 +268,10 @@ impl FakeGitHub {
                     "<{}>; rel=\"prev\"",
                     self.server.url(&page_path(number - 1))
                 ));
-                links.push(format!("<{}>; rel=\"first\"", self.server.url(&page_path(1))));
+                links.push(format!(
+                    "<{}>; rel=\"first\"",
+                    self.server.url(&page_path(1))
+                ));
             }
             if !links.is_empty() {
                 response = response.header("link", links.join(", "));

@@ -187,6 +187,7 @@ struct State {
     routes: HashMap<String, (Route, usize)>,
     log: Vec<RecordedRequest>,
     intercept: Option<Response>,
+    connections: usize,
 }
 
 impl State {
@@ -268,6 +269,10 @@ impl TestServer {
                             _ = &mut stop => break,
                             accepted = listener.accept() => {
                                 let Ok((stream, _)) = accepted else { continue };
+                                thread_state
+                                    .lock()
+                                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                                    .connections += 1;
                                 let acceptor = acceptor.clone();
                                 let state = Arc::clone(&thread_state);
                                 tokio::spawn(async move {
@@ -292,7 +297,9 @@ impl TestServer {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Adds (or replaces) what `path` answers; resets its hit count.
@@ -341,6 +348,12 @@ impl TestServer {
     /// How many requests were received (0 proves no connection got as far as a request).
     pub fn request_count(&self) -> usize {
         self.state().log.len()
+    }
+
+    /// How many TCP connections were accepted (0 proves that no socket reached the server;
+    /// a failed TLS handshake counts as a connection but not as a request).
+    pub fn connection_count(&self) -> usize {
+        self.state().connections
     }
 
     /// How many requests hit exactly `target` (path, or path + query).
@@ -486,7 +499,9 @@ where
     }
 
     let response = {
-        let mut state = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let response = state.answer(&request.path);
         state.log.push(request.clone());
         response
