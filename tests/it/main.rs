@@ -2,5 +2,6 @@ mod cli;
 mod container;
 mod github;
 mod http;
+mod loader;
 mod lock_remote;
 mod support;

@@ -1,0 +1,290 @@
+//! `PluginLoader` against the loopback server: every locator kind, lock-pinned loads,
+//! refresh and stale-if-error, offline, and concurrent loads from threads and processes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use warpgate::checksum::Checksum;
+use warpgate::id::Id;
+use warpgate::loader::{LoaderError, PluginLoader};
+use warpgate::locator::PluginLocator;
+use warpgate::lockfile::Lockfile;
+
+use crate::cli::{JSON_TOOLS, Project, Run};
+use crate::support::{FakeGitHub, FakeRelease, Response};
+
+fn id(name: &str) -> Id {
+    Id::new(name).unwrap()
+}
+
+fn loader(github: &FakeGitHub, dir: &std::path::Path) -> PluginLoader {
+    PluginLoader::with_http(
+        dir.join("plugins"),
+        dir.join("temp"),
+        github.server().http_client(),
+        None,
+    )
+    .with_github(github.client())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn loads_every_locator_kind() {
+    let github = FakeGitHub::start();
+    github.release(
+        "acme/tool",
+        FakeRelease::new("v1.0.0").wasm("tool.wasm", b"\0asm tool".to_vec()),
+    );
+    github
+        .server()
+        .route("/direct.wasm", Response::ok(b"\0asm direct".to_vec()));
+    let dir = tempfile::tempdir().unwrap();
+    let loader = loader(&github, dir.path());
+    let rt = runtime();
+
+    let file = PluginLocator::File {
+        file: JSON_TOOLS.to_string(),
+        path: None,
+    };
+    let path = rt.block_on(loader.load_plugin(id("file"), &file)).unwrap();
+    assert!(path.is_absolute());
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        std::fs::read(JSON_TOOLS).unwrap()
+    );
+
+    let missing = PluginLocator::File {
+        file: "/no/such/plugin.wasm".into(),
+        path: None,
+    };
+    let error = rt
+        .block_on(loader.load_plugin(id("gone"), &missing))
+        .unwrap_err();
+    assert!(matches!(error, LoaderError::MissingFile { .. }), "{error}");
+    assert!(error.to_string().contains("plugin `gone`"));
+
+    let url: PluginLocator = github.server().url("/direct.wasm").parse().unwrap();
+    let path = rt.block_on(loader.load_plugin(id("direct"), &url)).unwrap();
+    assert!(path.is_absolute() && path.starts_with(dir.path().join("plugins")));
+    assert_eq!(std::fs::read(&path).unwrap(), b"\0asm direct");
+
+    let tagged: PluginLocator = "github://acme/tool@v1.0.0".parse().unwrap();
+    let path = rt
+        .block_on(loader.load_plugin(id("tool"), &tagged))
+        .unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"\0asm tool");
+
+    // Everything is recorded: loading again makes no request at all.
+    let requests = github.server().request_count();
+    rt.block_on(loader.load_plugin(id("direct"), &url)).unwrap();
+    rt.block_on(loader.load_plugin(id("tool"), &tagged))
+        .unwrap();
+    assert_eq!(github.server().request_count(), requests);
+}
+
+#[test]
+fn lock_pinned_loads_the_pinned_bytes_without_api_calls() {
+    let github = FakeGitHub::start();
+    github.release(
+        "acme/tool",
+        FakeRelease::new("v1.0.0").wasm("tool.wasm", b"\0asm v1".to_vec()),
+    );
+    github.release(
+        "acme/tool",
+        FakeRelease::new("v2.0.0").wasm("tool.wasm", b"\0asm v2".to_vec()),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let lock_text = format!(
+        "version = 1\n\n[plugins.tool]\nlocator = \"github://acme/tool\"\ntag = \"v1.0.0\"\nasset = \"tool.wasm\"\nurl = \"{}\"\nchecksum = \"{}\"\nsize = 7\n",
+        github.download_url("acme/tool", "v1.0.0", "tool.wasm"),
+        Checksum::of(b"\0asm v1")
+    );
+    let lock_path = dir.path().join("warpgate.lock");
+    let lockfile = Lockfile::parse(&lock_text, &lock_path).unwrap();
+    let loader = loader(&github, dir.path()).with_lockfile(lockfile, &lock_path);
+    let rt = runtime();
+    let latest: PluginLocator = "github://acme/tool".parse().unwrap();
+    let path = rt
+        .block_on(loader.load_plugin(id("tool"), &latest))
+        .unwrap();
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        b"\0asm v1",
+        "the lock wins over `latest`"
+    );
+    assert!(
+        github.api_requests().is_empty(),
+        "{:?}",
+        github.api_requests()
+    );
+
+    // A pinned checksum that the server no longer matches fails, naming the plugin.
+    let bad_lock = lock_text.replace(
+        &Checksum::of(b"\0asm v1").to_string(),
+        &Checksum::of(b"x").to_string(),
+    );
+    let loader = self::loader(&github, &dir.path().join("other"))
+        .with_lockfile(Lockfile::parse(&bad_lock, &lock_path).unwrap(), &lock_path);
+    let error = rt
+        .block_on(loader.load_plugin(id("tool"), &latest))
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("checksum mismatch for plugin `tool`"),
+        "{message}"
+    );
+    assert!(github.api_requests().is_empty());
+}
+
+#[test]
+fn floating_refresh_and_stale_if_error() {
+    let github = FakeGitHub::start();
+    github
+        .server()
+        .route("/float.wasm", Response::ok(b"\0asm one".to_vec()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut loader = loader(&github, dir.path());
+    let rt = runtime();
+    let url: PluginLocator = github.server().url("/float.wasm").parse().unwrap();
+
+    let first = rt.block_on(loader.load_plugin(id("float"), &url)).unwrap();
+    assert_eq!(std::fs::read(&first).unwrap(), b"\0asm one");
+
+    // Within the cache duration: no request.
+    rt.block_on(loader.load_plugin(id("float"), &url)).unwrap();
+    assert_eq!(github.server().hits("/float.wasm"), 1);
+
+    // Expired: re-resolved, and the new bytes are served.
+    loader.set_cache_duration(Duration::ZERO);
+    github
+        .server()
+        .route("/float.wasm", Response::ok(b"\0asm two".to_vec()));
+    let second = rt.block_on(loader.load_plugin(id("float"), &url)).unwrap();
+    assert_eq!(std::fs::read(&second).unwrap(), b"\0asm two");
+
+    // The refresh fails (5xx): the previous verified copy keeps working.
+    github.server().route("/float.wasm", Response::status(503));
+    let stale = rt.block_on(loader.load_plugin(id("float"), &url)).unwrap();
+    assert_eq!(stale, second);
+    assert_eq!(std::fs::read(&stale).unwrap(), b"\0asm two");
+}
+
+#[test]
+fn offline_uses_the_cache_or_fails_clearly() {
+    let github = FakeGitHub::start();
+    github
+        .server()
+        .route("/p.wasm", Response::ok(b"\0asm p".to_vec()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut loader = loader(&github, dir.path());
+    loader.set_offline(Some("`--offline`".into()));
+    let rt = runtime();
+    let url: PluginLocator = github.server().url("/p.wasm").parse().unwrap();
+    let error = rt.block_on(loader.load_plugin(id("p"), &url)).unwrap_err();
+    assert!(matches!(error, LoaderError::Offline { .. }), "{error}");
+    assert!(error.to_string().contains("plugin `p`"));
+    assert_eq!(github.server().request_count(), 0);
+
+    loader.set_offline(None);
+    let online = rt.block_on(loader.load_plugin(id("p"), &url)).unwrap();
+    loader.set_offline(Some("`--offline`".into()));
+    loader.set_cache_duration(Duration::ZERO);
+    let offline = rt.block_on(loader.load_plugin(id("p"), &url)).unwrap();
+    assert_eq!(online, offline);
+    assert_eq!(github.server().request_count(), 1);
+}
+
+#[test]
+fn concurrent_loads_from_threads_download_once() {
+    let github = FakeGitHub::start();
+    github.server().route(
+        "/slow.wasm",
+        Response::ok(b"\0asm slow".to_vec()).delay(Duration::from_millis(200)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let loader = Arc::new(loader(&github, dir.path()));
+    let url: PluginLocator = github.server().url("/slow.wasm").parse().unwrap();
+    let rt = runtime();
+    let paths: Vec<_> = rt.block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let loader = loader.clone();
+                let url = url.clone();
+                tokio::spawn(async move { loader.load_plugin(id("slow"), &url).await.unwrap() })
+            })
+            .collect();
+        let mut paths = Vec::new();
+        for task in tasks {
+            paths.push(task.await.unwrap());
+        }
+        paths
+    });
+    assert!(paths.windows(2).all(|pair| pair[0] == pair[1]));
+    assert_eq!(std::fs::read(&paths[0]).unwrap(), b"\0asm slow");
+    assert_eq!(github.server().hits("/slow.wasm"), 1);
+}
+
+/// `warpgate call` loads through the loader: several processes racing on one empty cache
+/// all run the plugin, and it is downloaded once.
+#[test]
+fn concurrent_call_processes_share_one_download() {
+    let github = FakeGitHub::start();
+    let bytes = std::fs::read(JSON_TOOLS).unwrap();
+    github.server().route(
+        "/json_tools.wasm",
+        Response::ok(bytes).delay(Duration::from_millis(200)),
+    );
+    let project = Project::new(&format!(
+        "[plugins]\njson = \"{}\"\n",
+        github.server().url("/json_tools.wasm")
+    ));
+    let mut command = project.command(&["lock"]);
+    command.envs(github.env());
+    Run::from(command.output().unwrap()).success();
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    let before = github.server().hits("/json_tools.wasm");
+    let children: Vec<_> = (0..4)
+        .map(|index| {
+            let input = format!("{{\"left\": {index}, \"right\": 100}}");
+            let mut command = project.command(&["call", "json", "add", &input]);
+            command.envs(github.env());
+            command
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            command.spawn().unwrap()
+        })
+        .collect();
+    for (index, child) in children.into_iter().enumerate() {
+        let run = Run::from(child.wait_with_output().unwrap()).success();
+        assert_eq!(run.stdout.trim(), format!("{{\"sum\":{}}}", index + 100));
+    }
+    assert_eq!(github.server().hits("/json_tools.wasm") - before, 1);
+}
+
+#[test]
+fn call_errors_are_clear() {
+    let project = Project::new("[plugins]\njson = \"file://./plugins/json_tools.wasm\"\n");
+    project
+        .run(&["call", "json", "add", "{}"])
+        .code(2)
+        .stderr_has("warpgate lock");
+    project.run(&["lock"]).success();
+    project
+        .run(&["call", "json", "nope"])
+        .code(2)
+        .stderr_has("`json` has no function `nope`");
+    project
+        .run(&["call", "other", "add"])
+        .code(2)
+        .stderr_has("plugin `other` is not declared");
+    let run = project
+        .run(&["call", "json", "add", "{\"left\": 1, \"right\": 2}"])
+        .success();
+    assert_eq!(run.stdout, "{\"sum\":3}");
+}
