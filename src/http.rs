@@ -42,7 +42,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use url::Url;
 
 use crate::checksum::{Checksum, Hasher};
@@ -386,10 +386,16 @@ pub struct HttpClient {
     options: HttpOptions,
 }
 
-/// How a body read ended when it did not end well.
-enum BodyEnd {
-    TooLarge,
-    Short { received: u64 },
+/// How reading a body went wrong.
+enum BodyError {
+    /// Over [`HttpOptions::max_download_size`].
+    TooLarge { size: Option<u64> },
+    /// Fewer bytes than announced, or the connection failed mid-body.
+    Short {
+        received: u64,
+        expected: Option<u64>,
+    },
+    /// Writing the bytes out failed.
     Write(io::Error),
 }
 
@@ -467,14 +473,11 @@ impl HttpClient {
             let status = response.status().as_u16();
             let response_headers = response.headers().clone();
             let mut body = Vec::new();
-            let end = self
-                .read_body(response, |chunk| {
-                    body.extend_from_slice(chunk);
-                    Ok(())
-                })
-                .await;
-            match end {
-                Ok(_) => {
+            match self
+                .read_body(response, &mut body, &mut Hasher::new(), &|_, _| {})
+                .await
+            {
+                Ok(()) => {
                     return Ok(ApiResponse {
                         url: final_url,
                         status,
@@ -482,8 +485,8 @@ impl HttpClient {
                         body,
                     });
                 }
-                Err((end, expected)) => {
-                    self.retry_cut_body(url, end, expected, &mut attempt)
+                Err(error) => {
+                    self.after_body_error(url, None, error, &mut attempt)
                         .await?
                 }
             }
@@ -511,61 +514,60 @@ impl HttpClient {
         let mut attempt = 0;
         loop {
             let response = self.send(url, &parsed, &headers, &mut attempt).await?;
-            let total = response.content_length();
-            if let Some(size) = total.filter(|size| *size > self.options.max_download_size) {
-                return Err(HttpError::TooLarge {
-                    url: url.to_string(),
-                    limit: self.options.max_download_size,
-                    size: Some(size),
-                });
+            if let Some(size) = response
+                .content_length()
+                .filter(|size| *size > self.options.max_download_size)
+            {
+                return Err(self.too_large(url, Some(size)));
             }
             let mut file = tokio::fs::File::create(dest).await.map_err(io_error)?;
             let mut hasher = Hasher::new();
-            progress(0, total);
-            let end = self
-                .read_body_async(response, &mut file, &mut hasher, progress)
-                .await;
-            match end {
+            match self
+                .read_body(response, &mut file, &mut hasher, progress)
+                .await
+            {
                 Ok(()) => {
-                    file.flush().await.map_err(io_error)?;
                     let (checksum, size) = hasher.finish();
                     return Ok(Downloaded { checksum, size });
                 }
-                Err((BodyEnd::Write(source), _)) => return Err(io_error(source)),
-                Err((end, expected)) => {
+                Err(error) => {
                     drop(file);
-                    self.retry_cut_body(url, end, expected, &mut attempt)
+                    self.after_body_error(url, Some(dest), error, &mut attempt)
                         .await?
                 }
             }
         }
     }
 
-    /// Decides what a body that did not end well means: an error, or (after a wait) a retry.
-    async fn retry_cut_body(
+    fn too_large(&self, url: &str, size: Option<u64>) -> HttpError {
+        HttpError::TooLarge {
+            url: url.to_string(),
+            limit: self.options.max_download_size,
+            size,
+        }
+    }
+
+    /// Decides what a body that went wrong means: an error, or (after a wait) a retry.
+    async fn after_body_error(
         &self,
         url: &str,
-        end: BodyEnd,
-        expected: Option<u64>,
+        dest: Option<&Path>,
+        error: BodyError,
         attempt: &mut u32,
     ) -> Result<(), HttpError> {
-        match end {
-            BodyEnd::TooLarge => Err(HttpError::TooLarge {
-                url: url.to_string(),
-                limit: self.options.max_download_size,
-                size: None,
-            }),
-            BodyEnd::Write(source) => Err(HttpError::Io {
-                path: PathBuf::new(),
+        match error {
+            BodyError::TooLarge { size } => Err(self.too_large(url, size)),
+            BodyError::Write(source) => Err(HttpError::Io {
+                path: dest.map(Path::to_path_buf).unwrap_or_default(),
                 source,
             }),
-            BodyEnd::Short { received } if *attempt < self.options.max_retries => {
+            BodyError::Short { received, expected } if *attempt < self.options.max_retries => {
                 tracing::debug!(%url, received, ?expected, "body cut short; retrying");
                 tokio::time::sleep(self.backoff(*attempt)).await;
                 *attempt += 1;
                 Ok(())
             }
-            BodyEnd::Short { received } => Err(HttpError::Truncated {
+            BodyError::Short { received, expected } => Err(HttpError::Truncated {
                 url: url.to_string(),
                 expected,
                 received,
@@ -573,73 +575,42 @@ impl HttpClient {
         }
     }
 
-    /// Reads a body into memory through `sink`, enforcing the size limit and the
-    /// `Content-Length`.
+    /// Streams a body into `out` and `hasher`, enforcing the size limit and the
+    /// `Content-Length`, and reporting `progress(received, total)`.
     async fn read_body(
         &self,
         response: reqwest::Response,
-        mut sink: impl FnMut(&[u8]) -> io::Result<()>,
-    ) -> Result<u64, (BodyEnd, Option<u64>)> {
-        let expected = response.content_length();
-        let limit = self.options.max_download_size;
-        if expected.is_some_and(|size| size > limit) {
-            return Err((BodyEnd::TooLarge, expected));
-        }
-        let mut received = 0u64;
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let Ok(chunk) = chunk else {
-                return Err((BodyEnd::Short { received }, expected));
-            };
-            received += chunk.len() as u64;
-            if received > limit {
-                return Err((BodyEnd::TooLarge, expected));
-            }
-            sink(&chunk).map_err(|error| (BodyEnd::Write(error), expected))?;
-        }
-        if expected.is_some_and(|size| size != received) {
-            return Err((BodyEnd::Short { received }, expected));
-        }
-        Ok(received)
-    }
-
-    /// Streams a body into `file` and `hasher`, enforcing the size limit and the
-    /// `Content-Length`.
-    async fn read_body_async(
-        &self,
-        response: reqwest::Response,
-        file: &mut tokio::fs::File,
+        out: &mut (impl AsyncWrite + Unpin),
         hasher: &mut Hasher,
         progress: &(dyn Fn(u64, Option<u64>) + Send + Sync),
-    ) -> Result<(), (BodyEnd, Option<u64>)> {
+    ) -> Result<(), BodyError> {
         let expected = response.content_length();
         let limit = self.options.max_download_size;
+        if let Some(size) = expected.filter(|size| *size > limit) {
+            return Err(BodyError::TooLarge { size: Some(size) });
+        }
+        progress(0, expected);
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let Ok(chunk) = chunk else {
-                return Err((
-                    BodyEnd::Short {
-                        received: hasher.len(),
-                    },
+                return Err(BodyError::Short {
+                    received: hasher.len(),
                     expected,
-                ));
+                });
             };
             if hasher.len() + chunk.len() as u64 > limit {
-                return Err((BodyEnd::TooLarge, expected));
+                return Err(BodyError::TooLarge { size: None });
             }
-            file.write_all(&chunk)
-                .await
-                .map_err(|error| (BodyEnd::Write(error), expected))?;
+            out.write_all(&chunk).await.map_err(BodyError::Write)?;
             hasher.update(&chunk);
             progress(hasher.len(), expected);
         }
+        out.flush().await.map_err(BodyError::Write)?;
         if expected.is_some_and(|size| size != hasher.len()) {
-            return Err((
-                BodyEnd::Short {
-                    received: hasher.len(),
-                },
+            return Err(BodyError::Short {
+                received: hasher.len(),
                 expected,
-            ));
+            });
         }
         Ok(())
     }

@@ -585,3 +585,36 @@ fn unreadable_or_empty_certificate_file_is_named() {
     .unwrap_err();
     assert!(error.to_string().contains("no PEM certificates"), "{error}");
 }
+
+#[tokio::test]
+async fn persistent_too_many_requests_is_a_rate_limit() {
+    let server = TestServer::start([("/busy", Response::status(429).header("retry-after", "0"))]);
+    let client = client_with(&server, |options| options.max_retries = 1);
+    let error = client
+        .get_api(&server.url("/busy"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, HttpError::RateLimited { .. }), "{error:?}");
+    assert_eq!(server.hits("/busy"), 2);
+}
+
+#[tokio::test]
+async fn connection_refused_is_retried_then_reported() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = TestServer::empty();
+    let url = format!("https://127.0.0.1:{port}/x.wasm");
+    let dir = tempfile::tempdir().unwrap();
+    let error = server
+        .http_client()
+        .download_to(&url, &dir.path().join("x"), &no_progress)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, HttpError::Request { .. }), "{error:?}");
+    assert_eq!(error.to_string(), format!("request to `{url}` failed"));
+    assert!(!dir.path().join("x").exists());
+}

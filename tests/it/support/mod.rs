@@ -13,6 +13,7 @@
 pub mod github;
 pub mod server;
 
+#[allow(unused_imports)]
 pub use github::{FakeAsset, FakeGitHub, FakeRelease};
 #[allow(unused_imports)]
 pub use server::{RecordedRequest, Response, Route, TestServer};
