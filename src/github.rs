@@ -34,6 +34,13 @@
 //!   `GITHUB_TOKEN`) is wrapped in an [`ApiToken`] bound to the API base URL's origin, so it is
 //!   only ever sent to the API host (see [`crate::http`]); asset downloads go to other hosts
 //!   and carry no token. Private repositories' assets are therefore not downloadable yet.
+//! - **Digests.** An asset's `digest` is returned when it is a `sha256:` one (a malformed one
+//!   is an error); digests in other algorithms are ignored. Checking it against the
+//!   downloaded bytes is the caller's job ([`ResolvedAsset::digest`]).
+//! - **Limits.** Releases are listed 100 per page, at most 1000 pages; a `Link` that points
+//!   back to a page already read ends the listing.
+
+#![warn(missing_docs)]
 
 use std::fmt;
 

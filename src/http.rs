@@ -33,6 +33,8 @@
 //!
 //! The client is asynchronous; callers that are not drive it from their own runtime.
 
+#![warn(missing_docs)]
+
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
@@ -400,7 +402,8 @@ enum BodyError {
 }
 
 impl HttpClient {
-    /// Builds a client; fails if the extra root certificates cannot be loaded.
+    /// Builds a client; fails if the extra root certificates cannot be loaded (they are not
+    /// read at all when offline).
     pub fn new(options: HttpOptions) -> Result<Self, HttpError> {
         let mut builder = reqwest::Client::builder()
             .user_agent(options.user_agent.clone())
@@ -408,7 +411,12 @@ impl HttpClient {
             .read_timeout(options.read_timeout)
             .redirect(redirect_policy())
             .tls_built_in_root_certs(true);
-        if let Some(path) = &options.extra_ca_file {
+        // Offline, no connection is ever made, so a broken `SSL_CERT_FILE` does not matter.
+        if let Some(path) = options
+            .extra_ca_file
+            .as_ref()
+            .filter(|_| options.offline.is_none())
+        {
             for certificate in load_certificates(path)? {
                 builder = builder.add_root_certificate(certificate);
             }

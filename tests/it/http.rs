@@ -618,3 +618,15 @@ async fn connection_refused_is_retried_then_reported() {
     assert_eq!(error.to_string(), format!("request to `{url}` failed"));
     assert!(!dir.path().join("x").exists());
 }
+
+#[test]
+fn offline_clients_do_not_read_the_certificate_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = HttpClient::new(HttpOptions {
+        offline: Some("`--offline`".to_string()),
+        extra_ca_file: Some(dir.path().join("missing.pem")),
+        ..HttpOptions::default()
+    })
+    .unwrap();
+    assert!(client.is_offline());
+}
