@@ -263,7 +263,7 @@ async fn slow_answer_times_out_and_is_retried() {
         ]),
     )]);
     let client = client_with(&server, |options| {
-        options.read_timeout = Duration::from_millis(300);
+        options.read_timeout = Duration::from_secs(1);
     });
     let response = client.get_api(&server.url("/slow"), None).await.unwrap();
     assert_eq!(response.body, b"quick");
