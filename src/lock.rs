@@ -171,7 +171,7 @@ pub enum LockError {
         id: Id,
         /// The resolver's error.
         #[source]
-        source: GitHubError,
+        source: Box<GitHubError>,
     },
     /// Downloading failed.
     #[error(transparent)]
@@ -442,7 +442,7 @@ pub async fn resolve_entry(
                 .await
                 .map_err(|source| LockError::GitHub {
                     id: id.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
             let (_, checksum, size) = fetcher
                 .fetch_unpinned(id, &asset.url, asset.digest.as_ref())

@@ -93,7 +93,7 @@ pub async fn outdated(
                 .await
                 .map_err(|source| warpgate::lock::LockError::GitHub {
                     id: id.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
         let stable = releases.iter().filter(|release| !release.prerelease);
         let newest = stable.clone().max_by(|a, b| a.version.cmp(&b.version));
