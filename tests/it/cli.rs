@@ -408,3 +408,61 @@ fn help_for_every_command() {
     let run = project.run(&["completions", "bash"]).success();
     assert!(run.stdout.contains("warpgate"));
 }
+
+#[test]
+fn add_and_remove_in_cargo_metadata() {
+    let project = Project::new("");
+    std::fs::remove_file(project.path("warpgate.toml")).unwrap();
+    std::fs::create_dir(project.path("src")).unwrap();
+    std::fs::write(project.path("src/lib.rs"), "").unwrap();
+    let manifest = "[package]\nname = \"meta-app\" # the app\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n";
+    std::fs::write(project.path("Cargo.toml"), manifest).unwrap();
+    // No plugins table yet: there is nothing to discover.
+    project
+        .run(&["add", "json", "file://./plugins/json_tools.wasm"])
+        .code(2)
+        .stderr_has("warpgate init");
+    std::fs::write(
+        project.path("Cargo.toml"),
+        format!("{manifest}\n[package.metadata.warpgate.plugins]\n"),
+    )
+    .unwrap();
+    project
+        .run(&["add", "json", "file://./plugins/json_tools.wasm"])
+        .success();
+    assert_eq!(
+        project.read("Cargo.toml"),
+        format!(
+            "{manifest}\n[package.metadata.warpgate.plugins]\njson = \"file://./plugins/json_tools.wasm\"\n"
+        )
+    );
+    project.run(&["lock", "--locked"]).success();
+    project.run(&["remove", "json"]).success();
+    assert_eq!(
+        project.read("Cargo.toml"),
+        format!("{manifest}\n[package.metadata.warpgate.plugins]\n")
+    );
+}
+
+#[test]
+fn list_human_output() {
+    let project = Project::new(TWO_PLUGINS);
+    let unlocked = project.run(&["list"]).success();
+    assert_eq!(
+        unlocked.stdout,
+        "fail             file://plugins/../plugins/failing.wasm           -                    -                     -  not locked\n\
+         json             file://./plugins/json_tools.wasm                 -                    -                     -  not locked\n"
+    );
+    project.run(&["lock"]).success();
+    let locked = project.run(&["list"]).success();
+    let json_sum = sha(Path::new(JSON_TOOLS));
+    let json_size = std::fs::metadata(JSON_TOOLS).unwrap().len();
+    let json_line = format!(
+        "json             file://./plugins/json_tools.wasm                 -                    {}     {json_size:>6}  local file",
+        &json_sum["sha256:".len().."sha256:".len() + 12]
+    );
+    assert!(
+        locked.stdout.lines().any(|line| line == json_line),
+        "{locked:#?}\nwanted: {json_line}"
+    );
+}
