@@ -1,0 +1,167 @@
+//! `PluginContainer` overhead and throughput on the `json_tools` fixture's `add`.
+//!
+//! Run with `cargo bench --bench container --no-default-features --features runtime`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use serde::{Deserialize, Serialize};
+use warpgate::container::extism::{PluginBuilder, Wasm};
+use warpgate::container::{CompileCache, PluginContainer, PluginManifest};
+use warpgate::id::Id;
+
+#[derive(Serialize)]
+struct AddInput {
+    left: i64,
+    right: i64,
+}
+
+#[derive(Deserialize)]
+struct AddOutput {
+    sum: i64,
+}
+
+fn wasm_bytes() -> Vec<u8> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plugins/json_tools.wasm");
+    std::fs::read(path).expect("the json_tools fixture")
+}
+
+fn manifest() -> PluginManifest {
+    PluginManifest::new([Wasm::data(wasm_bytes())])
+}
+
+fn container() -> PluginContainer {
+    PluginContainer::new_without_functions(Id::new("json_tools").unwrap(), manifest()).unwrap()
+}
+
+fn calls(c: &mut Criterion) {
+    let container = container();
+    let input = AddInput { left: 40, right: 2 };
+    let input_json = serde_json::to_vec(&input).unwrap();
+
+    let mut group = c.benchmark_group("call");
+    group.bench_function("container_call_func_with", |b| {
+        b.iter(|| {
+            let output: AddOutput = container
+                .call_func_with("add", std::hint::black_box(&input))
+                .unwrap();
+            assert_eq!(output.sum, 42);
+        });
+    });
+    group.bench_function("container_call_bytes", |b| {
+        b.iter(|| {
+            container
+                .call("add", std::hint::black_box(&input_json))
+                .unwrap()
+        });
+    });
+
+    let mut plugin = PluginBuilder::new(manifest())
+        .with_wasi(true)
+        .with_cache_disabled()
+        .build()
+        .unwrap();
+    group.bench_function("extism_plugin_call", |b| {
+        b.iter(|| {
+            let output: Vec<u8> = plugin
+                .call::<&[u8], Vec<u8>>("add", std::hint::black_box(&input_json))
+                .unwrap();
+            let output: AddOutput = serde_json::from_slice(&output).unwrap();
+            assert_eq!(output.sum, 42);
+        });
+    });
+
+    container
+        .cache_func_with::<_, AddOutput>("add", &input)
+        .unwrap();
+    group.bench_function("container_cache_func_with_hit", |b| {
+        b.iter(|| {
+            let output: AddOutput = container
+                .cache_func_with("add", std::hint::black_box(&input))
+                .unwrap();
+            assert_eq!(output.sum, 42);
+        });
+    });
+    group.finish();
+}
+
+fn creation(c: &mut Criterion) {
+    let id = Id::new("json_tools").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wasmtime-cache.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cache]\ndirectory = {:?}\n",
+            dir.path().join("cache").to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    // Fill the compile cache once.
+    PluginContainer::builder(id.clone(), manifest())
+        .compile_cache(CompileCache::ConfigFile(config.clone()))
+        .build()
+        .unwrap();
+
+    let mut group = c.benchmark_group("create");
+    group.sample_size(10);
+    group.bench_function("cold_compile", |b| {
+        b.iter(|| {
+            PluginContainer::builder(id.clone(), manifest())
+                .build()
+                .unwrap()
+        });
+    });
+    group.bench_function("compile_cache_hit", |b| {
+        b.iter(|| {
+            PluginContainer::builder(id.clone(), manifest())
+                .compile_cache(CompileCache::ConfigFile(config.clone()))
+                .build()
+                .unwrap()
+        });
+    });
+    group.finish();
+}
+
+fn throughput(c: &mut Criterion) {
+    let container = container();
+    let input = AddInput { left: 1, right: 2 };
+    let mut group = c.benchmark_group("throughput");
+    group.throughput(Throughput::Elements(1));
+    for threads in [1_usize, 2] {
+        group.bench_with_input(
+            BenchmarkId::new("threads", threads),
+            &threads,
+            |b, &threads| {
+                b.iter_custom(|iterations| {
+                    let per_thread = iterations.div_ceil(threads as u64);
+                    let started = Instant::now();
+                    std::thread::scope(|scope| {
+                        for _ in 0..threads {
+                            scope.spawn(|| {
+                                for _ in 0..per_thread {
+                                    let output: AddOutput =
+                                        container.call_func_with("add", &input).unwrap();
+                                    assert_eq!(output.sum, 3);
+                                }
+                            });
+                        }
+                    });
+                    let elapsed = started.elapsed();
+                    // Report per call, counting the calls actually made.
+                    elapsed.mul_f64(iterations as f64 / (per_thread * threads as u64) as f64)
+                });
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = calls, creation, throughput
+}
+criterion_main!(benches);
