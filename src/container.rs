@@ -542,7 +542,7 @@ fn missing_imports(
             let module = import.module();
             module != extism::EXTISM_ENV_MODULE
                 && !module_names.contains(module)
-                && !(wasi && module == WASI_MODULE)
+                && (!wasi || module != WASI_MODULE)
                 && !provided.contains(&(module.to_string(), import.name().to_string()))
         })
         .map(|import| display_import(import.module(), import.name()))
