@@ -84,6 +84,22 @@ fn calls(c: &mut Criterion) {
             assert_eq!(output.sum, 42);
         });
     });
+
+    // A failed call drops its instance, so every call here also creates a fresh instance.
+    let failing = PluginContainer::new_without_functions(
+        Id::new("failing").unwrap(),
+        PluginManifest::new([Wasm::data(
+            std::fs::read(
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures/plugins/failing.wasm"),
+            )
+            .unwrap(),
+        )]),
+    )
+    .unwrap();
+    group.bench_function("failing_call_on_fresh_instance", |b| {
+        b.iter(|| failing.call("fail", "x").unwrap_err());
+    });
     group.finish();
 }
 
