@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -291,6 +291,48 @@ fn host_function_plugin_runs_when_the_function_is_provided() {
         .call_func_with("double_via_host", json!({"value": 21}))
         .unwrap();
     assert_eq!(doubled, Doubled { doubled: 42 });
+}
+
+/// A host function may call back into the container that is calling it: the nested call takes
+/// another instance from the pool instead of waiting for the busy one.
+#[test]
+fn host_function_can_call_back_into_the_same_container() {
+    let slot: Arc<OnceLock<PluginContainer>> = Arc::new(OnceLock::new());
+    let function = {
+        let slot = Arc::clone(&slot);
+        Function::new(
+            "host_double",
+            [PTR],
+            [PTR],
+            UserData::new(()),
+            move |plugin, inputs, outputs, _| {
+                let value: i64 = plugin.memory_get_val(&inputs[0])?;
+                let doubled = if value < 0 {
+                    value * 2
+                } else {
+                    // Doubles `-value` through the plugin (and this function) again.
+                    let container = slot.get().expect("the container is set");
+                    let nested: Doubled = container
+                        .call_func_with("double_via_host", json!({"value": -value}))
+                        .map_err(|error| {
+                            warpgate::container::extism::Error::msg(error.to_string())
+                        })?;
+                    -nested.doubled
+                };
+                let handle = plugin.memory_new(doubled)?;
+                outputs[0] = plugin.memory_to_val(handle);
+                Ok(())
+            },
+        )
+    };
+    let container =
+        PluginContainer::new(id("host_caller"), manifest("host_caller"), [function]).unwrap();
+    assert!(slot.set(container.clone()).is_ok());
+    let doubled: Doubled = container
+        .call_func_with("double_via_host", json!({"value": 21}))
+        .unwrap();
+    assert_eq!(doubled.doubled, 42);
+    assert_eq!(container.idle_instances(), 2);
 }
 
 #[test]
