@@ -56,6 +56,12 @@ pub enum CacheError {
         #[source]
         source: io::Error,
     },
+    /// The folder is not a warpgate cache (no `CACHEDIR.TAG` of ours).
+    #[error("`{}` does not look like a warpgate cache (no warpgate `CACHEDIR.TAG`); refusing to delete anything in it\nhint: check `WARPGATE_HOME`", root.display())]
+    NotACache {
+        /// The folder.
+        root: PathBuf,
+    },
     /// Bytes being added did not match the checksum they were pinned to.
     #[error("checksum mismatch for `{}`\n{mismatch}", source_path.display())]
     Mismatch {
@@ -72,6 +78,12 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
         path: path.to_path_buf(),
         source,
     }
+}
+
+enum Verified {
+    Intact(PathBuf),
+    Missing,
+    Corrupt,
 }
 
 /// An exclusive cross-process lock on one blob; released on drop.
@@ -138,21 +150,46 @@ impl Cache {
     }
 
     /// The path of the blob for `checksum` if it is present and its bytes still hash to
-    /// `checksum`. A blob that no longer matches is deleted and `None` returned.
+    /// `checksum`. A blob that no longer matches is deleted (under its lock) and `None`
+    /// returned. Callers that already hold the blob's lock use [`Cache::get_locked`].
     pub fn get(&self, checksum: &Checksum) -> Result<Option<PathBuf>, CacheError> {
+        match self.verify(checksum)? {
+            Verified::Intact(path) => Ok(Some(path)),
+            Verified::Missing => Ok(None),
+            Verified::Corrupt => {
+                let _lock = self.lock(checksum)?;
+                self.get_locked(checksum)
+            }
+        }
+    }
+
+    /// [`Cache::get`] for a caller holding the blob's lock (taking it again would block).
+    pub fn get_locked(&self, checksum: &Checksum) -> Result<Option<PathBuf>, CacheError> {
+        match self.verify(checksum)? {
+            Verified::Intact(path) => Ok(Some(path)),
+            Verified::Missing => Ok(None),
+            Verified::Corrupt => {
+                let path = self.blob_path(checksum);
+                tracing::warn!("removing corrupted cache entry `{}`", path.display());
+                match std::fs::remove_file(&path) {
+                    Ok(()) => Ok(None),
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(source) => Err(CacheError::Io {
+                        action: "remove",
+                        path,
+                        source,
+                    }),
+                }
+            }
+        }
+    }
+
+    fn verify(&self, checksum: &Checksum) -> Result<Verified, CacheError> {
         let path = self.blob_path(checksum);
         match Checksum::of_file(&path) {
-            Ok((computed, _)) if computed == *checksum => Ok(Some(path)),
-            Ok((computed, _)) => {
-                tracing::warn!(
-                    "removing corrupted cache entry `{}` (hashes to `{computed}`)",
-                    path.display()
-                );
-                let _lock = self.lock(checksum)?;
-                let _ = std::fs::remove_file(&path);
-                Ok(None)
-            }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Ok((computed, _)) if computed == *checksum => Ok(Verified::Intact(path)),
+            Ok(_) => Ok(Verified::Corrupt),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Verified::Missing),
             Err(source) => Err(CacheError::Io {
                 action: "read",
                 path,
@@ -179,6 +216,14 @@ impl Cache {
             .map_err(io_error("open", &path))?;
         file.lock().map_err(io_error("lock", &path))?;
         Ok(BlobLock { _file: file })
+    }
+
+    /// Takes the cross-process lock of a project, named by its config file, so that two
+    /// `warpgate` processes never edit one project's config and lockfile at the same time.
+    /// The lock file lives in the cache, not in the project.
+    pub fn lock_project(&self, config_path: &Path) -> Result<BlobLock, CacheError> {
+        let key = Checksum::of(config_path.as_os_str().as_encoded_bytes()).hex();
+        self.lock_named(&format!("project-{key}"))
     }
 
     /// A new temp file inside the cache (same filesystem as the blobs), deleted on drop.
@@ -283,15 +328,84 @@ impl Cache {
                 path: dir.clone(),
                 source: error.into(),
             })?;
-            if let Some(checksum) = entry
-                .file_name()
-                .to_str()
-                .and_then(|name| name.parse::<Checksum>().ok())
+            let name = entry.file_name();
+            let name = name.to_str().unwrap_or_default();
+            // Only canonical names (64 lowercase hex digits) are blobs.
+            if let Some(checksum) = name
+                .parse::<Checksum>()
+                .ok()
+                .filter(|checksum| checksum.hex() == name)
             {
                 blobs.push((checksum, entry.into_path()));
             }
         }
         Ok(blobs)
+    }
+
+    /// Deletes temp files older than `age` (left by killed processes; a live download
+    /// writes its temp file continuously, so it is younger). Returns files and bytes freed.
+    pub fn remove_stale_temp_files(
+        &self,
+        age: std::time::Duration,
+    ) -> Result<(u64, u64), CacheError> {
+        let dir = self.temp_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),
+            Err(source) => {
+                return Err(CacheError::Io {
+                    action: "list",
+                    path: dir,
+                    source,
+                });
+            }
+        };
+        let (mut files, mut bytes) = (0, 0);
+        for entry in entries.flatten() {
+            let Ok(metadata) = entry.metadata() else {
+                continue;
+            };
+            let stale = metadata
+                .modified()
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|elapsed| elapsed >= age);
+            if metadata.is_file() && stale && std::fs::remove_file(entry.path()).is_ok() {
+                files += 1;
+                bytes += metadata.len();
+            }
+        }
+        Ok((files, bytes))
+    }
+
+    /// Deletes every blob (each under its lock) and every resolution record, keeping
+    /// nothing else but the (empty) layout. Refuses a folder that lacks warpgate's
+    /// `CACHEDIR.TAG`, so a mistaken `WARPGATE_HOME` never deletes someone's files.
+    /// Returns files and bytes freed.
+    pub fn clean(&self) -> Result<(u64, u64), CacheError> {
+        if !self.root.exists() {
+            return Ok((0, 0));
+        }
+        let tag = self.root.join("CACHEDIR.TAG");
+        let is_ours = std::fs::read_to_string(&tag)
+            .is_ok_and(|text| text.starts_with("Signature: 8a477f597d28d172789f06886806bc55"));
+        if !is_ours {
+            return Err(CacheError::NotACache {
+                root: self.root.clone(),
+            });
+        }
+        let (mut files, mut bytes) = (0, 0);
+        for (checksum, _) in self.blobs()? {
+            bytes += self.remove_blob(&checksum)?;
+            files += 1;
+        }
+        let refs = self.refs_dir();
+        if refs.exists() {
+            std::fs::remove_dir_all(&refs).map_err(io_error("remove", &refs))?;
+        }
+        let (temp_files, temp_bytes) =
+            self.remove_stale_temp_files(std::time::Duration::from_secs(3600))?;
+        Ok((files + temp_files, bytes + temp_bytes))
     }
 
     /// Deletes the blob for `checksum` under its lock; returns the bytes freed.

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use toml_edit::{DocumentMut, InlineTable, Item, Table, Value};
+use toml_edit::{DocumentMut, InlineTable, Item, Table, TableLike, Value};
 
 use crate::config::{ConfigSource, PluginEntry};
 use crate::id::Id;
@@ -77,14 +77,19 @@ fn parse(text: &str, path: &Path) -> Result<DocumentMut, EditError> {
         })
 }
 
-/// The plugins table, created (as implicit parent tables + a `[…plugins]` table) if missing.
-fn plugins_table<'a>(
+/// The plugins table's item (a `[…plugins]` table or an inline one), created as a
+/// `[…plugins]` table with implicit parents if missing.
+fn plugins_item<'a>(
     document: &'a mut DocumentMut,
     source: ConfigSource,
     path: &Path,
-) -> Result<&'a mut Table, EditError> {
+) -> Result<&'a mut Item, EditError> {
     let keys = table_path(source);
-    let mut table = document.as_table_mut();
+    let not_a_table = |depth: usize| EditError::NotATable {
+        key: keys[..=depth].join("."),
+        path: path.to_path_buf(),
+    };
+    let mut table: &mut dyn TableLike = document.as_table_mut();
     for (depth, key) in keys.iter().enumerate() {
         let last = depth + 1 == keys.len();
         let item = table.entry(key).or_insert_with(|| {
@@ -92,16 +97,16 @@ fn plugins_table<'a>(
             new.set_implicit(!last);
             Item::Table(new)
         });
-        if let Item::Value(Value::InlineTable(inline)) = item {
-            let inline = std::mem::take(inline);
-            *item = Item::Table(inline.into_table());
+        if last {
+            return if item.is_table_like() {
+                Ok(item)
+            } else {
+                Err(not_a_table(depth))
+            };
         }
-        table = item.as_table_mut().ok_or_else(|| EditError::NotATable {
-            key: keys[..=depth].join("."),
-            path: path.to_path_buf(),
-        })?;
+        table = item.as_table_like_mut().ok_or_else(|| not_a_table(depth))?;
     }
-    Ok(table)
+    unreachable!("the table path is never empty")
 }
 
 /// The TOML value for an entry: a plain string, or an inline table when it has a `version`
@@ -131,14 +136,32 @@ pub fn add_entry(
     entry: &PluginEntry,
 ) -> Result<String, EditError> {
     let mut document = parse(text, path)?;
-    let table = plugins_table(&mut document, source, path)?;
-    if table.contains_key(id.as_str()) {
-        return Err(EditError::Duplicate {
-            id: id.clone(),
-            path: path.to_path_buf(),
+    let item = plugins_item(&mut document, source, path)?;
+    let duplicate = || EditError::Duplicate {
+        id: id.clone(),
+        path: path.to_path_buf(),
+    };
+    if let Some(inline) = item.as_inline_table_mut() {
+        if inline.contains_key(id.as_str()) {
+            return Err(duplicate());
+        }
+        // The space before `}` belongs to the last value: keep it last.
+        let closing = inline.iter_mut().last().map(|(_, value)| {
+            let decor = value.decor_mut();
+            let suffix = decor.suffix().cloned();
+            decor.set_suffix("");
+            suffix
         });
+        inline.insert(id.as_str(), entry_value(entry));
+        if let (Some(Some(suffix)), Some(value)) = (closing, inline.get_mut(id.as_str())) {
+            value.decor_mut().set_suffix(suffix);
+        }
+    } else if let Some(table) = item.as_table_mut() {
+        if table.contains_key(id.as_str()) {
+            return Err(duplicate());
+        }
+        table.insert(id.as_str(), Item::Value(entry_value(entry)));
     }
-    table.insert(id.as_str(), Item::Value(entry_value(entry)));
     Ok(document.to_string())
 }
 
@@ -150,12 +173,25 @@ pub fn remove_entry(
     id: &Id,
 ) -> Result<String, EditError> {
     let mut document = parse(text, path)?;
-    let table = plugins_table(&mut document, source, path)?;
-    if table.remove(id.as_str()).is_none() {
-        return Err(EditError::NotDeclared {
-            id: id.clone(),
-            path: path.to_path_buf(),
-        });
+    let item = plugins_item(&mut document, source, path)?;
+    let not_declared = || EditError::NotDeclared {
+        id: id.clone(),
+        path: path.to_path_buf(),
+    };
+    if let Some(inline) = item.as_inline_table_mut() {
+        let was_last = inline
+            .iter()
+            .last()
+            .is_some_and(|(key, _)| key == id.as_str());
+        let removed = inline.remove(id.as_str()).ok_or_else(not_declared)?;
+        if was_last
+            && let Some(suffix) = removed.decor().suffix().cloned()
+            && let Some((_, value)) = inline.iter_mut().last()
+        {
+            value.decor_mut().set_suffix(suffix);
+        }
+    } else if let Some(table) = item.as_table_mut() {
+        table.remove(id.as_str()).ok_or_else(not_declared)?;
     }
     Ok(document.to_string())
 }
@@ -219,6 +255,32 @@ mod tests {
             out,
             "[package]\nname = \"app\"\n\n[package.metadata.warpgate.plugins]\nbun = { locator = \"github://moonrepo/plugins/bun_tool\", version = \"^0.14\" }\n"
         );
+    }
+
+    #[test]
+    fn inline_tables_stay_inline_with_their_comments() {
+        let text = "[package]\nname = \"app\"\n\n[package.metadata.warpgate]\nplugins = { a = \"file://a.wasm\" } # keep me\n";
+        let id = Id::new("b").unwrap();
+        let out = add_entry(
+            text,
+            Path::new("Cargo.toml"),
+            ConfigSource::PackageMetadata,
+            &id,
+            &entry("file://b.wasm"),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "[package]\nname = \"app\"\n\n[package.metadata.warpgate]\nplugins = { a = \"file://a.wasm\", b = \"file://b.wasm\" } # keep me\n"
+        );
+        let back = remove_entry(
+            &out,
+            Path::new("Cargo.toml"),
+            ConfigSource::PackageMetadata,
+            &id,
+        )
+        .unwrap();
+        assert_eq!(back, text);
     }
 
     #[test]

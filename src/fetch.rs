@@ -137,9 +137,19 @@ impl Fetcher {
         &*self.reporter
     }
 
-    fn in_flight_lock(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
+    fn in_flight_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(key).or_default().clone()
+        map.entry(key.to_string()).or_default().clone()
+    }
+
+    /// Drops `key` from the in-flight map when no other task holds or awaits it, so the map
+    /// does not grow in long-running hosts.
+    fn release_in_flight(&self, key: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        // One reference in the map, one here: nobody else is waiting.
+        if Arc::strong_count(&lock) == 2 {
+            map.remove(key);
+        }
     }
 
     /// The verified cache path of `checksum`, downloading it from `url` if it is not cached.
@@ -156,10 +166,25 @@ impl Fetcher {
         if let Some(path) = self.cache.get(checksum)? {
             return Ok(path);
         }
-        let in_process = self.in_flight_lock(checksum.hex());
-        let _in_process = in_process.lock().await;
+        let key = checksum.hex();
+        let in_process = self.in_flight_lock(&key);
+        let result = {
+            let _in_process = in_process.lock().await;
+            self.fetch_locked_exclusive(id, url, checksum).await
+        };
+        self.release_in_flight(&key, in_process);
+        result
+    }
+
+    /// [`Fetcher::fetch_locked`] once this task is the only one in the process for the blob.
+    async fn fetch_locked_exclusive(
+        &self,
+        id: &Id,
+        url: &str,
+        checksum: &Checksum,
+    ) -> Result<PathBuf, FetchError> {
         let _cross_process = self.lock_blob(id, checksum).await?;
-        if let Some(path) = self.cache.get(checksum)? {
+        if let Some(path) = self.cache.get_locked(checksum)? {
             return Ok(path);
         }
         let (temp, downloaded) = self.download(id, url).await?;
@@ -199,7 +224,7 @@ impl Fetcher {
         }
         let checksum = downloaded.checksum;
         let _cross_process = self.lock_blob(id, &checksum).await?;
-        let path = match self.cache.get(&checksum)? {
+        let path = match self.cache.get_locked(&checksum)? {
             Some(path) => path,
             None => self.cache.commit_locked(temp, &checksum)?,
         };

@@ -10,14 +10,15 @@
 //! - **`--offline`**: no socket is opened. `file://` entries still resolve; a GitHub or URL
 //!   entry the lock does not already pin is an error naming it.
 //! - **`--frozen`**: both.
-//! - **`--update [ID…]`**: floating entries (GitHub without a tag, URLs) are re-resolved even
-//!   though their lock entry still matches; with ids, only those.
+//! - **`--update [ID…]`**: without ids, every floating entry (GitHub without a tag, URLs) is
+//!   re-resolved even though its lock entry still matches. Named ids are re-resolved whatever
+//!   their kind, so a pinned tag whose asset was replaced can be re-locked on purpose.
 //!
 //! An entry "matches" when the lock has the same locator string, the same `version`
 //! requirement, the asset named in the config (if any), and — for `file://` plugins — the
 //! file still hashes to the locked checksum.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
 
@@ -40,7 +41,7 @@ pub enum Update {
     Nothing,
     /// Every floating entry.
     All,
-    /// These entries.
+    /// These entries, floating or pinned.
     Only(Vec<Id>),
 }
 
@@ -130,7 +131,9 @@ pub enum LockError {
         entries: Vec<StaleEntry>,
     },
     /// An entry must be resolved but the network is disabled.
-    #[error("network access is disabled by {reason}, but plugin `{id}` (`{locator}`) is not locked{}\nhint: run `warpgate lock` while online", if *update { " or was asked to update" } else { "" })]
+    #[error(
+        "network access is disabled by {reason}, but plugin `{id}` (`{locator}`) must be resolved: {why}\nhint: run `warpgate lock` while online"
+    )]
     Offline {
         /// The plugin.
         id: Id,
@@ -138,8 +141,8 @@ pub enum LockError {
         locator: String,
         /// What disabled the network.
         reason: String,
-        /// Whether it was asked to update (rather than missing from the lock).
-        update: bool,
+        /// Why it must be resolved (not locked, changed, asked to update).
+        why: String,
     },
     /// `--update` named an id the config does not declare.
     #[error("cannot update `{id}`: no such plugin in `{}`", config.display())]
@@ -203,23 +206,6 @@ pub struct LockChange {
 /// The absolute path of a `file://` locator's file, relative to `root`.
 pub fn file_path(root: &Path, file: &str) -> PathBuf {
     root.join(file)
-}
-
-/// A `file://` path as the lock records it: relative to the lock's folder when written
-/// relative, `./` and `..`-free where possible, with `/` separators.
-fn lock_path(file: &str) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for component in Path::new(file).components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir if parts.last().is_some_and(|last| last != "..") => {
-                parts.pop();
-            }
-            Component::RootDir => parts.push(String::new()),
-            other => parts.push(other.as_os_str().to_string_lossy().into_owned()),
-        }
-    }
-    parts.join("/")
 }
 
 /// Why `entry`'s lock entry no longer matches it, if it does not.
@@ -336,22 +322,22 @@ pub async fn lock(
     let mut next = Lockfile::default();
     for (id, entry) in &config.plugins {
         let locked = old.plugins.get(id);
-        let update = entry.locator.is_floating()
-            && match &options.update {
-                Update::Nothing => false,
-                Update::All => true,
-                Update::Only(ids) => ids.contains(id),
-            };
+        let update = match &options.update {
+            Update::Nothing => false,
+            Update::All => entry.locator.is_floating(),
+            Update::Only(ids) => ids.contains(id),
+        };
         match (staleness(config, entry, locked), locked) {
             (None, Some(locked)) if !update => {
                 next.plugins.insert(id.clone(), locked.clone());
             }
-            _ => to_resolve.push((id, entry, update)),
+            (None, _) => to_resolve.push((id, entry, "was asked to update".to_string())),
+            (Some(stale), _) => to_resolve.push((id, entry, stale.to_string())),
         }
     }
 
     if let Some(reason) = &options.offline
-        && let Some((id, entry, update)) = to_resolve
+        && let Some((id, entry, why)) = to_resolve
             .iter()
             .find(|(_, entry, _)| !matches!(entry.locator, PluginLocator::File { .. }))
     {
@@ -359,7 +345,7 @@ pub async fn lock(
             id: (*id).clone(),
             locator: entry.locator.to_string(),
             reason: reason.clone(),
-            update: *update,
+            why: why.clone(),
         });
     }
 
@@ -426,7 +412,7 @@ pub async fn resolve_entry(
                 config: config.path.clone(),
                 source,
             })?;
-            locked.path = Some(lock_path(file));
+            locked.path = Some(crate::lockfile::file_lock_path(file));
             locked.checksum = checksum;
             locked.size = size;
         }
@@ -511,17 +497,4 @@ pub async fn fetch_one(
         });
     }
     Ok(path)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lock_paths_are_normalised() {
-        assert_eq!(lock_path("./plugins/x.wasm"), "plugins/x.wasm");
-        assert_eq!(lock_path("a/../b/x.wasm"), "b/x.wasm");
-        assert_eq!(lock_path("../x.wasm"), "../x.wasm");
-        assert_eq!(lock_path("/abs/x.wasm"), "/abs/x.wasm");
-    }
 }

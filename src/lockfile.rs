@@ -79,6 +79,83 @@ pub struct LockedPlugin {
     pub size: u64,
 }
 
+impl LockedPlugin {
+    /// Checks that the entry has exactly the keys its locator kind calls for, and that they
+    /// agree with the locator: a `file://` entry's `path` is the one its locator names, a URL
+    /// entry's `url` is its locator, a GitHub entry's `url` is `https://`. A hand-edited lock
+    /// therefore cannot point a plugin at another local file or at a plain-HTTP host.
+    fn check_shape(&self) -> Result<(), String> {
+        let url_ok = |url: &str| {
+            url::Url::parse(url)
+                .map_err(|e| format!("`url = \"{url}\"` is not a URL: {e}"))
+                .and_then(|parsed| {
+                    crate::locator::check_url_scheme(&parsed)
+                        .map_err(|e| format!("`url = \"{url}\"`: {e}"))
+                })
+        };
+        match &self.locator {
+            PluginLocator::File { file, .. } => {
+                let expected = file_lock_path(file);
+                if self.path.as_deref() != Some(expected.as_str()) {
+                    return Err(format!(
+                        "a `file://` entry needs `path = \"{expected}\"` (from its locator)"
+                    ));
+                }
+                if self.url.is_some() || self.tag.is_some() || self.asset.is_some() {
+                    return Err("a `file://` entry has no `url`, `tag` or `asset`".into());
+                }
+            }
+            PluginLocator::Url { url } => {
+                if self.url.as_deref() != Some(url.as_str()) {
+                    return Err(format!("a URL entry needs `url = \"{url}\"` (its locator)"));
+                }
+                if self.path.is_some() || self.tag.is_some() || self.asset.is_some() {
+                    return Err("a URL entry has no `path`, `tag` or `asset`".into());
+                }
+            }
+            PluginLocator::GitHub(_) => {
+                let Some(url) = &self.url else {
+                    return Err("a GitHub entry needs a `url`".into());
+                };
+                url_ok(url)?;
+                if self.tag.is_none() || self.asset.is_none() {
+                    return Err("a GitHub entry needs `tag` and `asset`".into());
+                }
+                if self.path.is_some() {
+                    return Err("a GitHub entry has no `path`".into());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A `file://` locator's path as the lock records it: `./` dropped, inner `..` folded
+/// lexically, `/` separators. The lock's `path` must equal this for the entry's locator.
+pub fn file_lock_path(file: &str) -> String {
+    use std::path::Component;
+    let mut parts: Vec<String> = Vec::new();
+    for component in Path::new(file).components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => match parts.last().map(String::as_str) {
+                // `..` at the root stays at the root.
+                Some("") => {}
+                Some(last) if last != ".." => {
+                    parts.pop();
+                }
+                _ => parts.push("..".into()),
+            },
+            Component::RootDir => parts.push(String::new()),
+            other => parts.push(other.as_os_str().to_string_lossy().into_owned()),
+        }
+    }
+    if parts.len() == 1 && parts[0].is_empty() {
+        return "/".into();
+    }
+    parts.join("/")
+}
+
 /// Why a lockfile could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -141,6 +218,11 @@ impl Lockfile {
         }
         let raw: RawLockfile =
             toml::from_str(text).map_err(|e| parse_error(toml_message(&e, text)))?;
+        for (id, plugin) in &raw.plugins {
+            plugin
+                .check_shape()
+                .map_err(|message| parse_error(format!("plugin `{id}`: {message}")))?;
+        }
         Ok(Self {
             plugins: raw.plugins,
         })
@@ -201,8 +283,15 @@ impl Lockfile {
 
 /// Writes `bytes` to `path` through a temp file in the same folder and a rename, so `path`
 /// holds either its old content or the new, never a mix.
+///
+/// An existing file keeps its permissions, and a symlink is written through (its target is
+/// replaced, the link stays). A new file gets mode `0644` on Unix.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let folder = match path.parent() {
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.file_type().is_symlink() => std::fs::canonicalize(path)?,
+        _ => path.to_path_buf(),
+    };
+    let folder = match target.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
@@ -211,8 +300,19 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .suffix(".tmp")
         .tempfile_in(folder)?;
     temp.write_all(bytes)?;
+    match std::fs::metadata(&target) {
+        Ok(metadata) => temp.as_file().set_permissions(metadata.permissions())?,
+        Err(_) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                temp.as_file()
+                    .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            }
+        }
+    }
     temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|error| error.error)?;
+    temp.persist(&target).map_err(|error| error.error)?;
     Ok(())
 }
 
@@ -317,6 +417,79 @@ size = 4
         );
         assert_eq!(text, expected);
         assert_eq!(Lockfile::parse(&text, Path::new("x")).unwrap(), sample());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn atomic_writes_keep_permissions_and_symlinks() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.toml");
+        std::fs::write(&real, "old").unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let link = dir.path().join("link.toml");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        write_atomically(&link, b"new").unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new");
+        let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        let fresh = dir.path().join("fresh.lock");
+        write_atomically(&fresh, b"x").unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+    }
+
+    #[test]
+    fn file_lock_paths_are_normalised() {
+        assert_eq!(file_lock_path("./plugins/x.wasm"), "plugins/x.wasm");
+        assert_eq!(file_lock_path("a/../b/x.wasm"), "b/x.wasm");
+        assert_eq!(file_lock_path("../x.wasm"), "../x.wasm");
+        assert_eq!(file_lock_path("/abs/x.wasm"), "/abs/x.wasm");
+        assert_eq!(file_lock_path("/../x.wasm"), "/x.wasm");
+    }
+
+    #[test]
+    fn entries_must_agree_with_their_locator() {
+        let base = "version = 1\n[plugins.x]\n";
+        let sum = format!("checksum = \"{}\"\nsize = 1\n", Checksum::of(b"x"));
+        for (entry, wanted) in [
+            (
+                "locator = \"github://a/b@v1\"\npath = \"../../etc/passwd\"\n",
+                "needs a `url`",
+            ),
+            (
+                "locator = \"github://a/b@v1\"\nurl = \"http://evil.example/x.wasm\"\ntag = \"v1\"\nasset = \"x.wasm\"\n",
+                "only allowed for loopback",
+            ),
+            (
+                "locator = \"github://a/b@v1\"\nurl = \"https://e.com/x.wasm\"\n",
+                "needs `tag` and `asset`",
+            ),
+            (
+                "locator = \"file://./x.wasm\"\npath = \"../../etc/passwd\"\n",
+                "needs `path = \"x.wasm\"`",
+            ),
+            (
+                "locator = \"file://./x.wasm\"\npath = \"x.wasm\"\nurl = \"https://e.com/x\"\n",
+                "has no `url`",
+            ),
+            (
+                "locator = \"https://e.com/x.wasm\"\nurl = \"https://other.com/x.wasm\"\n",
+                "needs `url = \"https://e.com/x.wasm\"`",
+            ),
+        ] {
+            let error =
+                Lockfile::parse(&format!("{base}{entry}{sum}"), Path::new("w.lock")).unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains("plugin `x`: "), "{message}");
+            assert!(message.contains(wanted), "{message}\nwanted: {wanted}");
+        }
     }
 
     #[test]

@@ -36,11 +36,9 @@ pub fn run(global: &GlobalArgs, args: CacheArgs, output: &Output) -> Result<Outc
     match args.command {
         CacheCommand::Dir => println!("{}", cache.root().display()),
         CacheCommand::Clean => {
-            if cache.root().exists() {
-                std::fs::remove_dir_all(cache.root())
-                    .with_context(|| format!("failed to remove `{}`", cache.root().display()))?;
-            }
-            output.status("Removed", format!("`{}`", cache.root().display()));
+            let (files, bytes) = cache.clean()?;
+            println!("{files} files, {bytes} bytes freed");
+            output.status("Cleaned", format!("`{}`", cache.root().display()));
         }
         CacheCommand::Prune { lockfiles } => {
             let lockfiles = if lockfiles.is_empty() {
@@ -54,7 +52,8 @@ pub fn run(global: &GlobalArgs, args: CacheArgs, output: &Output) -> Result<Outc
                     .with_context(|| format!("`{}` does not exist", path.display()))?;
                 keep.extend(lockfile.plugins.values().map(|locked| locked.checksum));
             }
-            let (mut files, mut bytes) = (0u64, 0u64);
+            let (mut files, mut bytes) =
+                cache.remove_stale_temp_files(std::time::Duration::from_secs(3600))?;
             for (checksum, _) in cache.blobs()? {
                 if !keep.contains(&checksum) {
                     bytes += cache.remove_blob(&checksum)?;

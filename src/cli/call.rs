@@ -68,7 +68,10 @@ pub async fn run(global: &GlobalArgs, args: CallArgs) -> Result<Outcome, Failure
         }
         None => Vec::new(),
     };
-    let manifest = PluginManifest::new([warpgate::container::Wasm::file(&path)]);
+    // The hash makes Extism re-check the bytes it reads.
+    let manifest = PluginManifest::new([
+        warpgate::container::Wasm::file(&path).with_hash(locked.checksum.hex())
+    ]);
     let container = PluginContainer::builder(args.id.clone(), manifest)
         .timeout(Duration::from_secs(args.timeout))
         .build()?;

@@ -81,7 +81,7 @@ fn locked_flag_forbids(global: &GlobalArgs) -> Result<(), Failure> {
 /// Runs `warpgate add`: resolves the new entry, then writes the config and the lock.
 pub async fn add(global: &GlobalArgs, args: AddArgs, output: &Output) -> Result<Outcome, Failure> {
     locked_flag_forbids(global)?;
-    let config = global.load_config()?;
+    let (config, _project_lock) = global.load_config_exclusive()?;
     let entry = PluginEntry::new(args.locator, args.version, args.asset)
         .map_err(|message| anyhow::anyhow!("cannot add plugin `{}`: {message}", args.id))?;
     let text = warpgate::edit::read(&config.path)?;
@@ -117,7 +117,7 @@ pub struct RemoveArgs {
 /// Runs `warpgate remove`: drops the entry from the config and the lock.
 pub fn remove(global: &GlobalArgs, args: RemoveArgs, output: &Output) -> Result<Outcome, Failure> {
     locked_flag_forbids(global)?;
-    let config: Config = global.load_config()?;
+    let (config, _project_lock): (Config, _) = global.load_config_exclusive()?;
     let text = warpgate::edit::read(&config.path)?;
     let new_text = warpgate::edit::remove_entry(&text, &config.path, config.source, &args.id)?;
     let lock_path = config.lockfile_path();

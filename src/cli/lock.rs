@@ -19,7 +19,12 @@ pub struct LockArgs {
 
 /// Runs `warpgate lock`.
 pub async fn run(global: &GlobalArgs, args: LockArgs, output: &Output) -> Result<Outcome, Failure> {
-    let config = global.load_config()?;
+    let (config, _project_lock) = if global.locked_flag().is_some() {
+        (global.load_config()?, None)
+    } else {
+        let (config, lock) = global.load_config_exclusive()?;
+        (config, Some(lock))
+    };
     let fetcher = global.fetcher(output)?;
     let github = warpgate::github::GitHubClient::new(fetcher.http().clone());
     let update = match args.update {

@@ -168,6 +168,17 @@ impl GlobalArgs {
         Ok(config)
     }
 
+    /// The config, loaded while holding the project's cross-process lock (returned), for
+    /// commands that change the config or the lockfile.
+    pub fn load_config_exclusive(
+        &self,
+    ) -> Result<(warpgate::config::Config, warpgate::cache::BlobLock), Failure> {
+        let config = self.load_config()?;
+        let lock = warpgate::cache::Cache::from_env()?.lock_project(&config.path)?;
+        // Another process may have changed the config while we waited.
+        Ok((self.load_config()?, lock))
+    }
+
     /// A fetcher over the environment's cache, offline as the flags say, drawing progress
     /// on `output`.
     pub fn fetcher(&self, output: &Output) -> Result<warpgate::fetch::Fetcher, Failure> {

@@ -24,7 +24,7 @@ pub async fn update(
     args: UpdateArgs,
     output: &Output,
 ) -> Result<Outcome, Failure> {
-    let config = global.load_config()?;
+    let (config, _project_lock) = global.load_config_exclusive()?;
     let fetcher = global.fetcher(output)?;
     let github = warpgate::github::GitHubClient::new(fetcher.http().clone());
     let options = LockOptions {

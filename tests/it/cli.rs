@@ -466,3 +466,55 @@ fn list_human_output() {
         "{locked:#?}\nwanted: {json_line}"
     );
 }
+
+#[test]
+fn concurrent_adds_lose_nothing() {
+    let project = Project::new("[plugins]\n");
+    for index in 0..5 {
+        std::fs::copy(JSON_TOOLS, project.path(&format!("plugins/p{index}.wasm"))).unwrap();
+    }
+    let children: Vec<_> = (0..5)
+        .map(|index| {
+            let locator = format!("file://./plugins/p{index}.wasm");
+            let mut command = project.command(&["add", &format!("p{index}"), &locator]);
+            command
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            command.spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        Run::from(child.wait_with_output().unwrap()).success();
+    }
+    let config = project.read("warpgate.toml");
+    let lock = project.read("warpgate.lock");
+    for index in 0..5 {
+        assert!(config.contains(&format!("p{index} = ")), "{config}");
+        assert!(lock.contains(&format!("[plugins.p{index}]")), "{lock}");
+    }
+    project.run(&["lock", "--locked"]).success();
+}
+
+#[cfg(unix)]
+#[test]
+fn edits_keep_file_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let project = Project::new("[plugins]\n");
+    std::fs::set_permissions(
+        project.path("warpgate.toml"),
+        std::fs::Permissions::from_mode(0o664),
+    )
+    .unwrap();
+    project
+        .run(&["add", "json", "file://./plugins/json_tools.wasm"])
+        .success();
+    let mode = |name: &str| {
+        std::fs::metadata(project.path(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("warpgate.toml"), 0o664);
+    assert_eq!(mode("warpgate.lock"), 0o644);
+}

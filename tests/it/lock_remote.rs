@@ -186,7 +186,12 @@ fn offline_with_nothing_known_opens_no_connection() {
             result.stderr.contains("network access is disabled by"),
             "{result:#?}"
         );
-        assert!(result.stderr.contains("is not locked"), "{result:#?}");
+        assert!(
+            result
+                .stderr
+                .contains("must be resolved: declared in the config but not in the lock"),
+            "{result:#?}"
+        );
     }
     assert_eq!(github.server().request_count(), 0);
     assert!(!project.path("warpgate.lock").exists());
@@ -428,6 +433,96 @@ fn cache_prune_keeps_referenced_blobs() {
             Checksum::of(&wasm("deno 1.0")).hex()
         )]
     );
-    run(&project, &github, &["cache", "clean"], &[]).success();
-    assert!(!project.cache_home().exists());
+    let cleaned = run(&project, &github, &["cache", "clean"], &[]).success();
+    assert_eq!(
+        cleaned.stdout.trim(),
+        format!("1 files, {} bytes freed", wasm("deno 1.0").len())
+    );
+    assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), 0);
+}
+
+#[test]
+fn cache_clean_refuses_a_folder_that_is_not_a_cache() {
+    let project = Project::new("[plugins]\n");
+    std::fs::create_dir_all(project.cache_home().join("precious")).unwrap();
+    std::fs::write(project.cache_home().join("precious/data.txt"), "keep").unwrap();
+    project
+        .run(&["cache", "clean"])
+        .code(2)
+        .stderr_has("does not look like a warpgate cache")
+        .stderr_has("WARPGATE_HOME");
+    assert_eq!(project.read("home/precious/data.txt"), "keep");
+}
+
+#[test]
+fn a_corrupted_blob_is_replaced_not_a_hang() {
+    let github = fake();
+    let project = Project::new(&format!(
+        "[plugins]\nhello = \"{}\"\n",
+        github.server().url("/hello-1.0.0.wasm")
+    ));
+    run(&project, &github, &["lock"], &[]).success();
+    let blob = project
+        .cache_home()
+        .join("v1/blobs/sha256")
+        .join(Checksum::of(&wasm("hello")).hex());
+    let mut permissions = std::fs::metadata(&blob).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(&blob, permissions).unwrap();
+    std::fs::write(&blob, b"tampered").unwrap();
+    // Re-resolving downloads into a blob whose current file is corrupt.
+    std::fs::remove_file(project.path("warpgate.lock")).unwrap();
+    run(&project, &github, &["lock"], &[]).success();
+    assert_eq!(std::fs::read(&blob).unwrap(), wasm("hello"));
+    // And a locked fetch over a corrupt blob heals it too.
+    let mut permissions = std::fs::metadata(&blob).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(&blob, permissions).unwrap();
+    std::fs::write(&blob, b"tampered again").unwrap();
+    run(&project, &github, &["fetch"], &[]).success();
+    assert_eq!(std::fs::read(&blob).unwrap(), wasm("hello"));
+}
+
+#[test]
+fn update_of_a_named_pinned_entry_relocks_it() {
+    let github = fake();
+    let project = Project::new(&format!(
+        "[plugins]\nhello = \"{}\"\nnode = \"github://acme/plugins/node_tool@v0.13.0\"\n",
+        github.server().url("/hello-1.0.0.wasm")
+    ));
+    run(&project, &github, &["lock"], &[]).success();
+    // The server now serves other bytes for the pinned URL: fetch fails, naming the fix...
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    github
+        .server()
+        .route("/hello-1.0.0.wasm", Response::ok(b"\0asm hello 2".to_vec()));
+    run(&project, &github, &["fetch"], &[])
+        .code(1)
+        .stderr_has("run `warpgate lock --update hello`");
+    // ...and the fix works.
+    run(&project, &github, &["lock", "--update", "hello"], &[]).success();
+    assert!(
+        project
+            .read("warpgate.lock")
+            .contains(&Checksum::of(b"\0asm hello 2").to_string())
+    );
+    run(&project, &github, &["fetch"], &[]).success();
+}
+
+#[test]
+fn offline_lock_says_why_an_entry_needs_the_network() {
+    let github = fake();
+    let project = Project::new(&config(&github));
+    run(&project, &github, &["lock"], &[]).success();
+    std::fs::write(
+        project.path("warpgate.toml"),
+        config(&github).replace("hello-1.0.0.wasm", "hello-1.0.0.wasm?v=2"),
+    )
+    .unwrap();
+    run(&project, &github, &["lock", "--offline"], &[])
+        .code(2)
+        .stderr_has("plugin `hello`")
+        .stderr_has("must be resolved: its config entry changed since it was locked");
 }
