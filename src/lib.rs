@@ -66,3 +66,9 @@ pub use container::{
     CompileCache, ContainerError, PluginContainer, PluginContainerBuilder, PluginManifest,
 };
 // --- End of the runtime re-exports. ---
+
+// --- Build-time vendoring and embedded plugins (`embedded`, `vendor`; issue 4). ---
+pub mod embedded;
+#[cfg(feature = "fetch")]
+pub mod vendor;
+// --- End of build-time vendoring and embedded plugins. ---
