@@ -1,1 +1,533 @@
-//! placeholder
+//! `warpgate-build` vendors the plugins pinned in `warpgate.lock` into a crate's build, from
+//! `build.rs`, so that the application embeds verified plugin bytes and runs them with no
+//! network and no files outside its binary.
+//!
+//! ```toml
+//! [dependencies]
+//! warpgate = { version = "0.1", features = ["runtime"] }
+//!
+//! [build-dependencies]
+//! warpgate-build = "0.1"
+//! ```
+//!
+//! `build.rs`:
+//!
+//! ```no_run
+//! fn main() {
+//!     warpgate_build::vendor_or_exit();
+//! }
+//! ```
+//!
+//! or, to handle the error yourself (its `Debug` output is the readable message):
+//!
+//! ```no_run
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     warpgate_build::vendor()?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! `src/main.rs`:
+//!
+//! ```ignore
+//! static PLUGINS: warpgate::embedded::EmbeddedPlugins = warpgate::include_plugins!();
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let container = PLUGINS.require("json_tools")?.container()?;
+//!     // container.call_func_with("add", …)
+//!     Ok(())
+//! }
+//! ```
+//!
+//! This crate depends on `warpgate` without its `runtime` feature, so build scripts never
+//! compile Extism or wasmtime.
+//!
+//! # What [`vendor`] does
+//!
+//! 1. Finds the config (`warpgate.toml`, or warpgate metadata in `Cargo.toml`) from
+//!    `CARGO_MANIFEST_DIR`, walking up to the workspace root, and the `warpgate.lock` next to
+//!    it. It refuses to build when the lock is missing or does not cover the config, as
+//!    `warpgate lock --locked` does, with the hint to run `warpgate lock`. It never resolves
+//!    anything and never calls the GitHub API.
+//! 2. Takes each locked plugin's bytes from, in order:
+//!    - `file://` plugins: the locked file;
+//!    - the vendor directory: `WARPGATE_VENDOR_DIR` (relative to the config's folder), else
+//!      `vendor/warpgate/` next to the config when it exists (see `warpgate vendor`);
+//!    - the content cache (`WARPGATE_HOME`);
+//!    - the locked `url`, into the cache — only when the network is allowed: never when
+//!      `CARGO_NET_OFFLINE=true`, `WARPGATE_OFFLINE=1` or `DOCS_RS` is set.
+//!
+//!    Every file is hashed before use. A mismatch fails the build naming the plugin, where
+//!    the bytes came from, the expected and computed checksums, and the fix. (A corrupt cache
+//!    entry is deleted and the next source tried, as everywhere in warpgate.)
+//! 3. Writes, only under `OUT_DIR`, `plugins/<id>.wasm` and the module `warpgate_plugins.rs`
+//!    that `warpgate::include_plugins!()` includes. The module refers to the files through
+//!    `env!("OUT_DIR")`, never an absolute path, so the same lock gives byte-identical output
+//!    in any checkout on any machine. Files whose content is unchanged are not rewritten
+//!    (their mtimes stay); changed ones are written to a temp file and renamed, so `OUT_DIR`
+//!    never holds unverified or partial bytes. Stale `plugins/*.wasm` files are removed.
+//! 4. Prints `cargo::rerun-if-changed` for the config, the lock, `file://` sources and the
+//!    vendored files it used, and `cargo::rerun-if-env-changed` for every variable it reads,
+//!    so an unchanged project does not re-run the script and a changed lock does.
+//!
+//! On [docs.rs](https://docs.rs) (`DOCS_RS` set), a plugin that is neither vendored nor
+//! cached is embedded as an empty placeholder with a warning, so documentation still builds;
+//! such a binary is never run.
+//!
+//! [`Builder`] sets the paths and switches explicitly (for tests, benchmarks and unusual
+//! layouts).
+
+#![warn(missing_docs)]
+
+mod directive;
+mod error;
+mod generate;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use warpgate::cache::Cache;
+use warpgate::checksum::{Checksum, Mismatch};
+use warpgate::config::Config;
+use warpgate::env;
+use warpgate::id::Id;
+use warpgate::lockfile::{LockedPlugin, Lockfile};
+
+pub use directive::Directive;
+pub use error::Error;
+pub use generate::{MODULE_NAME, PLUGINS_DIR};
+
+/// How `flag` is named in "the lock is out of date" messages.
+const FLAG: &str = "the build script (`warpgate-build`)";
+
+/// Vendors every locked plugin into `OUT_DIR` with the settings from the environment, and
+/// prints the `cargo::` directives. See the crate docs.
+pub fn vendor() -> Result<Report, Error> {
+    Builder::new().vendor()
+}
+
+/// [`vendor`], printing the error to stderr and exiting with status 1 on failure, so that
+/// `cargo build` shows the message (and no panic backtrace).
+pub fn vendor_or_exit() {
+    if let Err(error) = vendor() {
+        eprintln!("error: {}", error.report());
+        std::process::exit(1);
+    }
+}
+
+/// Where a plugin's bytes came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Source {
+    /// A file in the vendor directory.
+    Vendored(PathBuf),
+    /// The plugin's own `file://` source.
+    File(PathBuf),
+    /// A verified blob in the content cache.
+    Cache(PathBuf),
+    /// Downloaded from the locked URL (and cached).
+    Download(String),
+    /// Nowhere: a placeholder embedded for a docs.rs build.
+    Missing,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Vendored(path) => write!(f, "the vendor directory (`{}`)", path.display()),
+            Self::File(path) => write!(f, "its `file://` source (`{}`)", path.display()),
+            Self::Cache(path) => write!(f, "the cache (`{}`)", path.display()),
+            Self::Download(url) => write!(f, "`{url}`"),
+            Self::Missing => f.write_str("nowhere (docs.rs placeholder)"),
+        }
+    }
+}
+
+/// One plugin that [`vendor`] embedded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VendoredPlugin {
+    /// The plugin.
+    pub id: Id,
+    /// Its locked checksum.
+    pub checksum: Checksum,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Where the bytes came from.
+    pub source: Source,
+    /// Whether `OUT_DIR/plugins/<id>.wasm` was (re)written (`false`: already up to date).
+    pub written: bool,
+}
+
+/// What [`vendor`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// The config file.
+    pub config: PathBuf,
+    /// The lockfile.
+    pub lockfile: PathBuf,
+    /// The vendor directory consulted, if any.
+    pub vendor_dir: Option<PathBuf>,
+    /// Every locked plugin, sorted by id.
+    pub plugins: Vec<VendoredPlugin>,
+    /// The generated module.
+    pub module: PathBuf,
+    /// Whether the generated module was (re)written.
+    pub module_written: bool,
+    /// The directives for Cargo (printed unless turned off with
+    /// [`Builder::emit_directives`]).
+    pub directives: Vec<Directive>,
+}
+
+/// Options for [`vendor`]: every setting defaults to what the environment says.
+#[derive(Clone, Debug)]
+pub struct Builder {
+    manifest_dir: Option<PathBuf>,
+    out_dir: Option<PathBuf>,
+    vendor_dir: Option<Option<PathBuf>>,
+    cache_dir: Option<PathBuf>,
+    offline: Option<bool>,
+    emit_directives: bool,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Builder {
+    /// Settings from the environment; directives are printed.
+    pub fn new() -> Self {
+        Self {
+            manifest_dir: None,
+            out_dir: None,
+            vendor_dir: None,
+            cache_dir: None,
+            offline: None,
+            emit_directives: true,
+        }
+    }
+
+    /// Where the config search starts (default: `CARGO_MANIFEST_DIR`).
+    pub fn manifest_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.manifest_dir = Some(dir.into());
+        self
+    }
+
+    /// Where the output goes (default: `OUT_DIR`).
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// The vendor directory to read first, or `None` for none (default:
+    /// `WARPGATE_VENDOR_DIR`, else `vendor/warpgate/` next to the config when it exists).
+    pub fn vendor_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.vendor_dir = Some(dir);
+        self
+    }
+
+    /// The cache root (default: `WARPGATE_HOME`, else the platform cache dir).
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Forbids (`true`) or allows (`false`) downloads (default: forbidden when
+    /// `CARGO_NET_OFFLINE=true`, `WARPGATE_OFFLINE=1` or `DOCS_RS` is set).
+    pub fn offline(mut self, offline: bool) -> Self {
+        self.offline = Some(offline);
+        self
+    }
+
+    /// Whether to print the `cargo::` directives to stdout (default: `true`). They are in
+    /// [`Report::directives`] either way.
+    pub fn emit_directives(mut self, emit: bool) -> Self {
+        self.emit_directives = emit;
+        self
+    }
+
+    /// Runs [`vendor`] with these settings.
+    pub fn vendor(self) -> Result<Report, Error> {
+        let report = self.run()?;
+        if self.emit_directives {
+            directive::emit(&report.directives);
+        }
+        Ok(report)
+    }
+
+    fn run(&self) -> Result<Report, Error> {
+        let mut directives = Vec::new();
+        let manifest_dir = match &self.manifest_dir {
+            Some(dir) => dir.clone(),
+            None => cargo_var("CARGO_MANIFEST_DIR")?,
+        };
+        let out_dir = match &self.out_dir {
+            Some(dir) => dir.clone(),
+            None => cargo_var("OUT_DIR")?,
+        };
+
+        let config = Config::discover(&manifest_dir)?;
+        let lock_path = config.lockfile_path();
+        directives.push(Directive::RerunIfChanged(config.path.clone()));
+        directives.push(Directive::RerunIfChanged(lock_path.clone()));
+        let lockfile = Lockfile::read(&lock_path)?;
+        warpgate::lock::check_locked(&config, lockfile.as_ref(), FLAG)?;
+        let lockfile = lockfile.unwrap_or_default();
+
+        let docs_rs = env::var(env::DOCS_RS).is_some();
+        let offline = match self.offline {
+            Some(true) => Some("the build settings".to_string()),
+            Some(false) => None,
+            None => env::offline_var()
+                .map(|name| format!("`{name}={}`", env::var(name).unwrap_or_default()))
+                .or_else(|| docs_rs.then(|| format!("`{}`", env::DOCS_RS))),
+        };
+        let vendor_dir = match &self.vendor_dir {
+            Some(dir) => dir.clone(),
+            None => warpgate::vendor::dir_from_env(&config),
+        };
+        let cache = match &self.cache_dir {
+            Some(dir) => Some(Cache::new(dir)),
+            None => Cache::from_env().ok(),
+        };
+        for name in [
+            env::WARPGATE_VENDOR_DIR,
+            env::WARPGATE_HOME,
+            env::WARPGATE_OFFLINE,
+            env::CARGO_NET_OFFLINE,
+            env::DOCS_RS,
+        ] {
+            directives.push(Directive::RerunIfEnvChanged(name));
+        }
+
+        let plugins_dir = out_dir.join(PLUGINS_DIR);
+        std::fs::create_dir_all(&plugins_dir).map_err(io_error("create", &plugins_dir))?;
+        let mut sources = Sources {
+            config: &config,
+            vendor_dir: vendor_dir.as_deref(),
+            cache: cache.as_ref(),
+            offline: offline.as_deref(),
+            runtime: None,
+            fetcher: None,
+        };
+        let mut plugins = Vec::with_capacity(lockfile.plugins.len());
+        for (id, locked) in &lockfile.plugins {
+            let (bytes, source) = match sources.bytes(id, locked) {
+                Ok(found) => found,
+                Err(Error::Offline { .. }) if docs_rs => {
+                    directives.push(Directive::Warning(format!(
+                        "plugin `{id}` is neither vendored nor cached; embedding an empty placeholder for docs.rs"
+                    )));
+                    (Vec::new(), Source::Missing)
+                }
+                Err(error) => return Err(error),
+            };
+            match &source {
+                Source::Vendored(path) | Source::File(path) => {
+                    directives.push(Directive::RerunIfChanged(path.clone()));
+                }
+                Source::Cache(_) | Source::Download(_) | Source::Missing => {}
+            }
+            let target = plugins_dir.join(format!("{id}.wasm"));
+            let written = write_if_changed(&target, &bytes)?;
+            plugins.push(VendoredPlugin {
+                id: id.clone(),
+                checksum: locked.checksum,
+                size: locked.size,
+                source,
+                written,
+            });
+        }
+        remove_stale(&plugins_dir, &lockfile)?;
+
+        let module = out_dir.join(MODULE_NAME);
+        let module_written = write_if_changed(&module, generate::module(&lockfile).as_bytes())?;
+        Ok(Report {
+            config: config.path.clone(),
+            lockfile: lock_path,
+            vendor_dir,
+            plugins,
+            module,
+            module_written,
+            directives,
+        })
+    }
+}
+
+fn cargo_var(name: &'static str) -> Result<PathBuf, Error> {
+    std::env::var_os(name)
+        .filter(|value| !value.is_empty())
+        .map(PathBuf::from)
+        .ok_or(Error::NotInBuildScript { name })
+}
+
+fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The places bytes come from, with the download machinery made on first use.
+struct Sources<'a> {
+    config: &'a Config,
+    vendor_dir: Option<&'a Path>,
+    cache: Option<&'a Cache>,
+    offline: Option<&'a str>,
+    runtime: Option<tokio::runtime::Runtime>,
+    fetcher: Option<warpgate::fetch::Fetcher>,
+}
+
+impl Sources<'_> {
+    /// Verified bytes for `locked` and where they came from.
+    fn bytes(&mut self, id: &Id, locked: &LockedPlugin) -> Result<(Vec<u8>, Source), Error> {
+        if let Some(path) = &locked.path {
+            let source = Source::File(self.config.root().join(path));
+            return read_verified(id, locked, source.clone()).map(|bytes| (bytes, source));
+        }
+        if let Some(dir) = self.vendor_dir {
+            let path = warpgate::vendor::plugin_path(dir, id);
+            if path.exists() {
+                let source = Source::Vendored(path);
+                return read_verified(id, locked, source.clone()).map(|bytes| (bytes, source));
+            }
+        }
+        if let Some(cache) = self.cache {
+            let path = cache.blob_path(&locked.checksum);
+            match std::fs::read(&path) {
+                Ok(bytes) if Checksum::of(&bytes) == locked.checksum => {
+                    return Ok((bytes, Source::Cache(path)));
+                }
+                // `get` re-checks under the blob's lock and deletes a corrupt entry.
+                Ok(_) => {
+                    if cache.get(&locked.checksum)?.is_some() {
+                        let source = Source::Cache(path);
+                        return read_verified(id, locked, source.clone()).map(|bytes| (bytes, source));
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(Error::Io {
+                        action: "read",
+                        path,
+                        source,
+                    });
+                }
+            }
+        }
+        if let Some(reason) = self.offline {
+            return Err(Error::Offline {
+                id: id.clone(),
+                reason: reason.to_string(),
+                vendor_dir: self.vendor_dir.map(Path::to_path_buf),
+            });
+        }
+        let url = locked
+            .url
+            .as_deref()
+            .ok_or_else(|| Error::NoUrl { id: id.clone() })?;
+        let path = self.download(id, url, &locked.checksum)?;
+        let bytes = read_verified(id, locked, Source::Cache(path))?;
+        Ok((bytes, Source::Download(url.to_string())))
+    }
+
+    fn download(&mut self, id: &Id, url: &str, checksum: &Checksum) -> Result<PathBuf, Error> {
+        if self.runtime.is_none() {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(Error::Runtime)?;
+            self.runtime = Some(runtime);
+        }
+        if self.fetcher.is_none() {
+            let cache = match self.cache {
+                Some(cache) => cache.clone(),
+                None => Cache::from_env()?,
+            };
+            let http = warpgate::http::HttpClient::new(warpgate::http::HttpOptions::from_env())
+                .map_err(warpgate::fetch::FetchError::Client)?;
+            self.fetcher = Some(warpgate::fetch::Fetcher::new(cache, http));
+        }
+        let (Some(runtime), Some(fetcher)) = (&self.runtime, &self.fetcher) else {
+            unreachable!("both were just set");
+        };
+        Ok(runtime.block_on(fetcher.fetch_locked(id, url, checksum))?)
+    }
+}
+
+/// The bytes of `source`'s file, if they hash to the locked checksum.
+fn read_verified(id: &Id, locked: &LockedPlugin, source: Source) -> Result<Vec<u8>, Error> {
+    let path = match &source {
+        Source::Vendored(path) | Source::File(path) | Source::Cache(path) => path,
+        Source::Download(_) | Source::Missing => unreachable!("only files are read"),
+    };
+    let bytes = std::fs::read(path).map_err(io_error("read", path))?;
+    let computed = Checksum::of(&bytes);
+    if computed != locked.checksum {
+        return Err(Error::Mismatch {
+            id: id.clone(),
+            source_of: source,
+            mismatch: Mismatch {
+                expected: locked.checksum,
+                computed,
+            },
+        });
+    }
+    Ok(bytes)
+}
+
+/// Writes `bytes` to `path` through a temp file and a rename, unless `path` already holds
+/// exactly these bytes. Returns whether it wrote.
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
+    match std::fs::metadata(path) {
+        Ok(metadata) if metadata.len() == bytes.len() as u64 => {
+            let existing = std::fs::read(path).map_err(io_error("read", path))?;
+            if existing == bytes {
+                return Ok(false);
+            }
+        }
+        Ok(_) => {}
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(Error::Io {
+                action: "read",
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = tempfile::Builder::new()
+        .prefix(".warpgate-")
+        .tempfile_in(dir)
+        .map_err(io_error("create a temp file in", dir))?;
+    io::Write::write_all(&mut temp, bytes).map_err(io_error("write", temp.path()))?;
+    temp.persist(path).map_err(|error| Error::Io {
+        action: "write",
+        path: path.to_path_buf(),
+        source: error.error,
+    })?;
+    Ok(true)
+}
+
+/// Deletes files in `OUT_DIR/plugins` that the lock does not list (plugins removed from the
+/// lock, temp files of a killed run).
+fn remove_stale(plugins_dir: &Path, lockfile: &Lockfile) -> Result<(), Error> {
+    let entries = std::fs::read_dir(plugins_dir).map_err(io_error("list", plugins_dir))?;
+    for entry in entries {
+        let entry = entry.map_err(io_error("list", plugins_dir))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let listed = name
+            .strip_suffix(".wasm")
+            .and_then(|id| Id::new(id).ok())
+            .is_some_and(|id| lockfile.plugins.contains_key(&id));
+        if !listed {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(io_error("remove", &path))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! Typed build-script output: the `cargo::` lines this crate prints.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// One instruction to Cargo, printed on its own line of the build script's stdout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Directive {
+    /// `cargo::rerun-if-changed=PATH`: re-run the build script when the file changes.
+    RerunIfChanged(PathBuf),
+    /// `cargo::rerun-if-env-changed=NAME`: re-run the build script when the variable changes.
+    RerunIfEnvChanged(&'static str),
+    /// `cargo::warning=MESSAGE`: show a warning in `cargo build` output (one line each).
+    Warning(String),
+}
+
+impl fmt::Display for Directive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::RerunIfChanged(path) => {
+                write!(f, "cargo::rerun-if-changed={}", path.display())
+            }
+            Self::RerunIfEnvChanged(name) => write!(f, "cargo::rerun-if-env-changed={name}"),
+            Self::Warning(message) => {
+                // A directive ends at the newline: print each line as its own warning.
+                let mut lines = message.lines();
+                write!(f, "cargo::warning={}", lines.next().unwrap_or_default())?;
+                for line in lines {
+                    write!(f, "\ncargo::warning={line}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Prints `directives` to stdout, where Cargo reads them.
+pub fn emit(directives: &[Directive]) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    for directive in directives {
+        // A closed stdout cannot happen under Cargo; nothing useful to do about it otherwise.
+        let _ = writeln!(stdout, "{directive}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(
+            Directive::RerunIfChanged("a/warpgate.lock".into()).to_string(),
+            "cargo::rerun-if-changed=a/warpgate.lock"
+        );
+        assert_eq!(
+            Directive::RerunIfEnvChanged("WARPGATE_HOME").to_string(),
+            "cargo::rerun-if-env-changed=WARPGATE_HOME"
+        );
+        assert_eq!(
+            Directive::Warning("one\ntwo".into()).to_string(),
+            "cargo::warning=one\ncargo::warning=two"
+        );
+    }
+}
