@@ -18,11 +18,19 @@ pub fn run(global: &GlobalArgs, args: ListArgs) -> Result<Outcome, Failure> {
     let config = global.load_config()?;
     let lockfile = Lockfile::read(&config.lockfile_path())?.unwrap_or_default();
     let cache = warpgate::cache::Cache::from_env()?;
+    let vendor_dir = warpgate::vendor::dir_from_env(&config);
+    let vendored = |id: &warpgate::id::Id, checksum: &warpgate::checksum::Checksum| {
+        vendor_dir.as_ref().is_some_and(|dir| {
+            warpgate::checksum::Checksum::of_file(&warpgate::vendor::plugin_path(dir, id))
+                .is_ok_and(|(found, _)| found == *checksum)
+        })
+    };
     let mut rows = Vec::new();
     for (id, entry) in &config.plugins {
         let locked = lockfile.plugins.get(id);
         let state = match locked {
             None => "not locked",
+            Some(locked) if vendored(id, &locked.checksum) => "vendored",
             Some(locked) if locked.path.is_some() => "local file",
             Some(locked) if cache.get(&locked.checksum)?.is_some() => "cached",
             Some(_) => "not cached",

@@ -14,6 +14,7 @@ mod lock;
 mod output;
 mod progress;
 mod update;
+mod vendor;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,6 +73,10 @@ enum Command {
     Update(update::UpdateArgs),
     /// Show, per GitHub plugin, the locked, newest matching and newest releases.
     Outdated(update::OutdatedArgs),
+    /// Copy every locked plugin into a vendor directory (default `vendor/warpgate/`).
+    Vendor(vendor::VendorArgs),
+    /// Check the cache and the vendor directory against the lock, without network.
+    Verify(vendor::VerifyArgs),
     /// List declared plugins with their locked version, checksum, size and cache state.
     List(list::ListArgs),
     /// Inspect or clean the plugin cache.
@@ -109,29 +114,47 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
     }
 }
 
-/// Errors that mean "a check failed" (exit 1) rather than "could not run" (exit 2).
+/// Errors that mean "a check failed" (exit 1) rather than "could not run" (exit 2): a lock
+/// that does not match the config under `--locked` (or a command that needs it to), and
+/// bytes that do not match their checksum. Library errors wrap each other transparently, so
+/// the wrappers are unpacked here.
 fn is_check_failure(error: &anyhow::Error) -> bool {
     use warpgate::fetch::FetchError;
+    use warpgate::loader::LoaderError;
     use warpgate::lock::LockError;
-    let mismatch = |error: &FetchError| {
+    use warpgate::vendor::VendorError;
+
+    fn fetch(error: &FetchError) -> bool {
         matches!(
             error,
             FetchError::Mismatch { .. } | FetchError::DigestMismatch { .. }
         )
-    };
-    error.chain().any(|cause| {
-        let lock_error = cause.downcast_ref::<LockError>().or_else(|| {
-            match cause.downcast_ref::<warpgate::loader::LoaderError>() {
-                Some(warpgate::loader::LoaderError::Lock(lock)) => Some(lock),
-                _ => None,
-            }
-        });
-        match lock_error {
-            Some(LockError::Stale { .. } | LockError::Missing { .. }) => return true,
-            Some(LockError::Fetch(fetch)) if mismatch(fetch) => return true,
-            _ => {}
+    }
+    fn lock(error: &LockError) -> bool {
+        match error {
+            LockError::Stale { .. } | LockError::Missing { .. } => true,
+            LockError::Fetch(inner) => fetch(inner),
+            _ => false,
         }
-        cause.downcast_ref::<FetchError>().is_some_and(mismatch)
+    }
+    error.chain().any(|cause| {
+        if let Some(error) = cause.downcast_ref::<LockError>() {
+            return lock(error);
+        }
+        if let Some(error) = cause.downcast_ref::<FetchError>() {
+            return fetch(error);
+        }
+        match cause.downcast_ref::<LoaderError>() {
+            Some(LoaderError::Lock(inner)) => return lock(inner),
+            Some(_) => return false,
+            None => {}
+        }
+        match cause.downcast_ref::<VendorError>() {
+            Some(VendorError::Lock(inner)) => lock(inner),
+            Some(VendorError::Fetch(inner)) => fetch(inner),
+            Some(VendorError::Mismatch { .. }) => true,
+            _ => false,
+        }
     })
 }
 
@@ -228,6 +251,8 @@ async fn run(cli: Cli, output: &Output) -> Result<Outcome, Failure> {
         Command::Update(args) => update::update(&cli.global, args, output).await,
         Command::Outdated(args) => update::outdated(&cli.global, args, output).await,
         Command::List(args) => list::run(&cli.global, args),
+        Command::Vendor(args) => vendor::vendor(&cli.global, args, output).await,
+        Command::Verify(args) => vendor::verify(&cli.global, args, output),
         Command::Cache(args) => cache::run(&cli.global, args, output),
         Command::Call(args) => call::run(&cli.global, args).await,
         Command::Completions { shell } => {

@@ -68,6 +68,19 @@ impl Output {
         }
     }
 
+    /// A problem found by a check (`verify`): an `error:` line, its detail lines indented,
+    /// and its `hint:` line.
+    pub fn problem(&self, text: &str) {
+        let mut stderr = std::io::stderr().lock();
+        for (index, line) in text.lines().enumerate() {
+            let _ = match line.strip_prefix("hint: ") {
+                Some(hint) => writeln!(stderr, "  {}: {hint}", self.paint("1;36", "hint")),
+                None if index == 0 => writeln!(stderr, "{}: {line}", self.paint("1;31", "error")),
+                None => writeln!(stderr, "  {line}"),
+            };
+        }
+    }
+
     /// An error with its chain of causes; `hint:` lines inside messages are kept together at
     /// the end.
     pub fn error(&self, error: &anyhow::Error) {

@@ -395,6 +395,9 @@ fn help_for_every_command() {
         "update",
         "outdated",
         "list",
+        "vendor",
+        "verify",
+        "call",
         "cache",
         "completions",
     ] {
@@ -517,4 +520,79 @@ fn edits_keep_file_modes() {
     };
     assert_eq!(mode("warpgate.toml"), 0o664);
     assert_eq!(mode("warpgate.lock"), 0o644);
+}
+
+#[test]
+fn vendor_then_verify() {
+    let project = Project::new(TWO_PLUGINS);
+    project.run(&["lock"]).success();
+    project
+        .run(&["verify"])
+        .success()
+        .stderr_has("Verified 2 plugins");
+    project
+        .run(&["vendor"])
+        .success()
+        .stderr_has("Vendored 2 plugins");
+    let vendored = project.path("vendor/warpgate/json.wasm");
+    assert_eq!(
+        std::fs::read(&vendored).unwrap(),
+        std::fs::read(JSON_TOOLS).unwrap()
+    );
+    // Twice: nothing changes.
+    project
+        .run(&["vendor"])
+        .success()
+        .stderr_has("Unchanged 2 plugins");
+    let listed = project.run(&["list", "--json"]).success();
+    let rows: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|row| row["state"] == "vendored")
+    );
+
+    let report = project.run(&["verify", "--json"]).success();
+    let value: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
+    assert_eq!(value["problems"].as_array().unwrap().len(), 0);
+    assert_eq!(value["plugins"].as_array().unwrap().len(), 2);
+
+    // A corrupted vendored file: exit 1, the plugin and the fix named, nothing rewritten.
+    std::fs::write(&vendored, b"\0asm corrupted").unwrap();
+    let failed = project
+        .run(&["verify"])
+        .code(1)
+        .stderr_has("`json`: the vendored file")
+        .stderr_has("does not match the lock")
+        .stderr_has(&format!(
+            "Computed: `{}`",
+            warpgate::checksum::Checksum::of(b"\0asm corrupted")
+        ))
+        .stderr_has("hint: run `warpgate vendor`");
+    drop(failed);
+    assert_eq!(std::fs::read(&vendored).unwrap(), b"\0asm corrupted");
+    let report = project.run(&["verify", "--json"]).code(1);
+    let value: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
+    assert_eq!(value["problems"][0]["kind"], "vendored-corrupt");
+    // `vendor` repairs it.
+    project.run(&["vendor"]).success();
+    project.run(&["verify"]).success();
+}
+
+#[test]
+fn vendor_refuses_a_stale_lock() {
+    let project = Project::new(TWO_PLUGINS);
+    project.run(&["lock"]).success();
+    std::fs::write(project.path("plugins/failing.wasm"), b"\0asm changed").unwrap();
+    project
+        .run(&["vendor"])
+        .code(1)
+        .stderr_has("`fail`: its file changed since it was locked")
+        .stderr_has("hint: run `warpgate lock`");
+    assert!(!project.path("vendor").exists());
+    project
+        .run(&["verify"])
+        .code(1)
+        .stderr_has("`fail`: its file changed");
 }
