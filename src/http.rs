@@ -736,13 +736,23 @@ fn redirect_policy() -> reqwest::redirect::Policy {
         if attempt.previous().len() > MAX_REDIRECTS {
             return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
         }
-        match check_url_scheme(attempt.url()) {
-            Ok(()) => attempt.follow(),
-            Err(reason) => {
-                let location = attempt.url().to_string();
-                attempt.error(RedirectRefused { location, reason })
-            }
+        if let Err(reason) = check_url_scheme(attempt.url()) {
+            let location = attempt.url().to_string();
+            return attempt.error(RedirectRefused { location, reason });
         }
+        let downgrade = attempt.url().scheme() == "http"
+            && attempt
+                .previous()
+                .iter()
+                .any(|previous| previous.scheme() == "https");
+        if downgrade {
+            let location = attempt.url().to_string();
+            return attempt.error(RedirectRefused {
+                location,
+                reason: "a redirect from `https://` to plain `http://` is a downgrade".into(),
+            });
+        }
+        attempt.follow()
     })
 }
 

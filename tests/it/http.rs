@@ -401,6 +401,30 @@ async fn redirect_to_plain_http_elsewhere_is_refused() {
 }
 
 #[tokio::test]
+async fn redirect_from_https_to_plain_http_loopback_is_a_refused_downgrade() {
+    // A remote HTTPS host must not be able to aim requests at local plain-HTTP services.
+    let server = TestServer::start([(
+        "/moved.wasm",
+        Response::redirect("http://127.0.0.1:9/x.wasm"),
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let error = server
+        .http_client()
+        .download_to(
+            &server.url("/moved.wasm"),
+            &dir.path().join("x"),
+            &no_progress,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, HttpError::InsecureRedirect { .. }),
+        "expected InsecureRedirect, got {error:?}"
+    );
+    assert!(error.to_string().contains("downgrade"), "{error}");
+}
+
+#[tokio::test]
 async fn redirect_to_another_https_host_is_followed() {
     let server = TestServer::empty();
     server.route("/a.wasm", Response::redirect(server.alt_url("/b.wasm")));
