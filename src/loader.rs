@@ -55,7 +55,7 @@ pub enum LoaderError {
     },
     /// Offline and never resolved.
     #[error(
-        "network access is disabled by {reason}, but plugin `{id}` (`{locator}`) has never been downloaded\nhint: load it once while online"
+        "network access is disabled by {reason}, but plugin `{id}` (`{locator}`) has no verified copy in the cache (never downloaded, or the copy failed verification)\nhint: load it once while online"
     )]
     Offline {
         /// The plugin.
