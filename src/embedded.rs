@@ -72,7 +72,10 @@ impl fmt::Debug for EmbeddedPlugin {
 #[non_exhaustive]
 pub enum EmbeddedError {
     /// No embedded plugin has this id.
-    #[error("no plugin `{id}` is embedded in this binary (embedded: {})\nhint: declare it in `warpgate.toml`, run `warpgate lock` and rebuild", list(available))]
+    #[error(
+        "no plugin `{id}` is embedded in this binary (embedded: {})\nhint: declare it in `warpgate.toml`, run `warpgate lock` and rebuild",
+        list(available)
+    )]
     NotFound {
         /// The id asked for.
         id: String,
@@ -80,7 +83,9 @@ pub enum EmbeddedError {
         available: Vec<&'static str>,
     },
     /// The embedded bytes do not hash to the embedded checksum.
-    #[error("embedded plugin `{id}` does not match its checksum\n{mismatch}\nhint: the binary was modified after it was built; rebuild it")]
+    #[error(
+        "embedded plugin `{id}` does not match its checksum\n{mismatch}\nhint: the binary was modified after it was built; rebuild it"
+    )]
     Mismatch {
         /// The plugin.
         id: &'static str,
@@ -88,7 +93,9 @@ pub enum EmbeddedError {
         mismatch: Mismatch,
     },
     /// The embedded checksum or id is malformed (the generated module was edited by hand).
-    #[error("embedded plugin `{id}` is malformed: {reason}\nhint: rebuild; the generated module is written by `warpgate-build`")]
+    #[error(
+        "embedded plugin `{id}` is malformed: {reason}\nhint: rebuild; the generated module is written by `warpgate-build`"
+    )]
     Malformed {
         /// The plugin.
         id: &'static str,
@@ -121,10 +128,12 @@ impl EmbeddedPlugin {
     pub fn parsed_checksum(&self) -> Result<Checksum, EmbeddedError> {
         self.checksum
             .parse()
-            .map_err(|error: crate::checksum::ChecksumError| EmbeddedError::Malformed {
-                id: self.id,
-                reason: error.to_string(),
-            })
+            .map_err(
+                |error: crate::checksum::ChecksumError| EmbeddedError::Malformed {
+                    id: self.id,
+                    reason: error.to_string(),
+                },
+            )
     }
 
     /// The checksum's 64 hex digits (no `sha256:` prefix), the form Extism's `hash` takes.
@@ -353,7 +362,12 @@ mod tests {
     #[test]
     fn verify_rehashes() {
         PLUGINS.get("alpha").unwrap().verify().unwrap();
-        let message = PLUGINS.get("beta").unwrap().verify().unwrap_err().to_string();
+        let message = PLUGINS
+            .get("beta")
+            .unwrap()
+            .verify()
+            .unwrap_err()
+            .to_string();
         assert!(message.contains("embedded plugin `beta`"), "{message}");
         assert!(message.contains("Computed:"), "{message}");
         assert_eq!(

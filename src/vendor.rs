@@ -226,7 +226,9 @@ pub enum VendorError {
         mismatch: Mismatch,
     },
     /// A non-file plugin has no URL in the lock.
-    #[error("plugin `{id}` has no `url` in the lock and is not cached\nhint: run `warpgate lock` to repair the lockfile")]
+    #[error(
+        "plugin `{id}` has no `url` in the lock and is not cached\nhint: run `warpgate lock` to repair the lockfile"
+    )]
     NoUrl {
         /// The plugin.
         id: Id,
@@ -241,7 +243,10 @@ fn mismatch_hint(file: bool) -> &'static str {
     }
 }
 
-fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> VendorError + 'a {
+fn io_error<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> VendorError + 'a {
     move |source| VendorError::Io {
         action,
         path: path.to_path_buf(),
@@ -430,13 +435,19 @@ pub async fn vendor(
             Some((checksum, _)) if checksum == locked.checksum => {
                 (ByteSource::Vendored { path: target }, FileChange::Unchanged)
             }
-            Some(_) => (source_for(config, id, locked, fetcher).await?, FileChange::Updated),
-            None => (source_for(config, id, locked, fetcher).await?, FileChange::Added),
+            Some(_) => (
+                source_for(config, id, locked, fetcher).await?,
+                FileChange::Updated,
+            ),
+            None => (
+                source_for(config, id, locked, fetcher).await?,
+                FileChange::Added,
+            ),
         };
         sources.push(match &source {
-            ByteSource::Vendored { path } | ByteSource::File { path } | ByteSource::Cache { path } => {
-                path.clone()
-            }
+            ByteSource::Vendored { path }
+            | ByteSource::File { path }
+            | ByteSource::Cache { path } => path.clone(),
             ByteSource::Download { .. } => unreachable!("source_for returns the cached path"),
         });
         plugins.push(VendoredPlugin {
@@ -448,7 +459,11 @@ pub async fn vendor(
         });
     }
 
-    let wanted: BTreeSet<String> = lockfile.plugins.keys().map(|id| format!("{id}.wasm")).collect();
+    let wanted: BTreeSet<String> = lockfile
+        .plugins
+        .keys()
+        .map(|id| format!("{id}.wasm"))
+        .collect();
     let removed: Vec<String> = old_names.difference(&wanted).cloned().collect();
     let manifest_text = VendorManifest::for_lockfile(lockfile).to_canonical_string();
     let changed = old_manifest_text.as_deref() != Some(manifest_text.as_str())
@@ -480,15 +495,16 @@ pub async fn vendor(
 
     for (plugin, source) in plugins.iter().zip(&sources) {
         let target = plugin_path(staging.path(), &plugin.id);
-        let linked = plugin.change == FileChange::Unchanged
-            && std::fs::hard_link(source, &target).is_ok();
+        let linked =
+            plugin.change == FileChange::Unchanged && std::fs::hard_link(source, &target).is_ok();
         if !linked {
             let file = matches!(plugin.source, ByteSource::File { .. });
             copy_verified(&plugin.id, source, &target, &plugin.checksum, file)?;
         }
     }
     let staged_manifest = staging.path().join(MANIFEST_NAME);
-    std::fs::write(&staged_manifest, &manifest_text).map_err(io_error("write", &staged_manifest))?;
+    std::fs::write(&staged_manifest, &manifest_text)
+        .map_err(io_error("write", &staged_manifest))?;
 
     // Swap: move the old folder aside, the new one in, then delete the old one.
     let aside = if dir.exists() {
@@ -687,7 +703,10 @@ pub enum Problem {
 }
 
 fn show(checksum: Option<&Checksum>) -> String {
-    checksum.map_or_else(|| "no entry".to_string(), |checksum| format!("`{checksum}`"))
+    checksum.map_or_else(
+        || "no entry".to_string(),
+        |checksum| format!("`{checksum}`"),
+    )
 }
 
 /// What [`verify`] found.
@@ -836,7 +855,11 @@ fn check_vendor_manifest(dir: &Path, lockfile: &Lockfile, problems: &mut Vec<Pro
         }
         Err(error) => problems.push(unreadable(&path, &error)),
         Ok(Some(manifest)) => {
-            let ids: BTreeSet<&Id> = manifest.plugins.keys().chain(lockfile.plugins.keys()).collect();
+            let ids: BTreeSet<&Id> = manifest
+                .plugins
+                .keys()
+                .chain(lockfile.plugins.keys())
+                .collect();
             for id in ids {
                 let recorded = manifest.plugins.get(id).map(|entry| entry.checksum);
                 let locked = lockfile.plugins.get(id).map(|locked| locked.checksum);
@@ -854,8 +877,11 @@ fn check_vendor_manifest(dir: &Path, lockfile: &Lockfile, problems: &mut Vec<Pro
     }
     match listing(dir) {
         Ok(names) => {
-            let wanted: BTreeSet<String> =
-                lockfile.plugins.keys().map(|id| format!("{id}.wasm")).collect();
+            let wanted: BTreeSet<String> = lockfile
+                .plugins
+                .keys()
+                .map(|id| format!("{id}.wasm"))
+                .collect();
             problems.extend(
                 names
                     .difference(&wanted)
@@ -896,6 +922,10 @@ mod tests {
         assert!(text.starts_with(MANIFEST_HEADER));
         assert!(text.find("[plugins.alpha]").unwrap() < text.find("[plugins.beta]").unwrap());
         assert_eq!(VendorManifest::parse(&text).unwrap(), manifest);
-        assert!(VendorManifest::parse("version = 99\n").unwrap_err().contains("newer"));
+        assert!(
+            VendorManifest::parse("version = 99\n")
+                .unwrap_err()
+                .contains("newer")
+        );
     }
 }

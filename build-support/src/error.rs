@@ -18,7 +18,9 @@ use crate::Source;
 #[non_exhaustive]
 pub enum Error {
     /// A variable Cargo sets for build scripts is missing.
-    #[error("`{name}` is not set\nhint: `warpgate_build::vendor()` runs in a build script (`build.rs`); elsewhere, set the paths with `warpgate_build::Builder`")]
+    #[error(
+        "`{name}` is not set\nhint: `warpgate_build::vendor()` runs in a build script (`build.rs`); elsewhere, set the paths with `warpgate_build::Builder`"
+    )]
     NotInBuildScript {
         /// The variable.
         name: &'static str,
@@ -33,7 +35,10 @@ pub enum Error {
     #[error(transparent)]
     Locked(#[from] warpgate::lock::LockError),
     /// A plugin's bytes do not match the lock.
-    #[error("checksum mismatch for plugin `{id}` from {source_of}\n{mismatch}\nhint: {}", mismatch_hint(source_of))]
+    #[error(
+        "checksum mismatch for plugin `{id}` from {source_of}\n{mismatch}\nhint: {}",
+        mismatch_hint(source_of)
+    )]
     Mismatch {
         /// The plugin.
         id: Id,
@@ -53,7 +58,9 @@ pub enum Error {
         vendor_dir: Option<PathBuf>,
     },
     /// A downloaded plugin is not in the lock's `url`.
-    #[error("plugin `{id}` is not cached and has no `url` in the lock\nhint: run `warpgate lock` to repair the lockfile")]
+    #[error(
+        "plugin `{id}` is not cached and has no `url` in the lock\nhint: run `warpgate lock` to repair the lockfile"
+    )]
     NoUrl {
         /// The plugin.
         id: Id,
@@ -88,7 +95,9 @@ fn mismatch_hint(source: &Source) -> &'static str {
         Source::File(_) => {
             "the file changed since it was locked; if you trust the new file, run `warpgate lock`"
         }
-        Source::Cache(_) => "the cache entry is corrupt; run `warpgate cache clean` and build again",
+        Source::Cache(_) => {
+            "the cache entry is corrupt; run `warpgate cache clean` and build again"
+        }
         Source::Download(_) => {
             "the file at the URL changed since it was locked; if you trust it, run `warpgate lock --update`"
         }

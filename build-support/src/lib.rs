@@ -404,7 +404,8 @@ impl Sources<'_> {
                 Ok(_) => {
                     if cache.get(&locked.checksum)?.is_some() {
                         let source = Source::Cache(path);
-                        return read_verified(id, locked, source.clone()).map(|bytes| (bytes, source));
+                        return read_verified(id, locked, source.clone())
+                            .map(|bytes| (bytes, source));
                     }
                 }
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {}

@@ -5,3 +5,5 @@ mod http;
 mod loader;
 mod lock_remote;
 mod support;
+mod build;
+mod vendor;

@@ -1,0 +1,576 @@
+//! `warpgate-build` end to end: real `cargo build` processes on temporary application crates
+//! whose `build.rs` calls `warpgate_build::vendor_or_exit()`.
+//!
+//! The apps depend on `warpgate` without default features (no Extism, no wasmtime) and build
+//! `--offline` into the workspace's own target directory with a copy of the workspace's
+//! `Cargo.lock`, so their dependencies are the workspace's already-built ones: after the
+//! first app, each build compiles only the app itself. Plugins are `https://` URLs on
+//! `.invalid` hosts (never reachable), served from a pre-filled cache or vendor directory,
+//! except in the one test that downloads from the loopback HTTPS server.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use warpgate::cache::Cache;
+use warpgate::checksum::Checksum;
+use warpgate::id::Id;
+use warpgate::locator::PluginLocator;
+use warpgate::lockfile::{LockedPlugin, Lockfile};
+
+use crate::cli::Run;
+use crate::support::TestServer;
+
+const WORKSPACE: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The workspace's target directory (the parent of the integration tests' temp dir).
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A plugin of a test app: its id, its bytes and the URL the lock pins.
+struct Plugin {
+    id: &'static str,
+    bytes: Vec<u8>,
+    url: String,
+}
+
+impl Plugin {
+    fn new(id: &'static str) -> Self {
+        Self {
+            id,
+            bytes: format!("\0asm fake plugin {id}").into_bytes(),
+            url: format!("https://plugins.example.invalid/{id}.wasm"),
+        }
+    }
+
+    fn checksum(&self) -> Checksum {
+        Checksum::of(&self.bytes)
+    }
+}
+
+/// A temporary application crate with its own cache folder.
+struct App {
+    dir: tempfile::TempDir,
+    name: String,
+}
+
+impl App {
+    /// An app named `name` (unique per test: the binary lands in the shared target dir) that
+    /// declares and locks `plugins`.
+    fn new(name: &str, plugins: &[Plugin]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("src")).unwrap();
+        std::fs::write(
+            root.join("Cargo.toml"),
+            format!(
+                r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[dependencies]
+warpgate = {{ path = "{WORKSPACE}", default-features = false }}
+
+[build-dependencies]
+warpgate-build = {{ path = "{WORKSPACE}/build-support" }}
+
+[workspace]
+
+# As in the workspace, so the shared build of sha2 is reused.
+[profile.dev.package.sha2]
+opt-level = 3
+"#
+            ),
+        )
+        .unwrap();
+        std::fs::copy(Path::new(WORKSPACE).join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
+        std::fs::write(
+            root.join("build.rs"),
+            "fn main() {\n    warpgate_build::vendor_or_exit();\n}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("src/main.rs"),
+            r#"static PLUGINS: warpgate::embedded::EmbeddedPlugins = warpgate::include_plugins!();
+
+fn main() {
+    for plugin in &PLUGINS {
+        plugin.verify().unwrap();
+        println!("{} {} {}", plugin.id, plugin.checksum, plugin.bytes.len());
+    }
+}
+"#,
+        )
+        .unwrap();
+        let app = Self {
+            dir,
+            name: name.to_string(),
+        };
+        app.declare(plugins);
+        app.lock(plugins);
+        app
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    fn home(&self) -> PathBuf {
+        self.path("home")
+    }
+
+    /// Writes `warpgate.toml` declaring `plugins`.
+    fn declare(&self, plugins: &[Plugin]) {
+        let mut config = String::from("[plugins]\n");
+        for plugin in plugins {
+            config.push_str(&format!("{} = \"{}\"\n", plugin.id, plugin.url));
+        }
+        std::fs::write(self.path("warpgate.toml"), config).unwrap();
+    }
+
+    /// Writes `warpgate.lock` pinning `plugins`.
+    fn lock(&self, plugins: &[Plugin]) {
+        let mut lockfile = Lockfile::default();
+        for plugin in plugins {
+            lockfile.plugins.insert(
+                Id::new(plugin.id).unwrap(),
+                LockedPlugin {
+                    locator: plugin.url.parse::<PluginLocator>().unwrap(),
+                    requirement: None,
+                    tag: None,
+                    asset: None,
+                    url: Some(plugin.url.clone()),
+                    path: None,
+                    checksum: plugin.checksum(),
+                    size: plugin.bytes.len() as u64,
+                },
+            );
+        }
+        std::fs::write(self.path("warpgate.lock"), lockfile.to_canonical_string()).unwrap();
+    }
+
+    /// Puts `plugins` into the app's cache.
+    fn cache(&self, plugins: &[Plugin]) {
+        let cache = Cache::new(self.home());
+        for plugin in plugins {
+            let source = self.path(&format!("{}.source", plugin.id));
+            std::fs::write(&source, &plugin.bytes).unwrap();
+            cache.insert_file(&source, Some(&plugin.checksum())).unwrap();
+            std::fs::remove_file(source).unwrap();
+        }
+    }
+
+    /// `cargo build -v --offline` with the app's cache and network access disabled for the
+    /// build script (unless `online`).
+    fn cargo_build(&self, online: bool, extra_env: &[(&str, &std::ffi::OsStr)]) -> Build {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut command = Command::new(cargo);
+        command
+            .args(["build", "-v", "--offline", "--message-format=json-render-diagnostics"])
+            .current_dir(self.dir.path())
+            .env("CARGO_TARGET_DIR", target_dir())
+            .env("WARPGATE_HOME", self.home());
+        for name in [
+            "WARPGATE_OFFLINE",
+            "CARGO_NET_OFFLINE",
+            "WARPGATE_VENDOR_DIR",
+            "DOCS_RS",
+            "SSL_CERT_FILE",
+            "RUSTFLAGS",
+            "CARGO_ENCODED_RUSTFLAGS",
+        ] {
+            command.env_remove(name);
+        }
+        if !online {
+            command.env("WARPGATE_OFFLINE", "1");
+        }
+        for (name, value) in extra_env {
+            command.env(name, value);
+        }
+        let run = Run::from(command.output().unwrap());
+        Build {
+            run,
+            name: self.name.clone(),
+        }
+    }
+
+    /// Runs the built binary; returns its stdout.
+    fn run_binary(&self) -> String {
+        let output = Command::new(target_dir().join("debug").join(&self.name))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    }
+}
+
+/// A finished `cargo build`.
+struct Build {
+    run: Run,
+    name: String,
+}
+
+impl Build {
+    #[track_caller]
+    fn success(self) -> Self {
+        assert_eq!(self.run.code, 0, "cargo build failed:\n{}", self.run.stderr);
+        self
+    }
+
+    #[track_caller]
+    fn failure(self) -> Self {
+        assert_ne!(self.run.code, 0, "cargo build succeeded:\n{}", self.run.stderr);
+        self
+    }
+
+    /// The app's `OUT_DIR`, from the `build-script-executed` message.
+    #[track_caller]
+    fn out_dir(&self) -> PathBuf {
+        self.run
+            .stdout
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|message| message["reason"] == "build-script-executed")
+            .find(|message| {
+                message["package_id"]
+                    .as_str()
+                    .is_some_and(|id| id.contains(&format!("#{}@", self.name)))
+            })
+            .map(|message| PathBuf::from(message["out_dir"].as_str().unwrap()))
+            .unwrap_or_else(|| panic!("no build-script-executed message:\n{}", self.run.stdout))
+    }
+
+    /// Whether cargo ran the app's build script (rather than finding it fresh).
+    fn ran_build_script(&self) -> bool {
+        self.run.stderr.lines().any(|line| {
+            line.trim_start().starts_with("Running")
+                && line.contains(&format!("build/{}-", self.name))
+                && line.contains("build-script-build")
+        })
+    }
+}
+
+/// Every `OUT_DIR` of packages named `name` in the shared target dir (used when the build
+/// failed and cargo printed no message).
+fn out_dirs(name: &str) -> Vec<PathBuf> {
+    let build = target_dir().join("debug").join("build");
+    std::fs::read_dir(build)
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{name}-"))
+        })
+        .map(|entry| entry.path().join("out"))
+        .filter(|out| out.is_dir())
+        .collect()
+}
+
+/// Every file under `dir`, relative path to bytes.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry.file_type().is_file())
+        .map(|entry| {
+            let relative = entry
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (relative, std::fs::read(entry.path()).unwrap())
+        })
+        .collect()
+}
+
+fn expected_stdout(plugins: &[Plugin]) -> String {
+    let mut sorted: Vec<&Plugin> = plugins.iter().collect();
+    sorted.sort_by_key(|plugin| plugin.id);
+    sorted
+        .iter()
+        .map(|plugin| format!("{} {} {}\n", plugin.id, plugin.checksum(), plugin.bytes.len()))
+        .collect()
+}
+
+#[test]
+fn offline_build_from_the_cache() {
+    let plugins = [Plugin::new("hello"), Plugin::new("bye")];
+    let app = App::new("wg-it-build-cache", &plugins);
+    app.cache(&plugins);
+
+    let build = app.cargo_build(false, &[]).success();
+    assert_eq!(app.run_binary(), expected_stdout(&plugins));
+
+    let out = build.out_dir();
+    let files = tree(&out);
+    assert_eq!(
+        files.keys().collect::<Vec<_>>(),
+        ["plugins/bye.wasm", "plugins/hello.wasm", "warpgate_plugins.rs"]
+    );
+    assert_eq!(files["plugins/hello.wasm"], plugins[0].bytes);
+    let module = String::from_utf8(files["warpgate_plugins.rs"].clone()).unwrap();
+    assert!(module.contains(r#"include_bytes!(concat!(env!("OUT_DIR"), "/plugins/hello.wasm"))"#));
+    assert!(!module.contains(&*app.dir.path().to_string_lossy()), "{module}");
+    assert!(!module.contains(&*target_dir().to_string_lossy()), "{module}");
+}
+
+#[test]
+fn offline_build_from_the_vendor_directory_with_an_empty_cache() {
+    let plugins = [Plugin::new("hello"), Plugin::new("bye")];
+    let app = App::new("wg-it-build-vendor", &plugins);
+
+    // `warpgate vendor`'s library operation, fed from another (throw-away) cache.
+    let filler = tempfile::tempdir().unwrap();
+    let other_cache = Cache::new(filler.path());
+    for plugin in &plugins {
+        let source = filler.path().join(plugin.id);
+        std::fs::write(&source, &plugin.bytes).unwrap();
+        other_cache.insert_file(&source, None).unwrap();
+    }
+    let config = warpgate::config::Config::discover(app.dir.path()).unwrap();
+    let lockfile = Lockfile::read(&config.lockfile_path()).unwrap().unwrap();
+    let http = warpgate::http::HttpClient::new(warpgate::http::HttpOptions {
+        offline: Some("the test".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let fetcher = warpgate::fetch::Fetcher::new(other_cache, http);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let vendor_dir = app.path("vendor/warpgate");
+    runtime
+        .block_on(warpgate::vendor::vendor(&config, &lockfile, &vendor_dir, &fetcher))
+        .unwrap();
+
+    let build = app.cargo_build(false, &[]).success();
+    assert_eq!(app.run_binary(), expected_stdout(&plugins));
+    assert!(!app.home().exists(), "the cache was touched");
+    // The vendored files are watched.
+    let script_output =
+        std::fs::read_to_string(build.out_dir().parent().unwrap().join("output")).unwrap();
+    assert!(
+        script_output.contains(&format!(
+            "cargo::rerun-if-changed={}",
+            vendor_dir.join("hello.wasm").display()
+        )),
+        "{script_output}"
+    );
+}
+
+#[test]
+fn corrupt_vendored_file_fails_naming_the_plugin() {
+    let plugins = [Plugin::new("hello")];
+    let app = App::new("wg-it-build-corrupt", &plugins);
+    // The cache holds the right bytes: a bad vendored copy must fail, not fall through.
+    app.cache(&plugins);
+    std::fs::create_dir_all(app.path("vendor/warpgate")).unwrap();
+    std::fs::write(app.path("vendor/warpgate/hello.wasm"), b"tampered").unwrap();
+
+    let build = app.cargo_build(false, &[]).failure();
+    let stderr = &build.run.stderr;
+    for needle in [
+        "checksum mismatch for plugin `hello` from the vendor directory",
+        "vendor/warpgate/hello.wasm`",
+        &format!("Expected: `{}`", plugins[0].checksum()),
+        &format!("Computed: `{}`", Checksum::of(b"tampered")),
+        "hint: the vendored copy was modified",
+        "`warpgate vendor`",
+    ] {
+        assert!(stderr.contains(needle), "stderr lacks {needle:?}:\n{stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for out in out_dirs(&app.name) {
+        let file = out.join("plugins/hello.wasm");
+        assert!(
+            !file.exists() || std::fs::read(&file).unwrap() == plugins[0].bytes,
+            "`{}` holds unverified bytes",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn config_changed_without_relocking_fails_with_the_hint() {
+    let plugins = [Plugin::new("hello")];
+    let app = App::new("wg-it-build-stale", &plugins);
+    app.cache(&plugins);
+    app.declare(&[Plugin::new("hello"), Plugin::new("added")]);
+
+    let build = app.cargo_build(false, &[]).failure();
+    let stderr = &build.run.stderr;
+    for needle in [
+        "is out of date",
+        "`added`: declared in the config but not in the lock",
+        "hint: run `warpgate lock`",
+    ] {
+        assert!(stderr.contains(needle), "stderr lacks {needle:?}:\n{stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn offline_and_not_cached_fails_with_the_fix() {
+    let plugins = [Plugin::new("hello")];
+    let app = App::new("wg-it-build-offline", &plugins);
+
+    let build = app.cargo_build(false, &[]).failure();
+    let stderr = &build.run.stderr;
+    for needle in [
+        "network access is disabled by `WARPGATE_OFFLINE=1`, but plugin `hello` is not in the cache",
+        "hint: run `warpgate fetch`",
+    ] {
+        assert!(stderr.contains(needle), "stderr lacks {needle:?}:\n{stderr}");
+    }
+}
+
+#[test]
+fn second_build_does_not_rerun_the_build_script_but_a_changed_lock_does() {
+    let plugins = [Plugin::new("hello")];
+    let app = App::new("wg-it-build-fresh", &plugins);
+    app.cache(&plugins);
+
+    let first = app.cargo_build(false, &[]).success();
+    assert!(first.ran_build_script(), "{}", first.run.stderr);
+    let module = first.out_dir().join("warpgate_plugins.rs");
+
+    let second = app.cargo_build(false, &[]).success();
+    assert!(!second.ran_build_script(), "{}", second.run.stderr);
+    assert!(
+        second.run.stderr.contains(&format!("Fresh {}", app.name)),
+        "{}",
+        second.run.stderr
+    );
+
+    // A changed lock re-runs the script; a new plugin is embedded.
+    let more = [Plugin::new("hello"), Plugin::new("more")];
+    app.cache(&more);
+    app.declare(&more);
+    app.lock(&more);
+    let third = app.cargo_build(false, &[]).success();
+    assert!(third.ran_build_script(), "{}", third.run.stderr);
+    assert_eq!(app.run_binary(), expected_stdout(&more));
+
+    // Rewriting the lock with the same bytes re-runs the script, which rewrites nothing.
+    let module_mtime = std::fs::metadata(&module).unwrap().modified().unwrap();
+    let hello_mtime = std::fs::metadata(third.out_dir().join("plugins/hello.wasm"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let lock = std::fs::read(app.path("warpgate.lock")).unwrap();
+    std::fs::write(app.path("warpgate.lock"), lock).unwrap();
+    let fourth = app.cargo_build(false, &[]).success();
+    assert!(fourth.ran_build_script(), "{}", fourth.run.stderr);
+    assert_eq!(
+        std::fs::metadata(&module).unwrap().modified().unwrap(),
+        module_mtime
+    );
+    assert_eq!(
+        std::fs::metadata(fourth.out_dir().join("plugins/hello.wasm"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        hello_mtime
+    );
+}
+
+#[test]
+fn two_checkouts_at_different_paths_produce_identical_output() {
+    let plugins = [Plugin::new("hello"), Plugin::new("bye")];
+    let first = App::new("wg-it-build-checkout", &plugins);
+    first.cache(&plugins);
+    let second = App::new("wg-it-build-checkout", &plugins);
+    second.cache(&plugins);
+    assert_ne!(first.dir.path(), second.dir.path());
+
+    let first_out = first.cargo_build(false, &[]).success().out_dir();
+    let second_out = second.cargo_build(false, &[]).success().out_dir();
+    assert_ne!(first_out, second_out);
+    let first_tree = tree(&first_out);
+    assert_eq!(first_tree.len(), 3);
+    assert_eq!(first_tree, tree(&second_out));
+}
+
+#[test]
+fn online_build_downloads_the_locked_url_into_the_cache() {
+    let bytes = b"\0asm downloaded plugin".to_vec();
+    let server = TestServer::start([(
+        "/plugins/remote.wasm",
+        crate::support::Response::ok(bytes.clone()),
+    )]);
+    let plugins = [Plugin {
+        id: "remote",
+        bytes: bytes.clone(),
+        url: server.url("/plugins/remote.wasm"),
+    }];
+    let app = App::new("wg-it-build-online", &plugins);
+    let env = server.env();
+    let env: Vec<(&str, &std::ffi::OsStr)> =
+        env.iter().map(|(name, value)| (*name, value.as_os_str())).collect();
+
+    app.cargo_build(true, &env).success();
+    assert_eq!(app.run_binary(), expected_stdout(&plugins));
+    assert_eq!(server.hits("/plugins/remote.wasm"), 1);
+    assert!(
+        Cache::new(app.home())
+            .get(&plugins[0].checksum())
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// The json_tools fixture as an embedded plugin, the way the generated module declares it.
+static JSON_TOOLS: warpgate::embedded::EmbeddedPlugin = warpgate::embedded::EmbeddedPlugin {
+    id: "json_tools",
+    checksum: "sha256:61cced86a9885339a85902200d044b780db313440c78a592d3a0a605aa1fb81c",
+    bytes: include_bytes!("../fixtures/plugins/json_tools.wasm"),
+};
+
+#[test]
+fn an_embedded_plugin_runs_in_a_container() {
+    assert_eq!(
+        Checksum::of(JSON_TOOLS.bytes).to_string(),
+        JSON_TOOLS.checksum,
+        "the fixture changed; update the checksum"
+    );
+    let container = JSON_TOOLS.container().unwrap();
+    let output: serde_json::Value = container
+        .call_func_with("add", serde_json::json!({"left": 40, "right": 2}))
+        .unwrap();
+    assert_eq!(output, serde_json::json!({"sum": 42}));
+
+    let wasm = JSON_TOOLS.wasm();
+    assert_eq!(
+        wasm.meta().hash.as_deref(),
+        Some("61cced86a9885339a85902200d044b780db313440c78a592d3a0a605aa1fb81c")
+    );
+    assert_eq!(wasm.meta().name.as_deref(), Some("json_tools"));
+}
+
+#[test]
+fn extism_refuses_embedded_bytes_that_do_not_match_their_hash() {
+    static ALTERED: warpgate::embedded::EmbeddedPlugin = warpgate::embedded::EmbeddedPlugin {
+        id: "json_tools",
+        // Another plugin's checksum: Extism must refuse to compile these bytes.
+        checksum: "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        bytes: include_bytes!("../fixtures/plugins/json_tools.wasm"),
+    };
+    let error = ALTERED.container().unwrap_err();
+    let message = format!("{error:#}");
+    assert!(message.contains("json_tools"), "{message}");
+    assert!(
+        message.to_lowercase().contains("hash"),
+        "not Extism's hash check: {message}"
+    );
+}

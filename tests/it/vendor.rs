@@ -1,0 +1,314 @@
+//! The `vendor` and `verify` library operations on real folders (no network: URL plugins
+//! come from a pre-filled cache, `file://` plugins from the project).
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use warpgate::cache::Cache;
+use warpgate::checksum::Checksum;
+use warpgate::config::Config;
+use warpgate::fetch::{FetchError, Fetcher};
+use warpgate::id::Id;
+use warpgate::lock::StaleReason;
+use warpgate::lockfile::{LockedPlugin, Lockfile, file_lock_path};
+use warpgate::vendor::{
+    self, ByteSource, CacheStatus, FileChange, MANIFEST_NAME, Problem, VendorError,
+    VendoredStatus,
+};
+
+const REMOTE: &[u8] = b"\0asm remote plugin";
+const LOCAL: &[u8] = b"\0asm local plugin";
+const REMOTE_URL: &str = "https://plugins.example.invalid/remote.wasm";
+
+/// A project with a `file://` plugin (`local`) and a URL plugin (`remote`, cached).
+struct Project {
+    dir: tempfile::TempDir,
+    config: Config,
+    lockfile: Lockfile,
+    fetcher: Fetcher,
+}
+
+impl Project {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("plugins")).unwrap();
+        std::fs::write(dir.path().join("plugins/local.wasm"), LOCAL).unwrap();
+        std::fs::write(
+            dir.path().join("warpgate.toml"),
+            format!("[plugins]\nlocal = \"file://./plugins/local.wasm\"\nremote = \"{REMOTE_URL}\"\n"),
+        )
+        .unwrap();
+        let config = Config::discover(dir.path()).unwrap();
+        let mut lockfile = Lockfile::default();
+        lockfile.plugins.insert(
+            Id::new("local").unwrap(),
+            LockedPlugin {
+                locator: "file://./plugins/local.wasm".parse().unwrap(),
+                requirement: None,
+                tag: None,
+                asset: None,
+                url: None,
+                path: Some(file_lock_path("./plugins/local.wasm")),
+                checksum: Checksum::of(LOCAL),
+                size: LOCAL.len() as u64,
+            },
+        );
+        lockfile.plugins.insert(
+            Id::new("remote").unwrap(),
+            LockedPlugin {
+                locator: REMOTE_URL.parse().unwrap(),
+                requirement: None,
+                tag: None,
+                asset: None,
+                url: Some(REMOTE_URL.into()),
+                path: None,
+                checksum: Checksum::of(REMOTE),
+                size: REMOTE.len() as u64,
+            },
+        );
+        let cache = Cache::new(dir.path().join("home"));
+        let source = dir.path().join("remote.source");
+        std::fs::write(&source, REMOTE).unwrap();
+        cache.insert_file(&source, None).unwrap();
+        std::fs::remove_file(source).unwrap();
+        let http = warpgate::http::HttpClient::new(warpgate::http::HttpOptions {
+            offline: Some("`--offline`".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        Self {
+            config,
+            lockfile,
+            fetcher: Fetcher::new(cache, http),
+            dir,
+        }
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    fn vendor_dir(&self) -> PathBuf {
+        self.path("vendor/warpgate")
+    }
+
+    fn vendor(&self, dir: &Path) -> Result<vendor::VendorReport, VendorError> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(vendor::vendor(&self.config, &self.lockfile, dir, &self.fetcher))
+    }
+
+    fn verify(&self, dir: Option<&Path>) -> vendor::VerifyReport {
+        vendor::verify(&self.config, Some(&self.lockfile), self.fetcher.cache(), dir)
+    }
+}
+
+fn mtime(path: &Path) -> SystemTime {
+    std::fs::metadata(path).unwrap().modified().unwrap()
+}
+
+/// Every entry of `dir`'s parent whose name starts with `.` (staging or old folders).
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.'))
+        .collect()
+}
+
+#[test]
+fn vendors_every_plugin_with_a_manifest_and_twice_changes_nothing() {
+    let project = Project::new();
+    let dir = project.vendor_dir();
+    let report = project.vendor(&dir).unwrap();
+    assert!(report.changed);
+    assert_eq!(report.plugins.len(), 2);
+    assert!(matches!(report.plugins[0].source, ByteSource::File { .. }));
+    assert!(matches!(report.plugins[1].source, ByteSource::Cache { .. }));
+    assert!(report.plugins.iter().all(|p| p.change == FileChange::Added));
+    assert_eq!(std::fs::read(dir.join("local.wasm")).unwrap(), LOCAL);
+    assert_eq!(std::fs::read(dir.join("remote.wasm")).unwrap(), REMOTE);
+    let manifest = std::fs::read_to_string(dir.join(MANIFEST_NAME)).unwrap();
+    assert_eq!(
+        manifest,
+        format!(
+            "# This file is automatically @generated by `warpgate vendor`.\n# It is not intended for manual editing.\nversion = 1\n\n[plugins.local]\nchecksum = \"{}\"\nsize = {}\n\n[plugins.remote]\nchecksum = \"{}\"\nsize = {}\n",
+            Checksum::of(LOCAL),
+            LOCAL.len(),
+            Checksum::of(REMOTE),
+            REMOTE.len()
+        )
+    );
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+
+    let before: Vec<SystemTime> = ["local.wasm", "remote.wasm", MANIFEST_NAME, ""]
+        .iter()
+        .map(|name| mtime(&dir.join(name)))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let again = project.vendor(&dir).unwrap();
+    assert!(!again.changed);
+    assert!(again.plugins.iter().all(|p| p.change == FileChange::Unchanged));
+    assert!(matches!(again.plugins[1].source, ByteSource::Vendored { .. }));
+    let after: Vec<SystemTime> = ["local.wasm", "remote.wasm", MANIFEST_NAME, ""]
+        .iter()
+        .map(|name| mtime(&dir.join(name)))
+        .collect();
+    assert_eq!(before, after);
+    assert!(project.verify(Some(&dir)).is_ok());
+}
+
+#[test]
+fn vendoring_again_without_the_cache_uses_the_vendored_copies() {
+    let project = Project::new();
+    let dir = project.vendor_dir();
+    project.vendor(&dir).unwrap();
+    std::fs::remove_dir_all(project.path("home")).unwrap();
+    let report = project.vendor(&dir).unwrap();
+    assert!(!report.changed);
+}
+
+#[test]
+fn a_partial_update_keeps_unchanged_files_and_removes_extras() {
+    let project = Project::new();
+    let dir = project.vendor_dir();
+    project.vendor(&dir).unwrap();
+    let local_mtime = mtime(&dir.join("local.wasm"));
+    std::fs::write(dir.join("stray.wasm"), b"old plugin").unwrap();
+    // A corrupted copy is replaced from the cache.
+    std::fs::write(dir.join("remote.wasm"), b"tampered").unwrap();
+
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let report = project.vendor(&dir).unwrap();
+    assert!(report.changed);
+    assert_eq!(report.removed, ["stray.wasm"]);
+    assert_eq!(report.plugins[0].change, FileChange::Unchanged);
+    assert_eq!(report.plugins[1].change, FileChange::Updated);
+    assert_eq!(std::fs::read(dir.join("remote.wasm")).unwrap(), REMOTE);
+    assert!(!dir.join("stray.wasm").exists());
+    assert_eq!(mtime(&dir.join("local.wasm")), local_mtime);
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+}
+
+#[test]
+fn refuses_a_folder_that_is_not_a_vendor_directory() {
+    let project = Project::new();
+    let dir = project.path("precious");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), b"keep me").unwrap();
+    let error = project.vendor(&dir).unwrap_err();
+    assert!(matches!(error, VendorError::NotAVendorDir { .. }), "{error}");
+    assert!(error.to_string().contains("has no `warpgate-vendor.toml`"));
+    assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"keep me");
+}
+
+#[test]
+fn offline_and_not_cached_names_the_plugin_and_writes_nothing() {
+    let project = Project::new();
+    std::fs::remove_dir_all(project.path("home")).unwrap();
+    let dir = project.vendor_dir();
+    let error = project.vendor(&dir).unwrap_err();
+    assert!(
+        matches!(&error, VendorError::Fetch(FetchError::Offline { id, .. }) if id.as_str() == "remote"),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("`--offline`"), "{error}");
+    assert!(!project.path("vendor").exists(), "nothing is created before every source is found");
+}
+
+#[test]
+fn a_stale_lock_is_refused() {
+    let project = Project::new();
+    std::fs::write(project.path("plugins/local.wasm"), b"changed").unwrap();
+    let error = project.vendor(&project.vendor_dir()).unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("`local`: its file changed since it was locked"), "{message}");
+    assert!(message.contains("hint: run `warpgate lock`"), "{message}");
+}
+
+#[test]
+fn verify_reports_every_problem_with_the_vendor_directory() {
+    let project = Project::new();
+    let dir = project.vendor_dir();
+    project.vendor(&dir).unwrap();
+
+    std::fs::write(dir.join("remote.wasm"), b"tampered").unwrap();
+    std::fs::remove_file(dir.join("local.wasm")).unwrap();
+    std::fs::write(dir.join("stray.wasm"), b"x").unwrap();
+    let manifest = std::fs::read_to_string(dir.join(MANIFEST_NAME)).unwrap();
+    std::fs::write(
+        dir.join(MANIFEST_NAME),
+        manifest.replace(&Checksum::of(REMOTE).to_string(), &Checksum::of(b"old").to_string()),
+    )
+    .unwrap();
+
+    let report = project.verify(Some(&dir));
+    assert!(!report.is_ok());
+    let problems = &report.problems;
+    assert!(problems.iter().any(|p| matches!(p, Problem::VendoredMissing { id, .. } if id.as_str() == "local")), "{problems:#?}");
+    assert!(problems.iter().any(|p| matches!(p, Problem::VendoredCorrupt { id, computed, .. } if id.as_str() == "remote" && *computed == Checksum::of(b"tampered"))), "{problems:#?}");
+    assert!(problems.iter().any(|p| matches!(p, Problem::VendoredExtra { path } if path.ends_with("stray.wasm"))), "{problems:#?}");
+    assert!(problems.iter().any(|p| matches!(p, Problem::ManifestStale { id, .. } if id.as_str() == "remote")), "{problems:#?}");
+    assert_eq!(problems.len(), 4, "{problems:#?}");
+    assert_eq!(report.plugins[0].vendored, Some(VendoredStatus::Missing));
+    assert_eq!(report.plugins[1].vendored, Some(VendoredStatus::Corrupt));
+
+    let message = problems
+        .iter()
+        .find(|p| matches!(p, Problem::VendoredCorrupt { .. }))
+        .unwrap()
+        .to_string();
+    assert!(message.contains("Expected: `"), "{message}");
+    assert!(message.contains("hint: run `warpgate vendor`"), "{message}");
+
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["problems"][0]["kind"], "vendored-missing", "{json:#}");
+    assert_eq!(json["plugins"][1]["cache"], "cached", "{json:#}");
+
+    std::fs::remove_file(dir.join(MANIFEST_NAME)).unwrap();
+    let report = project.verify(Some(&dir));
+    assert!(report.problems.iter().any(|p| matches!(p, Problem::ManifestInvalid { reason, .. } if reason == "missing")));
+}
+
+#[test]
+fn verify_treats_a_missing_cache_entry_as_information() {
+    let project = Project::new();
+    std::fs::remove_dir_all(project.path("home")).unwrap();
+    let report = project.verify(None);
+    assert!(report.is_ok(), "{:#?}", report.problems);
+    let remote = &report.plugins[1];
+    assert_eq!(remote.cache, CacheStatus::NotCached);
+    assert!(!remote.available_offline());
+    assert!(report.plugins[0].available_offline(), "a file:// plugin needs no cache");
+
+    project.vendor_missing_dir_is_a_problem();
+}
+
+impl Project {
+    fn vendor_missing_dir_is_a_problem(&self) {
+        let report = self.verify(Some(&self.path("nowhere")));
+        assert!(matches!(report.problems.as_slice(), [Problem::VendorDirMissing { .. }]), "{:#?}", report.problems);
+    }
+}
+
+#[test]
+fn verify_reports_a_corrupt_cache_entry_and_a_changed_file_without_touching_them() {
+    let project = Project::new();
+    let blob = project.fetcher.cache().blob_path(&Checksum::of(REMOTE));
+    let mut permissions = std::fs::metadata(&blob).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(&blob, permissions).unwrap();
+    std::fs::write(&blob, b"tampered").unwrap();
+    std::fs::write(project.path("plugins/local.wasm"), b"changed").unwrap();
+
+    let report = project.verify(None);
+    assert!(report.problems.iter().any(|p| matches!(p, Problem::CacheCorrupt { id, .. } if id.as_str() == "remote")), "{:#?}", report.problems);
+    assert!(report.problems.iter().any(|p| matches!(p, Problem::LockStale { id, reason: StaleReason::FileChanged } if id.as_str() == "local")), "{:#?}", report.problems);
+    assert_eq!(report.plugins[0].file_intact, Some(false));
+    // Verify changes nothing: the corrupt blob is still there for `warpgate fetch` to heal.
+    assert_eq!(std::fs::read(&blob).unwrap(), b"tampered");
+}
