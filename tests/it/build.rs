@@ -488,9 +488,12 @@ fn second_build_does_not_rerun_the_build_script_but_a_changed_lock_does() {
 #[test]
 fn two_checkouts_at_different_paths_produce_identical_output() {
     let plugins = [Plugin::new("hello"), Plugin::new("bye")];
-    let first = App::new("wg-it-build-checkout", &plugins);
+    // Cargo derives a path package's `OUT_DIR` from its path relative to the workspace root,
+    // so two single-package checkouts of one name would share an `OUT_DIR` in one target dir.
+    // Different names keep them apart; nothing the build script writes depends on the name.
+    let first = App::new("wg-it-build-checkout-a", &plugins);
     first.cache(&plugins);
-    let second = App::new("wg-it-build-checkout", &plugins);
+    let second = App::new("wg-it-build-checkout-b", &plugins);
     second.cache(&plugins);
     assert_ne!(first.dir.path(), second.dir.path());
 
