@@ -87,7 +87,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use warpgate::cache::Cache;
-use warpgate::checksum::{Checksum, Mismatch};
+use warpgate::checksum::{Checksum, Hasher, Mismatch};
 use warpgate::config::Config;
 use warpgate::env;
 use warpgate::id::Id;
@@ -313,13 +313,14 @@ impl Builder {
         };
         let mut plugins = Vec::with_capacity(lockfile.plugins.len());
         for (id, locked) in &lockfile.plugins {
-            let (bytes, source) = match sources.bytes(id, locked) {
-                Ok(found) => found,
+            let target = plugins_dir.join(format!("{id}.wasm"));
+            let (source, written) = match sources.install(id, locked, &target) {
+                Ok(installed) => installed,
                 Err(Error::Offline { .. }) if docs_rs => {
                     directives.push(Directive::Warning(format!(
                         "plugin `{id}` is neither vendored nor cached; embedding an empty placeholder for docs.rs"
                     )));
-                    (Vec::new(), Source::Missing)
+                    (Source::Missing, write_if_changed(&target, b"")?)
                 }
                 Err(error) => return Err(error),
             };
@@ -329,8 +330,6 @@ impl Builder {
                 }
                 Source::Cache(_) | Source::Download(_) | Source::Missing => {}
             }
-            let target = plugins_dir.join(format!("{id}.wasm"));
-            let written = write_if_changed(&target, &bytes)?;
             plugins.push(VendoredPlugin {
                 id: id.clone(),
                 checksum: locked.checksum,
@@ -381,40 +380,39 @@ struct Sources<'a> {
 }
 
 impl Sources<'_> {
-    /// Verified bytes for `locked` and where they came from.
-    fn bytes(&mut self, id: &Id, locked: &LockedPlugin) -> Result<(Vec<u8>, Source), Error> {
+    /// Verifies `locked`'s bytes from the first source that has them and installs them at
+    /// `target`. Returns the source and whether `target` was (re)written.
+    fn install(
+        &mut self,
+        id: &Id,
+        locked: &LockedPlugin,
+        target: &Path,
+    ) -> Result<(Source, bool), Error> {
         if let Some(path) = &locked.path {
             let source = Source::File(self.config.root().join(path));
-            return read_verified(id, locked, source.clone()).map(|bytes| (bytes, source));
+            let written = install_verified(id, locked, &source, target)?;
+            return Ok((source, written));
         }
         if let Some(dir) = self.vendor_dir {
             let path = warpgate::vendor::plugin_path(dir, id);
             if path.exists() {
                 let source = Source::Vendored(path);
-                return read_verified(id, locked, source.clone()).map(|bytes| (bytes, source));
+                let written = install_verified(id, locked, &source, target)?;
+                return Ok((source, written));
             }
         }
         if let Some(cache) = self.cache {
             let path = cache.blob_path(&locked.checksum);
-            match std::fs::read(&path) {
-                Ok(bytes) if Checksum::of(&bytes) == locked.checksum => {
-                    return Ok((bytes, Source::Cache(path)));
-                }
-                // `get` re-checks under the blob's lock and deletes a corrupt entry.
-                Ok(_) => {
-                    if cache.get(&locked.checksum)?.is_some() {
-                        let source = Source::Cache(path);
-                        return read_verified(id, locked, source.clone())
-                            .map(|bytes| (bytes, source));
+            if path.exists() {
+                let source = Source::Cache(path);
+                match install_verified(id, locked, &source, target) {
+                    Ok(written) => return Ok((source, written)),
+                    // `get` re-checks under the blob's lock and deletes the corrupt entry;
+                    // the download below replaces it.
+                    Err(Error::Mismatch { .. }) => {
+                        cache.get(&locked.checksum)?;
                     }
-                }
-                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(Error::Io {
-                        action: "read",
-                        path,
-                        source,
-                    });
+                    Err(error) => return Err(error),
                 }
             }
         }
@@ -430,8 +428,8 @@ impl Sources<'_> {
             .as_deref()
             .ok_or_else(|| Error::NoUrl { id: id.clone() })?;
         let path = self.download(id, url, &locked.checksum)?;
-        let bytes = read_verified(id, locked, Source::Cache(path))?;
-        Ok((bytes, Source::Download(url.to_string())))
+        let written = install_verified(id, locked, &Source::Cache(path), target)?;
+        Ok((Source::Download(url.to_string()), written))
     }
 
     fn download(&mut self, id: &Id, url: &str, checksum: &Checksum) -> Result<PathBuf, Error> {
@@ -458,25 +456,75 @@ impl Sources<'_> {
     }
 }
 
-/// The bytes of `source`'s file, if they hash to the locked checksum.
-fn read_verified(id: &Id, locked: &LockedPlugin, source: Source) -> Result<Vec<u8>, Error> {
-    let path = match &source {
-        Source::Vendored(path) | Source::File(path) | Source::Cache(path) => path,
-        Source::Download(_) | Source::Missing => unreachable!("only files are read"),
-    };
-    let bytes = std::fs::read(path).map_err(io_error("read", path))?;
-    let computed = Checksum::of(&bytes);
-    if computed != locked.checksum {
-        return Err(Error::Mismatch {
-            id: id.clone(),
-            source_of: source,
-            mismatch: Mismatch {
-                expected: locked.checksum,
-                computed,
-            },
-        });
+/// Checksum of the file at `path`, streaming.
+fn hash_file(path: &Path) -> Result<Checksum, Error> {
+    Checksum::of_file(path)
+        .map(|(checksum, _)| checksum)
+        .map_err(io_error("read", path))
+}
+
+fn mismatch(id: &Id, locked: &LockedPlugin, source: &Source, computed: Checksum) -> Error {
+    Error::Mismatch {
+        id: id.clone(),
+        source_of: source.clone(),
+        mismatch: Mismatch {
+            expected: locked.checksum,
+            computed,
+        },
     }
-    Ok(bytes)
+}
+
+/// Installs `source`'s file at `target` if its bytes hash to the locked checksum, streaming
+/// (plugins may be large). The source is verified even when `target` is already up to date,
+/// so a bad source fails every build alike, whatever `OUT_DIR` holds. New bytes go to a temp
+/// file next to `target`, renamed only once verified. Returns whether `target` was written.
+fn install_verified(
+    id: &Id,
+    locked: &LockedPlugin,
+    source: &Source,
+    target: &Path,
+) -> Result<bool, Error> {
+    let path = match source {
+        Source::Vendored(path) | Source::File(path) | Source::Cache(path) => path,
+        Source::Download(_) | Source::Missing => unreachable!("only files are installed"),
+    };
+    let up_to_date = std::fs::metadata(target).is_ok_and(|metadata| metadata.len() == locked.size);
+    if up_to_date {
+        let computed = hash_file(path)?;
+        if computed != locked.checksum {
+            return Err(mismatch(id, locked, source, computed));
+        }
+        if hash_file(target)? == locked.checksum {
+            return Ok(false);
+        }
+    }
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let mut temp = tempfile::Builder::new()
+        .prefix(".warpgate-")
+        .tempfile_in(dir)
+        .map_err(io_error("create a temp file in", dir))?;
+    let mut input = std::fs::File::open(path).map_err(io_error("read", path))?;
+    let mut hasher = Hasher::new();
+    let mut buffer = vec![0; 256 * 1024];
+    loop {
+        let read = io::Read::read(&mut input, &mut buffer).map_err(io_error("read", path))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        io::Write::write_all(&mut temp, &buffer[..read]).map_err(io_error("write", temp.path()))?;
+    }
+    let (computed, _) = hasher.finish();
+    if computed != locked.checksum {
+        // Dropping `temp` deletes it: `OUT_DIR` never holds the bad bytes.
+        return Err(mismatch(id, locked, source, computed));
+    }
+    temp.persist(target).map_err(|error| Error::Io {
+        action: "write",
+        path: target.to_path_buf(),
+        source: error.error,
+    })?;
+    Ok(true)
 }
 
 /// Writes `bytes` to `path` through a temp file and a rename, unless `path` already holds

@@ -89,7 +89,11 @@ opt-level = 3
             ),
         )
         .unwrap();
-        std::fs::copy(Path::new(WORKSPACE).join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
+        std::fs::copy(
+            Path::new(WORKSPACE).join("Cargo.lock"),
+            root.join("Cargo.lock"),
+        )
+        .unwrap();
         std::fs::write(
             root.join("build.rs"),
             "fn main() {\n    warpgate_build::vendor_or_exit();\n}\n",
@@ -161,7 +165,9 @@ fn main() {
         for plugin in plugins {
             let source = self.path(&format!("{}.source", plugin.id));
             std::fs::write(&source, &plugin.bytes).unwrap();
-            cache.insert_file(&source, Some(&plugin.checksum())).unwrap();
+            cache
+                .insert_file(&source, Some(&plugin.checksum()))
+                .unwrap();
             std::fs::remove_file(source).unwrap();
         }
     }
@@ -172,7 +178,12 @@ fn main() {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut command = Command::new(cargo);
         command
-            .args(["build", "-v", "--offline", "--message-format=json-render-diagnostics"])
+            .args([
+                "build",
+                "-v",
+                "--offline",
+                "--message-format=json-render-diagnostics",
+            ])
             .current_dir(self.dir.path())
             .env("CARGO_TARGET_DIR", target_dir())
             .env("WARPGATE_HOME", self.home());
@@ -225,7 +236,11 @@ impl Build {
 
     #[track_caller]
     fn failure(self) -> Self {
-        assert_ne!(self.run.code, 0, "cargo build succeeded:\n{}", self.run.stderr);
+        assert_ne!(
+            self.run.code, 0,
+            "cargo build succeeded:\n{}",
+            self.run.stderr
+        );
         self
     }
 
@@ -297,7 +312,14 @@ fn expected_stdout(plugins: &[Plugin]) -> String {
     sorted.sort_by_key(|plugin| plugin.id);
     sorted
         .iter()
-        .map(|plugin| format!("{} {} {}\n", plugin.id, plugin.checksum(), plugin.bytes.len()))
+        .map(|plugin| {
+            format!(
+                "{} {} {}\n",
+                plugin.id,
+                plugin.checksum(),
+                plugin.bytes.len()
+            )
+        })
         .collect()
 }
 
@@ -314,13 +336,23 @@ fn offline_build_from_the_cache() {
     let files = tree(&out);
     assert_eq!(
         files.keys().collect::<Vec<_>>(),
-        ["plugins/bye.wasm", "plugins/hello.wasm", "warpgate_plugins.rs"]
+        [
+            "plugins/bye.wasm",
+            "plugins/hello.wasm",
+            "warpgate_plugins.rs"
+        ]
     );
     assert_eq!(files["plugins/hello.wasm"], plugins[0].bytes);
     let module = String::from_utf8(files["warpgate_plugins.rs"].clone()).unwrap();
     assert!(module.contains(r#"include_bytes!(concat!(env!("OUT_DIR"), "/plugins/hello.wasm"))"#));
-    assert!(!module.contains(&*app.dir.path().to_string_lossy()), "{module}");
-    assert!(!module.contains(&*target_dir().to_string_lossy()), "{module}");
+    assert!(
+        !module.contains(&*app.dir.path().to_string_lossy()),
+        "{module}"
+    );
+    assert!(
+        !module.contains(&*target_dir().to_string_lossy()),
+        "{module}"
+    );
 }
 
 #[test]
@@ -350,7 +382,12 @@ fn offline_build_from_the_vendor_directory_with_an_empty_cache() {
         .unwrap();
     let vendor_dir = app.path("vendor/warpgate");
     runtime
-        .block_on(warpgate::vendor::vendor(&config, &lockfile, &vendor_dir, &fetcher))
+        .block_on(warpgate::vendor::vendor(
+            &config,
+            &lockfile,
+            &vendor_dir,
+            &fetcher,
+        ))
         .unwrap();
 
     let build = app.cargo_build(false, &[]).success();
@@ -387,7 +424,10 @@ fn corrupt_vendored_file_fails_naming_the_plugin() {
         "hint: the vendored copy was modified",
         "`warpgate vendor`",
     ] {
-        assert!(stderr.contains(needle), "stderr lacks {needle:?}:\n{stderr}");
+        assert!(
+            stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{stderr}"
+        );
     }
     assert!(!stderr.contains("panicked"), "{stderr}");
     for out in out_dirs(&app.name) {
@@ -414,7 +454,10 @@ fn config_changed_without_relocking_fails_with_the_hint() {
         "`added`: declared in the config but not in the lock",
         "hint: run `warpgate lock`",
     ] {
-        assert!(stderr.contains(needle), "stderr lacks {needle:?}:\n{stderr}");
+        assert!(
+            stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{stderr}"
+        );
     }
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
@@ -430,7 +473,10 @@ fn offline_and_not_cached_fails_with_the_fix() {
         "network access is disabled by `WARPGATE_OFFLINE=1`, but plugin `hello` is not in the cache",
         "hint: run `warpgate fetch`",
     ] {
-        assert!(stderr.contains(needle), "stderr lacks {needle:?}:\n{stderr}");
+        assert!(
+            stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{stderr}"
+        );
     }
 }
 
@@ -519,8 +565,10 @@ fn online_build_downloads_the_locked_url_into_the_cache() {
     }];
     let app = App::new("wg-it-build-online", &plugins);
     let env = server.env();
-    let env: Vec<(&str, &std::ffi::OsStr)> =
-        env.iter().map(|(name, value)| (*name, value.as_os_str())).collect();
+    let env: Vec<(&str, &std::ffi::OsStr)> = env
+        .iter()
+        .map(|(name, value)| (*name, value.as_os_str()))
+        .collect();
 
     app.cargo_build(true, &env).success();
     assert_eq!(app.run_binary(), expected_stdout(&plugins));

@@ -12,8 +12,7 @@ use warpgate::id::Id;
 use warpgate::lock::StaleReason;
 use warpgate::lockfile::{LockedPlugin, Lockfile, file_lock_path};
 use warpgate::vendor::{
-    self, ByteSource, CacheStatus, FileChange, MANIFEST_NAME, Problem, VendorError,
-    VendoredStatus,
+    self, ByteSource, CacheStatus, FileChange, MANIFEST_NAME, Problem, VendorError, VendoredStatus,
 };
 
 const REMOTE: &[u8] = b"\0asm remote plugin";
@@ -35,7 +34,9 @@ impl Project {
         std::fs::write(dir.path().join("plugins/local.wasm"), LOCAL).unwrap();
         std::fs::write(
             dir.path().join("warpgate.toml"),
-            format!("[plugins]\nlocal = \"file://./plugins/local.wasm\"\nremote = \"{REMOTE_URL}\"\n"),
+            format!(
+                "[plugins]\nlocal = \"file://./plugins/local.wasm\"\nremote = \"{REMOTE_URL}\"\n"
+            ),
         )
         .unwrap();
         let config = Config::discover(dir.path()).unwrap();
@@ -97,11 +98,21 @@ impl Project {
             .enable_all()
             .build()
             .unwrap()
-            .block_on(vendor::vendor(&self.config, &self.lockfile, dir, &self.fetcher))
+            .block_on(vendor::vendor(
+                &self.config,
+                &self.lockfile,
+                dir,
+                &self.fetcher,
+            ))
     }
 
     fn verify(&self, dir: Option<&Path>) -> vendor::VerifyReport {
-        vendor::verify(&self.config, Some(&self.lockfile), self.fetcher.cache(), dir)
+        vendor::verify(
+            &self.config,
+            Some(&self.lockfile),
+            self.fetcher.cache(),
+            dir,
+        )
     }
 }
 
@@ -151,8 +162,16 @@ fn vendors_every_plugin_with_a_manifest_and_twice_changes_nothing() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     let again = project.vendor(&dir).unwrap();
     assert!(!again.changed);
-    assert!(again.plugins.iter().all(|p| p.change == FileChange::Unchanged));
-    assert!(matches!(again.plugins[1].source, ByteSource::Vendored { .. }));
+    assert!(
+        again
+            .plugins
+            .iter()
+            .all(|p| p.change == FileChange::Unchanged)
+    );
+    assert!(matches!(
+        again.plugins[1].source,
+        ByteSource::Vendored { .. }
+    ));
     let after: Vec<SystemTime> = ["local.wasm", "remote.wasm", MANIFEST_NAME, ""]
         .iter()
         .map(|name| mtime(&dir.join(name)))
@@ -200,7 +219,10 @@ fn refuses_a_folder_that_is_not_a_vendor_directory() {
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("notes.txt"), b"keep me").unwrap();
     let error = project.vendor(&dir).unwrap_err();
-    assert!(matches!(error, VendorError::NotAVendorDir { .. }), "{error}");
+    assert!(
+        matches!(error, VendorError::NotAVendorDir { .. }),
+        "{error}"
+    );
     assert!(error.to_string().contains("has no `warpgate-vendor.toml`"));
     assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"keep me");
 }
@@ -216,7 +238,10 @@ fn offline_and_not_cached_names_the_plugin_and_writes_nothing() {
         "{error:?}"
     );
     assert!(error.to_string().contains("`--offline`"), "{error}");
-    assert!(!project.path("vendor").exists(), "nothing is created before every source is found");
+    assert!(
+        !project.path("vendor").exists(),
+        "nothing is created before every source is found"
+    );
 }
 
 #[test]
@@ -225,7 +250,10 @@ fn a_stale_lock_is_refused() {
     std::fs::write(project.path("plugins/local.wasm"), b"changed").unwrap();
     let error = project.vendor(&project.vendor_dir()).unwrap_err();
     let message = error.to_string();
-    assert!(message.contains("`local`: its file changed since it was locked"), "{message}");
+    assert!(
+        message.contains("`local`: its file changed since it was locked"),
+        "{message}"
+    );
     assert!(message.contains("hint: run `warpgate lock`"), "{message}");
 }
 
@@ -241,17 +269,35 @@ fn verify_reports_every_problem_with_the_vendor_directory() {
     let manifest = std::fs::read_to_string(dir.join(MANIFEST_NAME)).unwrap();
     std::fs::write(
         dir.join(MANIFEST_NAME),
-        manifest.replace(&Checksum::of(REMOTE).to_string(), &Checksum::of(b"old").to_string()),
+        manifest.replace(
+            &Checksum::of(REMOTE).to_string(),
+            &Checksum::of(b"old").to_string(),
+        ),
     )
     .unwrap();
 
     let report = project.verify(Some(&dir));
     assert!(!report.is_ok());
     let problems = &report.problems;
-    assert!(problems.iter().any(|p| matches!(p, Problem::VendoredMissing { id, .. } if id.as_str() == "local")), "{problems:#?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| matches!(p, Problem::VendoredMissing { id, .. } if id.as_str() == "local")),
+        "{problems:#?}"
+    );
     assert!(problems.iter().any(|p| matches!(p, Problem::VendoredCorrupt { id, computed, .. } if id.as_str() == "remote" && *computed == Checksum::of(b"tampered"))), "{problems:#?}");
-    assert!(problems.iter().any(|p| matches!(p, Problem::VendoredExtra { path } if path.ends_with("stray.wasm"))), "{problems:#?}");
-    assert!(problems.iter().any(|p| matches!(p, Problem::ManifestStale { id, .. } if id.as_str() == "remote")), "{problems:#?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| matches!(p, Problem::VendoredExtra { path } if path.ends_with("stray.wasm"))),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| matches!(p, Problem::ManifestStale { id, .. } if id.as_str() == "remote")),
+        "{problems:#?}"
+    );
     assert_eq!(problems.len(), 4, "{problems:#?}");
     assert_eq!(report.plugins[0].vendored, Some(VendoredStatus::Missing));
     assert_eq!(report.plugins[1].vendored, Some(VendoredStatus::Corrupt));
@@ -270,7 +316,12 @@ fn verify_reports_every_problem_with_the_vendor_directory() {
 
     std::fs::remove_file(dir.join(MANIFEST_NAME)).unwrap();
     let report = project.verify(Some(&dir));
-    assert!(report.problems.iter().any(|p| matches!(p, Problem::ManifestInvalid { reason, .. } if reason == "missing")));
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| matches!(p, Problem::ManifestInvalid { reason, .. } if reason == "missing"))
+    );
 }
 
 #[test]
@@ -282,7 +333,10 @@ fn verify_treats_a_missing_cache_entry_as_information() {
     let remote = &report.plugins[1];
     assert_eq!(remote.cache, CacheStatus::NotCached);
     assert!(!remote.available_offline());
-    assert!(report.plugins[0].available_offline(), "a file:// plugin needs no cache");
+    assert!(
+        report.plugins[0].available_offline(),
+        "a file:// plugin needs no cache"
+    );
 
     project.vendor_missing_dir_is_a_problem();
 }
@@ -290,7 +344,14 @@ fn verify_treats_a_missing_cache_entry_as_information() {
 impl Project {
     fn vendor_missing_dir_is_a_problem(&self) {
         let report = self.verify(Some(&self.path("nowhere")));
-        assert!(matches!(report.problems.as_slice(), [Problem::VendorDirMissing { .. }]), "{:#?}", report.problems);
+        assert!(
+            matches!(
+                report.problems.as_slice(),
+                [Problem::VendorDirMissing { .. }]
+            ),
+            "{:#?}",
+            report.problems
+        );
     }
 }
 
@@ -306,7 +367,14 @@ fn verify_reports_a_corrupt_cache_entry_and_a_changed_file_without_touching_them
     std::fs::write(project.path("plugins/local.wasm"), b"changed").unwrap();
 
     let report = project.verify(None);
-    assert!(report.problems.iter().any(|p| matches!(p, Problem::CacheCorrupt { id, .. } if id.as_str() == "remote")), "{:#?}", report.problems);
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| matches!(p, Problem::CacheCorrupt { id, .. } if id.as_str() == "remote")),
+        "{:#?}",
+        report.problems
+    );
     assert!(report.problems.iter().any(|p| matches!(p, Problem::LockStale { id, reason: StaleReason::FileChanged } if id.as_str() == "local")), "{:#?}", report.problems);
     assert_eq!(report.plugins[0].file_intact, Some(false));
     // Verify changes nothing: the corrupt blob is still there for `warpgate fetch` to heal.
