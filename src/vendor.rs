@@ -181,10 +181,10 @@ impl VendorManifest {
 pub enum VendorError {
     /// The lock does not cover the config.
     #[error(transparent)]
-    Lock(#[from] LockError),
+    Lock(Box<LockError>),
     /// A plugin could not be downloaded (or the network is off and it is not cached).
     #[error(transparent)]
-    Fetch(#[from] FetchError),
+    Fetch(Box<FetchError>),
     /// The cache failed.
     #[error(transparent)]
     Cache(#[from] CacheError),
@@ -233,6 +233,18 @@ pub enum VendorError {
         /// The plugin.
         id: Id,
     },
+}
+
+impl From<LockError> for VendorError {
+    fn from(error: LockError) -> Self {
+        Self::Lock(Box::new(error))
+    }
+}
+
+impl From<FetchError> for VendorError {
+    fn from(error: FetchError) -> Self {
+        Self::Fetch(Box::new(error))
+    }
 }
 
 fn mismatch_hint(file: bool) -> &'static str {

@@ -78,6 +78,8 @@
 //! layouts).
 
 #![warn(missing_docs)]
+// The examples show a whole `build.rs`, whose `fn main` is the point.
+#![allow(clippy::needless_doctest_main)]
 
 mod directive;
 mod error;

@@ -234,7 +234,7 @@ fn offline_and_not_cached_names_the_plugin_and_writes_nothing() {
     let dir = project.vendor_dir();
     let error = project.vendor(&dir).unwrap_err();
     assert!(
-        matches!(&error, VendorError::Fetch(FetchError::Offline { id, .. }) if id.as_str() == "remote"),
+        matches!(&error, VendorError::Fetch(fetch) if matches!(&**fetch, FetchError::Offline { id, .. } if id.as_str() == "remote")),
         "{error:?}"
     );
     assert!(error.to_string().contains("`--offline`"), "{error}");
