@@ -306,6 +306,7 @@ pub enum FileChange {
 
 /// One plugin in a [`VendorReport`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct VendoredPlugin {
     /// The plugin.
     pub id: Id,
@@ -321,6 +322,7 @@ pub struct VendoredPlugin {
 
 /// What [`vendor`] did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct VendorReport {
     /// The vendor directory.
     pub dir: PathBuf,
@@ -603,6 +605,7 @@ pub enum VendoredStatus {
 
 /// One plugin in a [`VerifyReport`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct PluginCheck {
     /// The plugin.
     pub id: Id,
@@ -723,6 +726,7 @@ fn show(checksum: Option<&Checksum>) -> String {
 
 /// What [`verify`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// The vendor directory that was checked, if any.
     pub vendor_dir: Option<PathBuf>,

@@ -625,3 +625,24 @@ fn extism_refuses_embedded_bytes_that_do_not_match_their_hash() {
         "not Extism's hash check: {message}"
     );
 }
+
+#[test]
+fn docs_rs_builds_without_plugins_using_placeholders() {
+    let plugins = [Plugin::new("hello")];
+    let app = App::new("wg-it-build-docs-rs", &plugins);
+    let build = app
+        .cargo_build(true, &[("DOCS_RS", std::ffi::OsStr::new("1"))])
+        .success();
+    assert!(
+        build
+            .run
+            .stderr
+            .contains("plugin `hello` is neither vendored nor cached; embedding an empty placeholder for docs.rs"),
+        "{}",
+        build.run.stderr
+    );
+    assert_eq!(
+        std::fs::read(build.out_dir().join("plugins/hello.wasm")).unwrap(),
+        b""
+    );
+}
