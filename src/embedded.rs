@@ -33,11 +33,11 @@
 //!
 //! # Running an embedded plugin
 //!
-//! With the `runtime` feature, [`EmbeddedPlugin::container`],
-//! [`EmbeddedPlugin::container_with_functions`] and [`EmbeddedPlugin::builder`] make a
-//! [`PluginContainer`](crate::PluginContainer). The bytes are handed to Extism as
-//! [`Wasm::Data`](crate::container::Wasm) **with their hash** (`meta.hash`), so Extism checks
-//! them again before compiling: bytes patched in the binary are refused.
+//! With the `runtime` feature, `EmbeddedPlugin::container`,
+//! `EmbeddedPlugin::container_with_functions` and `EmbeddedPlugin::builder` make a
+//! `PluginContainer`. The bytes are handed to Extism as `Wasm::Data` **with their hash**
+//! (`meta.hash`), so Extism checks them again before compiling: bytes patched in the binary
+//! are refused.
 
 use std::fmt;
 
