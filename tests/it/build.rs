@@ -101,7 +101,8 @@ opt-level = 3
         .unwrap();
         std::fs::write(
             root.join("src/main.rs"),
-            r#"static PLUGINS: warpgate::embedded::EmbeddedPlugins = warpgate::include_plugins!();
+            r#"// The `static` form of the macro (the example app uses the expression form).
+warpgate::include_plugins!(static PLUGINS);
 
 fn main() {
     for plugin in &PLUGINS {
