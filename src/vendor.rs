@@ -421,8 +421,7 @@ pub async fn vendor(
     lock::check_locked(config, Some(lockfile), "`warpgate vendor`")?;
     let dir = std::path::absolute(dir).map_err(io_error("resolve", dir))?;
 
-    let existing_manifest = MANIFEST_NAME;
-    let manifest_path = dir.join(existing_manifest);
+    let manifest_path = dir.join(MANIFEST_NAME);
     let old_manifest_text = match std::fs::read_to_string(&manifest_path) {
         Ok(text) => Some(text),
         Err(error) if error.kind() == io::ErrorKind::NotFound => None,
@@ -445,25 +444,24 @@ pub async fn vendor(
     for (id, locked) in &lockfile.plugins {
         let target = plugin_path(&dir, id);
         let existing = hash_if_present(&target)?;
-        let (source, change) = match existing {
-            Some((checksum, _)) if checksum == locked.checksum => {
-                (ByteSource::Vendored { path: target }, FileChange::Unchanged)
+        let (source, path, change) = match existing {
+            Some((checksum, _)) if checksum == locked.checksum => (
+                ByteSource::Vendored {
+                    path: target.clone(),
+                },
+                target,
+                FileChange::Unchanged,
+            ),
+            Some(_) => {
+                let (source, path) = source_for(config, id, locked, fetcher).await?;
+                (source, path, FileChange::Updated)
             }
-            Some(_) => (
-                source_for(config, id, locked, fetcher).await?,
-                FileChange::Updated,
-            ),
-            None => (
-                source_for(config, id, locked, fetcher).await?,
-                FileChange::Added,
-            ),
+            None => {
+                let (source, path) = source_for(config, id, locked, fetcher).await?;
+                (source, path, FileChange::Added)
+            }
         };
-        sources.push(match &source {
-            ByteSource::Vendored { path }
-            | ByteSource::File { path }
-            | ByteSource::Cache { path } => path.clone(),
-            ByteSource::Download { .. } => unreachable!("source_for returns the cached path"),
-        });
+        sources.push(path);
         plugins.push(VendoredPlugin {
             id: id.clone(),
             checksum: locked.checksum,
@@ -556,27 +554,32 @@ pub async fn vendor(
     })
 }
 
-/// A verified-on-copy source for `locked`: its file, the cache, or a download into the cache.
+/// A source for `locked` (verified when copied) and the file holding its bytes: its own
+/// file, the cache, or a download into the cache.
 async fn source_for(
     config: &Config,
     id: &Id,
     locked: &LockedPlugin,
     fetcher: &Fetcher,
-) -> Result<ByteSource, VendorError> {
+) -> Result<(ByteSource, PathBuf), VendorError> {
     if let Some(path) = &locked.path {
-        return Ok(ByteSource::File {
-            path: config.root().join(path),
-        });
+        let path = config.root().join(path);
+        return Ok((ByteSource::File { path: path.clone() }, path));
     }
     if let Some(path) = fetcher.cache().get(&locked.checksum)? {
-        return Ok(ByteSource::Cache { path });
+        return Ok((ByteSource::Cache { path: path.clone() }, path));
     }
     let url = locked
         .url
         .as_deref()
         .ok_or_else(|| VendorError::NoUrl { id: id.clone() })?;
     let path = fetcher.fetch_locked(id, url, &locked.checksum).await?;
-    Ok(ByteSource::Cache { path })
+    Ok((
+        ByteSource::Download {
+            url: url.to_string(),
+        },
+        path,
+    ))
 }
 
 /// The state of a plugin's cache entry.

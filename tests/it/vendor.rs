@@ -380,3 +380,54 @@ fn verify_reports_a_corrupt_cache_entry_and_a_changed_file_without_touching_them
     // Verify changes nothing: the corrupt blob is still there for `warpgate fetch` to heal.
     assert_eq!(std::fs::read(&blob).unwrap(), b"tampered");
 }
+
+#[test]
+fn vendor_downloads_what_the_cache_lacks() {
+    let server = crate::support::TestServer::start([(
+        "/remote.wasm",
+        crate::support::Response::ok(REMOTE.to_vec()),
+    )]);
+    let url = server.url("/remote.wasm");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("warpgate.toml"),
+        format!("[plugins]\nremote = \"{url}\"\n"),
+    )
+    .unwrap();
+    let config = Config::discover(dir.path()).unwrap();
+    let mut lockfile = Lockfile::default();
+    lockfile.plugins.insert(
+        Id::new("remote").unwrap(),
+        LockedPlugin {
+            locator: url.parse().unwrap(),
+            requirement: None,
+            tag: None,
+            asset: None,
+            url: Some(url.clone()),
+            path: None,
+            checksum: Checksum::of(REMOTE),
+            size: REMOTE.len() as u64,
+        },
+    );
+    let fetcher = Fetcher::new(Cache::new(dir.path().join("home")), server.http_client());
+    let vendor_dir = dir.path().join("vendor/warpgate");
+    let report = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(vendor::vendor(&config, &lockfile, &vendor_dir, &fetcher))
+        .unwrap();
+    assert_eq!(report.plugins[0].source, ByteSource::Download { url });
+    assert_eq!(
+        std::fs::read(vendor_dir.join("remote.wasm")).unwrap(),
+        REMOTE
+    );
+    assert_eq!(server.hits("/remote.wasm"), 1);
+    assert!(
+        fetcher
+            .cache()
+            .get(&Checksum::of(REMOTE))
+            .unwrap()
+            .is_some()
+    );
+}
