@@ -295,7 +295,7 @@ impl Builder {
 
         let docs_rs = env::var(env::DOCS_RS).is_some();
         let offline = match self.offline {
-            Some(true) => Some("the build settings".to_string()),
+            Some(true) => Some("`Builder::offline(true)`".to_string()),
             Some(false) => None,
             None => env::offline_var()
                 .map(|name| format!("`{name}={}`", env::var(name).unwrap_or_default()))
@@ -730,7 +730,7 @@ mod tests {
         let error = builder(dir.path(), &out).vendor().unwrap_err();
         let message = error.to_string();
         assert!(
-            message.contains("network access is disabled by the build settings, but plugin `hello` is not in the cache"),
+            message.contains("network access is disabled by `Builder::offline(true)`, but plugin `hello` is not in the cache"),
             "{message}"
         );
         assert!(!blob.exists(), "the corrupt blob was kept");
