@@ -22,7 +22,9 @@
 //! [`vendor`] writes every locked plugin (`file://` ones included, so the folder is a complete
 //! snapshot of the lock). It builds the new directory in a staging folder next to `DIR` and
 //! swaps it in with two renames (the old folder is moved aside, the new one moved in, the old
-//! one deleted), so readers see the old or the new content, never a half-written file. When
+//! one deleted), so a reader sees the old folder or the new one (or, for the instant between
+//! the renames, none), never a half-written file. A failure before the swap leaves `DIR` as it
+//! was. When
 //! `DIR` already holds exactly the right files and manifest nothing is touched, not even
 //! mtimes; when only some files change, unchanged files are hard-linked into the new folder
 //! (copied where links are not possible) so they keep their mtimes. A non-empty `DIR` without
