@@ -647,3 +647,29 @@ fn docs_rs_builds_without_plugins_using_placeholders() {
         b""
     );
 }
+
+#[test]
+fn plugins_declared_in_cargo_metadata_build_too() {
+    let plugins = [Plugin::new("hello")];
+    let app = App::new("wg-it-build-metadata", &plugins);
+    app.cache(&plugins);
+    std::fs::remove_file(app.path("warpgate.toml")).unwrap();
+    let mut manifest = std::fs::read_to_string(app.path("Cargo.toml")).unwrap();
+    manifest.push_str(&format!(
+        "\n[package.metadata.warpgate.plugins]\nhello = \"{}\"\n",
+        plugins[0].url
+    ));
+    std::fs::write(app.path("Cargo.toml"), manifest).unwrap();
+
+    let build = app.cargo_build(false, &[]).success();
+    assert_eq!(app.run_binary(), expected_stdout(&plugins));
+    let script_output =
+        std::fs::read_to_string(build.out_dir().parent().unwrap().join("output")).unwrap();
+    assert!(
+        script_output.contains(&format!(
+            "cargo::rerun-if-changed={}",
+            app.path("Cargo.toml").display()
+        )),
+        "{script_output}"
+    );
+}
