@@ -173,7 +173,19 @@ pub struct EmbeddedPlugins {
 impl EmbeddedPlugins {
     /// A set over `plugins`, which must be sorted by id without duplicates (the generated
     /// module is); lookups are binary searches.
+    ///
+    /// # Panics
+    ///
+    /// When the ids are not strictly increasing. In a `static` this is a compile-time error.
     pub const fn new(plugins: &'static [EmbeddedPlugin]) -> Self {
+        let mut index = 1;
+        while index < plugins.len() {
+            assert!(
+                id_less(plugins[index - 1].id, plugins[index].id),
+                "embedded plugins must be sorted by id without duplicates"
+            );
+            index += 1;
+        }
         Self { plugins }
     }
 
@@ -223,6 +235,19 @@ impl EmbeddedPlugins {
     pub const fn as_slice(&self) -> &'static [EmbeddedPlugin] {
         self.plugins
     }
+}
+
+/// `left < right` byte-wise, in a `const` context (the order of `str::cmp`).
+const fn id_less(left: &str, right: &str) -> bool {
+    let (left, right) = (left.as_bytes(), right.as_bytes());
+    let mut index = 0;
+    while index < left.len() && index < right.len() {
+        if left[index] != right[index] {
+            return left[index] < right[index];
+        }
+        index += 1;
+    }
+    left.len() < right.len()
 }
 
 impl IntoIterator for EmbeddedPlugins {
@@ -357,6 +382,38 @@ mod tests {
         let message = PLUGINS.require("gamma").unwrap_err().to_string();
         assert!(message.contains("no plugin `gamma`"), "{message}");
         assert!(message.contains("`alpha`, `beta`"), "{message}");
+    }
+
+    #[test]
+    #[should_panic(expected = "sorted by id")]
+    fn unsorted_sets_are_refused() {
+        static UNSORTED: [EmbeddedPlugin; 2] = [
+            EmbeddedPlugin {
+                id: "beta",
+                checksum: "",
+                bytes: b"",
+            },
+            EmbeddedPlugin {
+                id: "alpha",
+                checksum: "",
+                bytes: b"",
+            },
+        ];
+        let _ = EmbeddedPlugins::new(&UNSORTED);
+    }
+
+    #[test]
+    fn id_order_matches_str_order() {
+        for (left, right) in [
+            ("a", "b"),
+            ("a", "ab"),
+            ("ab", "b"),
+            ("a", "a"),
+            ("b", "a"),
+            ("a_b", "a-b"),
+        ] {
+            assert_eq!(id_less(left, right), left < right, "{left} {right}");
+        }
     }
 
     #[test]
