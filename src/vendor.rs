@@ -141,8 +141,10 @@ impl VendorManifest {
         let mut text = format!("{MANIFEST_HEADER}version = {}\n", self.version);
         for (id, entry) in &self.plugins {
             text.push_str(&format!(
-                "\n[plugins.{id}]\nchecksum = \"{}\"\nsize = {}\n",
-                entry.checksum, entry.size
+                "\n[plugins.{}]\nchecksum = \"{}\"\nsize = {}\n",
+                toml_key(id),
+                entry.checksum,
+                entry.size
             ));
         }
         text
@@ -174,6 +176,20 @@ impl VendorManifest {
                 source,
             }),
         }
+    }
+}
+
+/// `id` as a TOML table key: bare when it can be, else quoted (an id may hold `.`, which a
+/// bare key would read as nesting; ids never hold `"` or `\\`).
+fn toml_key(id: &Id) -> String {
+    let id = id.as_str();
+    if id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        id.to_string()
+    } else {
+        format!("\"{id}\"")
     }
 }
 
@@ -933,6 +949,13 @@ mod tests {
             },
         );
         manifest.plugins.insert(
+            Id::new("dotted.id").unwrap(),
+            ManifestEntry {
+                checksum: Checksum::of(b"d"),
+                size: 1,
+            },
+        );
+        manifest.plugins.insert(
             Id::new("alpha").unwrap(),
             ManifestEntry {
                 checksum: Checksum::of(b""),
@@ -942,6 +965,7 @@ mod tests {
         let text = manifest.to_canonical_string();
         assert!(text.starts_with(MANIFEST_HEADER));
         assert!(text.find("[plugins.alpha]").unwrap() < text.find("[plugins.beta]").unwrap());
+        assert!(text.contains("[plugins.\"dotted.id\"]"), "{text}");
         assert_eq!(VendorManifest::parse(&text).unwrap(), manifest);
         assert!(
             VendorManifest::parse("version = 99\n")
