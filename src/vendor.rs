@@ -180,7 +180,7 @@ impl VendorManifest {
 }
 
 /// `id` as a TOML table key: bare when it can be, else quoted (an id may hold `.`, which a
-/// bare key would read as nesting; ids never hold `"` or `\\`).
+/// bare key would read as nesting; ids never hold `"` or `\`).
 fn toml_key(id: &Id) -> String {
     let id = id.as_str();
     if id
