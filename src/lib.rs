@@ -15,10 +15,19 @@
 //!   by [`lock::lock`] (feature `fetch`).
 //! - [`cache::Cache`]: verified plugin bytes by checksum; [`fetch::Fetcher`] downloads into
 //!   it through the one [`http::HttpClient`]; [`github::GitHubClient`] resolves releases.
+//! - [`PluginLoader`] (feature `fetch`): for apps that choose plugins at run time, gives the
+//!   path of a verified `.wasm` for any locator, through the same resolvers and cache.
+//! - [`vendor`] (feature `fetch`): the build-time operations behind `warpgate vendor`,
+//!   `warpgate verify` and the `warpgate-build` crate; [`embedded::EmbeddedPlugins`] and
+//!   [`include_plugins!`] bring the plugins that `build.rs` verified into the binary.
 //! - [`PluginContainer`] (feature `runtime`): runs a plugin through Extism.
 //!
+//! The seed names (`Id`, `PluginLocator`, `GitHubLocator`, `PluginLoader`, `PluginContainer`,
+//! `PluginManifest`, `Wasm`) are also re-exported at the crate root, as in the original
+//! warpgate crate.
+//!
 //! ```
-//! use warpgate::{checksum::Checksum, id::Id, locator::PluginLocator};
+//! use warpgate::{Checksum, Id, PluginLocator};
 //!
 //! let id = Id::new("node").unwrap();
 //! let locator: PluginLocator = "github://moonrepo/plugins/node_tool@v0.13.0".parse().unwrap();
@@ -60,10 +69,17 @@ pub mod lock;
 #[cfg(feature = "runtime")]
 pub mod container;
 
+// --- Re-exports at the crate root, where the original warpgate crate had them. ---
+pub use checksum::Checksum;
+pub use id::Id;
+#[cfg(feature = "fetch")]
+pub use loader::PluginLoader;
+pub use locator::{GitHubLocator, PluginLocator};
+
 // --- Re-exports of the runtime (`container` module). ---
 #[cfg(feature = "runtime")]
 pub use container::{
-    CompileCache, ContainerError, PluginContainer, PluginContainerBuilder, PluginManifest,
+    CompileCache, ContainerError, PluginContainer, PluginContainerBuilder, PluginManifest, Wasm,
 };
 // --- End of the runtime re-exports. ---
 

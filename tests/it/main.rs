@@ -1,3 +1,4 @@
+mod build;
 mod cli;
 mod container;
 mod github;
@@ -5,5 +6,4 @@ mod http;
 mod loader;
 mod lock_remote;
 mod support;
-mod build;
 mod vendor;
