@@ -43,7 +43,7 @@ pub enum EditError {
         path: PathBuf,
     },
     /// The id is not declared.
-    #[error("plugin `{id}` is not declared in `{}`", path.display())]
+    #[error("plugin `{id}` is not declared in `{}`\nhint: run `warpgate list` to see the declared plugins", path.display())]
     NotDeclared {
         /// The id.
         id: Id,

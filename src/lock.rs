@@ -145,7 +145,7 @@ pub enum LockError {
         why: String,
     },
     /// `--update` named an id the config does not declare.
-    #[error("cannot update `{id}`: no such plugin in `{}`", config.display())]
+    #[error("cannot update `{id}`: no such plugin in `{}`\nhint: run `warpgate list` to see the declared plugins", config.display())]
     UnknownId {
         /// The id.
         id: Id,

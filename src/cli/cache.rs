@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use warpgate::cache::Cache;
+use warpgate::config::ConfigError;
 use warpgate::lockfile::Lockfile;
 
 use super::{Failure, GlobalArgs, Outcome, Output};
@@ -42,14 +43,34 @@ pub fn run(global: &GlobalArgs, args: CacheArgs, output: &Output) -> Result<Outc
         }
         CacheCommand::Prune { lockfiles } => {
             let lockfiles = if lockfiles.is_empty() {
-                vec![global.load_config()?.lockfile_path()]
+                let config = match global.load_config() {
+                    Ok(config) => config,
+                    // "run `warpgate init`" is the wrong fix here.
+                    Err(failure) => {
+                        if let Some(ConfigError::NotFound { start, .. }) =
+                            failure.error.downcast_ref::<ConfigError>()
+                        {
+                            return Err(anyhow::anyhow!(
+                                "no project found in `{}` or any parent folder, so no lockfile says which blobs to keep\nhint: run `warpgate cache prune` in a project, or name lockfiles with `--lockfile PATH`",
+                                start.display()
+                            )
+                            .into());
+                        }
+                        return Err(failure);
+                    }
+                };
+                vec![config.lockfile_path()]
             } else {
                 lockfiles
             };
             let mut keep = HashSet::new();
             for path in &lockfiles {
-                let lockfile = Lockfile::read(path)?
-                    .with_context(|| format!("`{}` does not exist", path.display()))?;
+                let lockfile = Lockfile::read(path)?.with_context(|| {
+                    format!(
+                        "`{}` does not exist, so it cannot say which blobs to keep\nhint: run `warpgate lock` first, or name existing lockfiles with `--lockfile PATH`",
+                        path.display()
+                    )
+                })?;
                 keep.extend(lockfile.plugins.values().map(|locked| locked.checksum));
             }
             let (mut files, mut bytes) =

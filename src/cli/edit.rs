@@ -2,7 +2,7 @@
 //! formatting, followed by the matching lock change. Nothing is written unless every step
 //! before the write succeeded.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use warpgate::config::{CONFIG_NAME, Config, PluginEntry};
@@ -78,6 +78,28 @@ fn locked_flag_forbids(global: &GlobalArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Writes the edited config, then runs `write_lock`; if that fails, puts the config's
+/// original text back, so that a failed command leaves both files as they were.
+fn write_config_then_lock(
+    config_path: &Path,
+    original: &str,
+    edited: &str,
+    write_lock: impl FnOnce() -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    write_atomically(config_path, edited.as_bytes())
+        .with_context(|| format!("failed to write `{}`", config_path.display()))?;
+    if let Err(failure) = write_lock() {
+        write_atomically(config_path, original.as_bytes()).with_context(|| {
+            format!(
+                "failed to restore `{}` after the lockfile could not be written",
+                config_path.display()
+            )
+        })?;
+        return Err(failure);
+    }
+    Ok(())
+}
+
 /// Runs `warpgate add`: resolves the new entry, then writes the config and the lock.
 pub async fn add(global: &GlobalArgs, args: AddArgs, output: &Output) -> Result<Outcome, Failure> {
     locked_flag_forbids(global)?;
@@ -86,6 +108,17 @@ pub async fn add(global: &GlobalArgs, args: AddArgs, output: &Output) -> Result<
         .map_err(|message| anyhow::anyhow!("cannot add plugin `{}`: {message}", args.id))?;
     let text = warpgate::edit::read(&config.path)?;
     let new_text = warpgate::edit::add_entry(&text, &config.path, config.source, &args.id, &entry)?;
+    // Only a local file can be locked without the network; say so before trying.
+    if let Some(reason) = global.offline_reason()
+        && !matches!(entry.locator, PluginLocator::File { .. })
+    {
+        return Err(anyhow::anyhow!(
+            "network access is disabled by {reason}, but plugin `{}` (`{}`) must be downloaded to be locked\nhint: run `warpgate add` while online",
+            args.id,
+            entry.locator
+        )
+        .into());
+    }
 
     let mut new_config = config.clone();
     new_config.plugins.insert(args.id.clone(), entry.clone());
@@ -97,9 +130,10 @@ pub async fn add(global: &GlobalArgs, args: AddArgs, output: &Output) -> Result<
     let lock_path = config.lockfile_path();
     let mut lockfile = Lockfile::read(&lock_path)?.unwrap_or_default();
     lockfile.plugins.insert(args.id.clone(), locked.clone());
-    write_atomically(&config.path, new_text.as_bytes())
-        .with_context(|| format!("failed to write `{}`", config.path.display()))?;
-    lockfile.write(&lock_path)?;
+    write_config_then_lock(&config.path, &text, &new_text, || {
+        lockfile.write(&lock_path)?;
+        Ok(())
+    })?;
     output.status(
         "Added",
         format!("{} {}", args.id, super::lock::describe(&locked)),
@@ -122,13 +156,14 @@ pub fn remove(global: &GlobalArgs, args: RemoveArgs, output: &Output) -> Result<
     let new_text = warpgate::edit::remove_entry(&text, &config.path, config.source, &args.id)?;
     let lock_path = config.lockfile_path();
     let lockfile = Lockfile::read(&lock_path)?;
-    write_atomically(&config.path, new_text.as_bytes())
-        .with_context(|| format!("failed to write `{}`", config.path.display()))?;
-    if let Some(mut lockfile) = lockfile
-        && lockfile.plugins.remove(&args.id).is_some()
-    {
-        lockfile.write(&lock_path)?;
-    }
+    write_config_then_lock(&config.path, &text, &new_text, || {
+        if let Some(mut lockfile) = lockfile
+            && lockfile.plugins.remove(&args.id).is_some()
+        {
+            lockfile.write(&lock_path)?;
+        }
+        Ok(())
+    })?;
     output.status("Removed", &args.id);
     Ok(Outcome::Success)
 }

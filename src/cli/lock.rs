@@ -19,6 +19,14 @@ pub struct LockArgs {
 
 /// Runs `warpgate lock`.
 pub async fn run(global: &GlobalArgs, args: LockArgs, output: &Output) -> Result<Outcome, Failure> {
+    if args.update.is_some()
+        && let Some(flag) = global.locked_flag()
+    {
+        return Err(anyhow::anyhow!(
+            "`--update` changes `warpgate.lock`, which {flag} forbids\nhint: run `warpgate lock --update` without {flag}"
+        )
+        .into());
+    }
     let (config, _project_lock) = if global.locked_flag().is_some() {
         (global.load_config()?, None)
     } else {

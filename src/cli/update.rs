@@ -24,11 +24,21 @@ pub async fn update(
     args: UpdateArgs,
     output: &Output,
 ) -> Result<Outcome, Failure> {
+    // Under `--locked` the lock would only be checked, and "up to date" would be a lie:
+    // refuse, unless nothing is going to be written anyway.
+    if !args.dry_run
+        && let Some(flag) = global.locked_flag()
+    {
+        return Err(anyhow::anyhow!(
+            "{flag} forbids changing `warpgate.lock`\nhint: run `warpgate update` without {flag}, or with `--dry-run` to only see what would change"
+        )
+        .into());
+    }
     let (config, _project_lock) = global.load_config_exclusive()?;
     let fetcher = global.fetcher(output)?;
     let github = warpgate::github::GitHubClient::new(fetcher.http().clone());
     let options = LockOptions {
-        locked: global.locked_flag(),
+        locked: None,
         offline: global.offline_reason(),
         update: if args.ids.is_empty() {
             Update::All
@@ -81,9 +91,31 @@ pub async fn outdated(
     let lockfile = Lockfile::read(&config.lockfile_path())?.unwrap_or_default();
     let fetcher = global.fetcher(output)?;
     let github = warpgate::github::GitHubClient::new(fetcher.http().clone());
+    let (github_plugins, others): (Vec<_>, Vec<_>) = config
+        .plugins
+        .iter()
+        .partition(|(_, entry)| matches!(entry.locator, PluginLocator::GitHub(_)));
+    if !others.is_empty() {
+        let ids: Vec<String> = others.iter().map(|(id, _)| format!("`{id}`")).collect();
+        output.status(
+            "Skipping",
+            format!(
+                "{}: only GitHub plugins have releases to compare",
+                ids.join(", ")
+            ),
+        );
+    }
+    if let Some(reason) = global.offline_reason()
+        && let Some((id, _)) = github_plugins.first()
+    {
+        return Err(anyhow::anyhow!(
+            "network access is disabled by {reason}, but `warpgate outdated` must ask the GitHub API for the releases of plugin `{id}`\nhint: run `warpgate outdated` while online"
+        )
+        .into());
+    }
     let mut rows = Vec::new();
     let mut behind = false;
-    for (id, entry) in &config.plugins {
+    for (id, entry) in github_plugins {
         let PluginLocator::GitHub(locator) = &entry.locator else {
             continue;
         };

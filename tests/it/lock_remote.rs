@@ -526,3 +526,66 @@ fn offline_lock_says_why_an_entry_needs_the_network() {
         .stderr_has("plugin `hello`")
         .stderr_has("must be resolved: its config entry changed since it was locked");
 }
+
+#[test]
+fn outdated_exit_code_offline_and_plugins_not_on_github() {
+    let github = fake();
+    let project = Project::new(&config(&github));
+    run(&project, &github, &["lock"], &[]).success();
+    github.release(
+        "acme/plugins",
+        FakeRelease::new("bun_tool@v0.14.2").wasm("bun_tool.wasm", wasm("bun 0.14.2")),
+    );
+
+    // `bun` is behind the newest release matching `^0.14`: exit 1 with `--exit-code` only.
+    let table = run(&project, &github, &["outdated"], &[])
+        .success()
+        .stderr_has("`echo`, `hello`: only GitHub plugins have releases to compare");
+    let bun = table
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("bun "))
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>();
+    assert_eq!(
+        bun,
+        [
+            "bun",
+            "bun_tool@v0.14.1",
+            "bun_tool@v0.14.2",
+            "bun_tool@v0.15.0"
+        ]
+    );
+    let checked = run(
+        &project,
+        &github,
+        &["outdated", "--exit-code", "--json"],
+        &[],
+    )
+    .code(1);
+    let rows: serde_json::Value = serde_json::from_str(&checked.stdout).unwrap();
+    let ids: Vec<_> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["bun", "deno", "node"]);
+
+    // Offline: a clear error naming the cause, and not a single request.
+    let requests = github.server().request_count();
+    run(&project, &github, &["outdated"], &[("WARPGATE_OFFLINE", "1")])
+        .code(2)
+        .stderr_has("network access is disabled by `WARPGATE_OFFLINE=1`, but `warpgate outdated` must ask the GitHub API")
+        .stderr_has("hint: run `warpgate outdated` while online");
+    run(&project, &github, &["outdated", "--frozen"], &[])
+        .code(2)
+        .stderr_has("disabled by `--frozen`");
+    assert_eq!(github.server().request_count(), requests);
+
+    // Without GitHub plugins there is nothing to ask, online or not.
+    let local = Project::new("[plugins]\necho = \"file://./plugins/json_tools.wasm\"\n");
+    let listed = run(&local, &github, &["outdated", "--json", "--offline"], &[]).success();
+    assert_eq!(listed.stdout.trim(), "[]");
+}
