@@ -5,6 +5,19 @@
 //! then for `[package.metadata.warpgate.plugins]` of the package whose manifest is nearest to
 //! the start folder. The lockfile lives next to the file that declared the plugins.
 //!
+//! # Where the search stops
+//!
+//! Inside a Cargo project (a `Cargo.toml` in the start folder or an ancestor), the search for
+//! `warpgate.toml` stops at that project's workspace root ([`cargo_workspace_root`]): a stray
+//! `warpgate.toml` above it (in `$HOME`, say) never belongs to the project. Outside any Cargo
+//! project it goes up to the filesystem root, as `git` and `cargo` do when looking for their
+//! own files.
+//!
+//! The `warpgate` CLI and `warpgate-build` both use [`Config::discover`], so they follow the
+//! same rule: `warpgate lock` run anywhere in a crate writes exactly the lock that crate's
+//! build script reads. Walking further for the CLI alone would let `warpgate lock` lock a
+//! config that the build then cannot see. `--config` names a file explicitly when needed.
+//!
 //! An entry is a locator string or a table:
 //!
 //! ```toml
@@ -87,10 +100,12 @@ pub struct Config {
 #[non_exhaustive]
 pub enum ConfigError {
     /// Neither a `warpgate.toml` nor Cargo metadata was found.
-    #[error("no `warpgate.toml` found in `{}` or any parent folder, and no `[package.metadata.warpgate.plugins]` in a `Cargo.toml`\nhint: run `warpgate init` to create one", start.display())]
+    #[error("no `warpgate.toml` found in `{}` or any parent folder{}, and no `[package.metadata.warpgate.plugins]` in a `Cargo.toml`\nhint: run `warpgate init` to create one", start.display(), up_to(boundary.as_deref()))]
     NotFound {
         /// Where the search started.
         start: PathBuf,
+        /// The Cargo workspace root where the search stopped, if it ran inside one.
+        boundary: Option<PathBuf>,
     },
     /// The file could not be read.
     #[error("failed to read `{}`", path.display())]
@@ -119,6 +134,12 @@ pub enum ConfigError {
     },
 }
 
+fn up_to(boundary: Option<&Path>) -> String {
+    boundary
+        .map(|root| format!(" up to the workspace root `{}`", root.display()))
+        .unwrap_or_default()
+}
+
 impl Config {
     /// The folder that relative `file://` locators and the lockfile are relative to.
     pub fn root(&self) -> &Path {
@@ -130,19 +151,36 @@ impl Config {
         self.root().join(LOCKFILE_NAME)
     }
 
-    /// Finds and loads the config for `start` (see the module docs for the search order).
+    /// Finds and loads the config for `start` (see the module docs for the search order and
+    /// where it stops).
     pub fn discover(start: &Path) -> Result<Self, ConfigError> {
         let start = std::path::absolute(start).map_err(|source| ConfigError::Io {
             path: start.to_path_buf(),
             source,
         })?;
+        let boundary = match nearest_cargo_manifest(&start) {
+            Some(manifest) => {
+                let package_dir = manifest.parent().unwrap_or(Path::new("."));
+                let root = cargo_workspace_root(package_dir)?;
+                // A `package.workspace` elsewhere than above: stop at the package itself.
+                Some(if start.starts_with(&root) {
+                    root
+                } else {
+                    package_dir.to_path_buf()
+                })
+            }
+            None => None,
+        };
         for folder in start.ancestors() {
             let candidate = folder.join(CONFIG_NAME);
             if candidate.is_file() {
                 return Self::load(&candidate);
             }
+            if boundary.as_deref() == Some(folder) {
+                break;
+            }
         }
-        Self::from_cargo_metadata(&start)
+        Self::from_cargo_metadata(&start, boundary)
     }
 
     /// Loads a `warpgate.toml` or, for a file named `Cargo.toml`, its warpgate metadata.
@@ -152,7 +190,7 @@ impl Config {
             source,
         })?;
         if path.file_name().is_some_and(|name| name == "Cargo.toml") {
-            return Self::from_cargo_metadata(path.parent().unwrap_or(Path::new(".")));
+            return Self::from_cargo_metadata(path.parent().unwrap_or(Path::new(".")), None);
         }
         let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
             path: path.clone(),
@@ -211,14 +249,11 @@ impl Config {
         })
     }
 
-    fn from_cargo_metadata(start: &Path) -> Result<Self, ConfigError> {
-        let Some(manifest) = start
-            .ancestors()
-            .map(|folder| folder.join("Cargo.toml"))
-            .find(|candidate| candidate.is_file())
-        else {
+    fn from_cargo_metadata(start: &Path, boundary: Option<PathBuf>) -> Result<Self, ConfigError> {
+        let Some(manifest) = nearest_cargo_manifest(start) else {
             return Err(ConfigError::NotFound {
                 start: start.to_path_buf(),
+                boundary,
             });
         };
         let mut command = cargo_metadata::MetadataCommand::new();
@@ -264,6 +299,7 @@ impl Config {
         }
         Err(ConfigError::NotFound {
             start: start.to_path_buf(),
+            boundary,
         })
     }
 
@@ -294,6 +330,98 @@ impl Config {
             plugins: parsed,
         })
     }
+}
+
+/// The `Cargo.toml` in `start` or its nearest ancestor that has one.
+fn nearest_cargo_manifest(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|folder| folder.join(CARGO_MANIFEST))
+        .find(|candidate| candidate.is_file())
+}
+
+const CARGO_MANIFEST: &str = "Cargo.toml";
+
+/// The root folder of the Cargo workspace that the package (or virtual manifest) in
+/// `package_dir` belongs to, found the way Cargo finds it, by reading manifests (no `cargo`
+/// process):
+///
+/// - a manifest with a `[workspace]` table is its own root;
+/// - `package.workspace = "path"` names the root explicitly;
+/// - otherwise the nearest ancestor whose `Cargo.toml` has a `[workspace]` table that does
+///   not `exclude` the package (unless its `members` list it by path), not looking past a
+///   `target/package` folder (where `cargo package` verifies a crate);
+/// - otherwise `package_dir` itself: the package is a workspace of its own.
+///
+/// `package_dir` should be absolute. Cargo also stops at `CARGO_HOME` (for registry and git
+/// dependencies); this does not, as Cargo does not tell build scripts where that is.
+pub fn cargo_workspace_root(package_dir: &Path) -> Result<PathBuf, ConfigError> {
+    let manifest = read_cargo_manifest(&package_dir.join(CARGO_MANIFEST))?;
+    if manifest.contains_key("workspace") {
+        return Ok(package_dir.to_path_buf());
+    }
+    if let Some(root) = manifest
+        .get("package")
+        .and_then(|package| package.get("workspace"))
+        .and_then(toml::Value::as_str)
+    {
+        return Ok(normalize(&package_dir.join(root)));
+    }
+    let package_manifest = package_dir.join(CARGO_MANIFEST);
+    for folder in package_dir.ancestors().skip(1) {
+        if folder.ends_with("target/package") {
+            break;
+        }
+        let candidate = folder.join(CARGO_MANIFEST);
+        if !candidate.is_file() {
+            continue;
+        }
+        let ancestor = read_cargo_manifest(&candidate)?;
+        let Some(workspace) = ancestor.get("workspace") else {
+            continue;
+        };
+        let listed = |key: &str| {
+            workspace
+                .get(key)
+                .and_then(toml::Value::as_array)
+                .is_some_and(|paths| {
+                    paths
+                        .iter()
+                        .filter_map(toml::Value::as_str)
+                        .any(|path| package_manifest.starts_with(normalize(&folder.join(path))))
+                })
+        };
+        if !listed("exclude") || listed("members") {
+            return Ok(folder.to_path_buf());
+        }
+    }
+    Ok(package_dir.to_path_buf())
+}
+
+fn read_cargo_manifest(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|error| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        message: toml_message(&error, &text),
+    })
+}
+
+/// `path` with `.` and `..` resolved lexically (as Cargo joins manifest paths).
+fn normalize(path: &Path) -> PathBuf {
+    let mut normalized = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                normalized.pop();
+            }
+            other => normalized.push(other),
+        }
+    }
+    normalized
 }
 
 fn parse_entry(value: &toml::Value) -> Result<PluginEntry, String> {
@@ -422,6 +550,105 @@ bun = { locator = "github://moonrepo/plugins/bun_tool", version = "^0.14", asset
             );
             assert!(message.contains(wanted), "{message}\nwanted: {wanted}");
         }
+    }
+
+    fn write(path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    const PACKAGE: &str = "[package]\nname = \"member\"\nversion = \"0.1.0\"\n";
+
+    #[test]
+    fn workspace_root_follows_cargo() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        write(
+            &ws.join("Cargo.toml"),
+            "[workspace]\nmembers = [\"crates/*\", \"skipped/listed\"]\nexclude = [\"skipped\"]\n",
+        );
+        // A member, at any depth, belongs to the nearest `[workspace]` above it.
+        write(&ws.join("crates/a/Cargo.toml"), PACKAGE);
+        assert_eq!(cargo_workspace_root(&ws.join("crates/a")).unwrap(), ws);
+        // A manifest with `[workspace]` is its own root.
+        assert_eq!(cargo_workspace_root(&ws).unwrap(), ws);
+        write(
+            &ws.join("crates/nested/Cargo.toml"),
+            &format!("{PACKAGE}[workspace]\n"),
+        );
+        assert_eq!(
+            cargo_workspace_root(&ws.join("crates/nested")).unwrap(),
+            ws.join("crates/nested")
+        );
+        // Excluded: its own root (no other workspace above), unless `members` names it.
+        write(&ws.join("skipped/b/Cargo.toml"), PACKAGE);
+        assert_eq!(
+            cargo_workspace_root(&ws.join("skipped/b")).unwrap(),
+            ws.join("skipped/b")
+        );
+        write(&ws.join("skipped/listed/Cargo.toml"), PACKAGE);
+        assert_eq!(
+            cargo_workspace_root(&ws.join("skipped/listed")).unwrap(),
+            ws
+        );
+        // `package.workspace` names the root.
+        write(
+            &ws.join("elsewhere/c/Cargo.toml"),
+            "[package]\nname = \"c\"\nworkspace = \"../..\"\n",
+        );
+        assert_eq!(cargo_workspace_root(&ws.join("elsewhere/c")).unwrap(), ws);
+        // `cargo package` verifies crates under `target/package`: never part of the workspace.
+        write(&ws.join("target/package/d-0.1.0/Cargo.toml"), PACKAGE);
+        assert_eq!(
+            cargo_workspace_root(&ws.join("target/package/d-0.1.0")).unwrap(),
+            ws.join("target/package/d-0.1.0")
+        );
+        // A broken manifest on the way is an error naming it.
+        write(&ws.join("Cargo.toml"), "[workspace\n");
+        let error = cargo_workspace_root(&ws.join("crates/a")).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("`{}`", ws.join("Cargo.toml").display())),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn discovery_stops_at_the_workspace_root() {
+        let dir = tempfile::tempdir().unwrap();
+        // A stray config above the workspace (as in `$HOME`) must not be picked up.
+        write(
+            &dir.path().join(CONFIG_NAME),
+            "[plugins]\nstray = \"file://./stray.wasm\"\n",
+        );
+        let ws = dir.path().join("ws");
+        write(&ws.join("Cargo.toml"), "[workspace]\nmembers = [\"app\"]\n");
+        write(&ws.join("app/Cargo.toml"), PACKAGE);
+        write(&ws.join("app/src/lib.rs"), "");
+        // Found at the workspace root, from a member's folder.
+        write(
+            &ws.join(CONFIG_NAME),
+            "[plugins]\nhello = \"file://./hello.wasm\"\n",
+        );
+        let config = Config::discover(&ws.join("app/src")).unwrap();
+        assert_eq!(config.path, ws.join(CONFIG_NAME));
+
+        std::fs::remove_file(ws.join(CONFIG_NAME)).unwrap();
+        let error = Config::discover(&ws.join("app")).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains(&format!("up to the workspace root `{}`", ws.display())),
+            "{message}"
+        );
+
+        // Outside any Cargo project the search goes on up.
+        let loose = dir.path().join("loose/deeper");
+        std::fs::create_dir_all(&loose).unwrap();
+        assert_eq!(
+            Config::discover(&loose).unwrap().path,
+            dir.path().join(CONFIG_NAME)
+        );
     }
 
     #[test]

@@ -45,14 +45,21 @@
 //! # What [`vendor`] does
 //!
 //! 1. Finds the config (`warpgate.toml`, or warpgate metadata in `Cargo.toml`) from
-//!    `CARGO_MANIFEST_DIR`, walking up to the workspace root, and the `warpgate.lock` next to
-//!    it. It refuses to build when the lock is missing or does not cover the config, as
+//!    `CARGO_MANIFEST_DIR`, walking up to the workspace root and no further (a stray
+//!    `warpgate.toml` in `$HOME` is never used), and the `warpgate.lock` next to it. The
+//!    workspace root is found as Cargo finds it, by reading the manifests (see
+//!    `warpgate::config::cargo_workspace_root`); `cargo metadata` runs only when no
+//!    `warpgate.toml` is found. It refuses to build when the lock is missing or does not cover the config, as
 //!    `warpgate lock --locked` does, with the hint to run `warpgate lock`. It never resolves
 //!    anything and never calls the GitHub API.
 //! 2. Takes each locked plugin's bytes from, in order:
 //!    - `file://` plugins: the locked file;
 //!    - the vendor directory: `WARPGATE_VENDOR_DIR` (relative to the config's folder), else
-//!      `vendor/warpgate/` next to the config when it exists (see `warpgate vendor`);
+//!      `vendor/warpgate/` next to the config when it exists (see `warpgate vendor`). With the
+//!      usual layout, a config at the workspace root, that is the workspace root's
+//!      `vendor/warpgate/`. A member crate with its own config has its own vendor directory
+//!      next to it, where `warpgate vendor` writes it: one vendor directory holds exactly one
+//!      lock's plugins, so a shared one would fail the other crates' checks;
 //!    - the content cache (`WARPGATE_HOME`);
 //!    - the locked `url`, into the cache — only when the network is allowed: never when
 //!      `CARGO_NET_OFFLINE=true`, `WARPGATE_OFFLINE=1` or `DOCS_RS` is set.

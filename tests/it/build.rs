@@ -55,6 +55,8 @@ impl Plugin {
 /// A temporary application crate with its own cache folder.
 struct App {
     dir: tempfile::TempDir,
+    /// The crate's folder: `dir` itself, or a folder in it.
+    root: PathBuf,
     name: String,
 }
 
@@ -62,9 +64,14 @@ impl App {
     /// An app named `name` (unique per test: the binary lands in the shared target dir) that
     /// declares and locks `plugins`.
     fn new(name: &str, plugins: &[Plugin]) -> Self {
+        Self::new_in(name, plugins, "")
+    }
+
+    /// [`App::new`], with the crate in `folder` of the temp dir.
+    fn new_in(name: &str, plugins: &[Plugin], folder: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::create_dir(root.join("src")).unwrap();
+        let root = &dir.path().join(folder);
+        std::fs::create_dir_all(root.join("src")).unwrap();
         std::fs::write(
             root.join("Cargo.toml"),
             format!(
@@ -114,6 +121,7 @@ fn main() {
         )
         .unwrap();
         let app = Self {
+            root: root.clone(),
             dir,
             name: name.to_string(),
         };
@@ -123,7 +131,7 @@ fn main() {
     }
 
     fn path(&self, relative: &str) -> PathBuf {
-        self.dir.path().join(relative)
+        self.root.join(relative)
     }
 
     fn home(&self) -> PathBuf {
@@ -185,7 +193,7 @@ fn main() {
                 "--offline",
                 "--message-format=json-render-diagnostics",
             ])
-            .current_dir(self.dir.path())
+            .current_dir(&self.root)
             .env("CARGO_TARGET_DIR", target_dir())
             .env("WARPGATE_HOME", self.home());
         for name in [
@@ -651,9 +659,19 @@ fn docs_rs_builds_without_plugins_using_placeholders() {
 #[test]
 fn plugins_declared_in_cargo_metadata_build_too() {
     let plugins = [Plugin::new("hello")];
-    let app = App::new("wg-it-build-metadata", &plugins);
+    // The crate sits in a folder under a stray `warpgate.toml` and `warpgate.lock` (as in
+    // `$HOME`): the search for a config stops at the crate's workspace root, so the build
+    // takes the crate's own Cargo metadata, not the stray config.
+    let app = App::new_in("wg-it-build-metadata", &plugins, "project");
+    let stray = [Plugin::new("stray")];
+    app.declare(&stray);
+    app.lock(&stray);
+    for file in ["warpgate.toml", "warpgate.lock"] {
+        std::fs::rename(app.path(file), app.dir.path().join(file)).unwrap();
+    }
+    app.lock(&plugins);
     app.cache(&plugins);
-    std::fs::remove_file(app.path("warpgate.toml")).unwrap();
+    app.cache(&stray);
     let mut manifest = std::fs::read_to_string(app.path("Cargo.toml")).unwrap();
     manifest.push_str(&format!(
         "\n[package.metadata.warpgate.plugins]\nhello = \"{}\"\n",
