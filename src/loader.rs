@@ -76,6 +76,23 @@ pub enum LoaderError {
     Cache(#[from] crate::cache::CacheError),
 }
 
+/// `error` and its causes, `: `-separated (a logged warning has no room for the CLI's
+/// multi-line report, and the top-level message alone hides the reason).
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // A `#[error(transparent)]` layer repeats its source's message.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// What a locator resolved to, as recorded in `v1/refs/`.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Resolution {
@@ -129,7 +146,10 @@ impl PluginLoader {
         http: HttpClient,
         offline: Option<String>,
     ) -> Self {
+        // Absolute, so that every path `load_plugin` returns is absolute whatever the current
+        // folder is later.
         let plugins_dir = plugins_dir.as_ref().to_path_buf();
+        let plugins_dir = std::path::absolute(&plugins_dir).unwrap_or(plugins_dir);
         Self {
             fetcher: Fetcher::new(Cache::new(&plugins_dir), http.clone()),
             github: GitHubClient::new(http),
@@ -182,9 +202,10 @@ impl PluginLoader {
     pub async fn load_plugin(
         &self,
         id: impl AsRef<Id>,
-        locator: &PluginLocator,
+        locator: impl AsRef<PluginLocator>,
     ) -> Result<PathBuf, LoaderError> {
         let id = id.as_ref();
+        let locator = locator.as_ref();
         if let Some((lockfile, root)) = &self.lockfile
             && let Some(locked) = lockfile.plugins.get(id)
             && locked.locator.to_string() == locator.to_string()
@@ -192,10 +213,8 @@ impl PluginLoader {
             return self.load_locked(id, locked, root).await;
         }
         if let PluginLocator::File { file, path } = locator {
-            let path = match path {
-                Some(path) => path.clone(),
-                None => std::path::absolute(file).unwrap_or_else(|_| PathBuf::from(file)),
-            };
+            let path = path.clone().unwrap_or_else(|| PathBuf::from(file));
+            let path = std::path::absolute(&path).unwrap_or(path);
             return if path.is_file() {
                 Ok(path)
             } else {
@@ -214,6 +233,18 @@ impl PluginLoader {
         locked: &LockedPlugin,
         root: &Path,
     ) -> Result<PathBuf, LoaderError> {
+        // Offline, a pinned download comes from the cache or not at all (the fetcher's own HTTP
+        // client may be online: `set_offline` must still hold).
+        if let (Some(reason), Some(_)) = (&self.offline, &locked.url) {
+            return match self.fetcher.cache().get(&locked.checksum)? {
+                Some(path) => Ok(path),
+                None => Err(LockError::Fetch(crate::fetch::FetchError::Offline {
+                    id: id.clone(),
+                    reason: reason.clone(),
+                })
+                .into()),
+            };
+        }
         let config = crate::config::Config {
             path: root.join(crate::config::CONFIG_NAME),
             source: crate::config::ConfigSource::WarpgateToml,
@@ -312,7 +343,8 @@ impl PluginLoader {
             Err(error) => match cached {
                 Some((_, path)) => {
                     tracing::warn!(
-                        "could not refresh plugin `{id}` (`{locator}`), using the cached copy: {error}"
+                        "could not refresh plugin `{id}` (`{locator}`), using the cached copy: {}",
+                        error_chain(&error)
                     );
                     Ok(path)
                 }

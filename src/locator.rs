@@ -56,6 +56,14 @@ pub struct LocatorError {
     pub reason: String,
 }
 
+/// Lets `PluginLoader::load_plugin` take a locator by value or by reference, as the seed API
+/// did.
+impl AsRef<PluginLocator> for PluginLocator {
+    fn as_ref(&self) -> &PluginLocator {
+        self
+    }
+}
+
 impl PluginLocator {
     /// Whether the locator names a moving target (a GitHub release without a tag, or a URL
     /// whose content may change), so that `--update` re-resolves it.

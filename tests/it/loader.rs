@@ -288,3 +288,185 @@ fn call_errors_are_clear() {
         .success();
     assert_eq!(run.stdout, "{\"sum\":3}");
 }
+
+/// `set_offline` covers lock-pinned plugins too: a pinned plugin that is not cached fails
+/// without a request, and one that is cached loads.
+#[test]
+fn offline_lock_pinned_loads_make_no_request() {
+    let github = FakeGitHub::start();
+    github
+        .server()
+        .route("/pinned.wasm", Response::ok(b"\0asm pinned".to_vec()));
+    let dir = tempfile::tempdir().unwrap();
+    let lock_text = format!(
+        "version = 1\n\n[plugins.pinned]\nlocator = \"{url}\"\nurl = \"{url}\"\nchecksum = \"{}\"\nsize = 11\n",
+        Checksum::of(b"\0asm pinned"),
+        url = github.server().url("/pinned.wasm"),
+    );
+    let lock_path = dir.path().join("warpgate.lock");
+    let lockfile = Lockfile::parse(&lock_text, &lock_path).unwrap();
+    let mut loader = loader(&github, dir.path()).with_lockfile(lockfile, &lock_path);
+    loader.set_offline(Some("`--offline`".into()));
+    let rt = runtime();
+    let locator: PluginLocator = github.server().url("/pinned.wasm").parse().unwrap();
+
+    let error = rt
+        .block_on(loader.load_plugin(id("pinned"), &locator))
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("network access is disabled by `--offline`"),
+        "{message}"
+    );
+    assert!(message.contains("plugin `pinned`"), "{message}");
+    assert_eq!(github.server().request_count(), 0);
+    assert!(
+        std::fs::read_dir(dir.path().join("plugins/v1/tmp"))
+            .map(|entries| entries.count())
+            .unwrap_or(0)
+            == 0,
+        "a temp file was left behind"
+    );
+
+    loader.set_offline(None);
+    let online = rt
+        .block_on(loader.load_plugin(id("pinned"), &locator))
+        .unwrap();
+    assert_eq!(github.server().request_count(), 1);
+    loader.set_offline(Some("`--offline`".into()));
+    let offline = rt
+        .block_on(loader.load_plugin(id("pinned"), &locator))
+        .unwrap();
+    assert_eq!(online, offline);
+    assert_eq!(std::fs::read(&offline).unwrap(), b"\0asm pinned");
+    assert_eq!(github.server().request_count(), 1);
+}
+
+/// Paths are absolute even for a relative `plugins_dir`, and `load_plugin` takes the locator by
+/// value or by reference (as the original warpgate's `L: AsRef<PluginLocator>` did).
+#[test]
+fn relative_plugins_dir_gives_absolute_paths() {
+    let github = FakeGitHub::start();
+    github
+        .server()
+        .route("/rel.wasm", Response::ok(b"\0asm rel".to_vec()));
+    let dir = tempfile::tempdir().unwrap();
+    // The same folder, written relative to the current folder (tests never change it).
+    let current = std::env::current_dir().unwrap().canonicalize().unwrap();
+    let target = dir.path().canonicalize().unwrap();
+    let mut relative = std::path::PathBuf::new();
+    for _ in current.components().skip(1) {
+        relative.push("..");
+    }
+    relative.push(target.strip_prefix("/").unwrap());
+    assert!(relative.is_relative());
+    let loader = PluginLoader::with_http(
+        relative.join("plugins"),
+        relative.join("temp"),
+        github.server().http_client(),
+        None,
+    )
+    .with_github(github.client());
+    let rt = runtime();
+    let url: PluginLocator = github.server().url("/rel.wasm").parse().unwrap();
+    let path = rt
+        .block_on(loader.load_plugin(id("rel"), url.clone()))
+        .unwrap();
+    assert!(path.is_absolute(), "{}", path.display());
+    assert!(loader.plugins_dir().is_absolute());
+    assert_eq!(std::fs::read(&path).unwrap(), b"\0asm rel");
+    let again = rt.block_on(loader.load_plugin(id("rel"), &url)).unwrap();
+    assert_eq!(again, path);
+
+    let file = PluginLocator::File {
+        file: "unused".into(),
+        path: Some(
+            relative
+                .join("plugins")
+                .join("v1/blobs/sha256")
+                .join(path.file_name().unwrap()),
+        ),
+    };
+    let path = rt.block_on(loader.load_plugin(id("file"), file)).unwrap();
+    assert!(path.is_absolute(), "{}", path.display());
+}
+
+/// Output of a `tracing` subscriber, for checking what the loader logs.
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLog {
+    /// Runs `load` on this thread with a subscriber writing here.
+    fn during<T>(&self, load: impl FnOnce() -> T) -> T {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, load)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// A GitHub locator without a tag whose refresh hits the rate limit keeps its verified copy,
+/// and the failure is logged with the plugin, the locator and the reason.
+#[test]
+fn stale_if_error_on_rate_limit_is_logged() {
+    let github = FakeGitHub::start();
+    github.release(
+        "acme/tool",
+        FakeRelease::new("v1.0.0").wasm("tool.wasm", b"\0asm tool one".to_vec()),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut loader = loader(&github, dir.path());
+    // The subscriber is per thread: everything runs on this one.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let latest: PluginLocator = "github://acme/tool".parse().unwrap();
+    let first = rt
+        .block_on(loader.load_plugin(id("tool"), &latest))
+        .unwrap();
+
+    loader.set_cache_duration(Duration::ZERO);
+    github.rate_limit(true);
+    let log = CapturedLog::default();
+    let stale = log
+        .during(|| rt.block_on(loader.load_plugin(id("tool"), &latest)))
+        .unwrap();
+    assert_eq!(stale, first);
+    assert_eq!(std::fs::read(&stale).unwrap(), b"\0asm tool one");
+    let text = log.text();
+    assert!(text.contains("WARN"), "{text}");
+    assert!(
+        text.contains("could not refresh plugin `tool` (`github://acme/tool`)"),
+        "{text}"
+    );
+    assert!(text.contains("rate limit"), "{text}");
+
+    // Once the API answers again, the refresh picks up a newer release.
+    github.rate_limit(false);
+    github.release(
+        "acme/tool",
+        FakeRelease::new("v1.1.0").wasm("tool.wasm", b"\0asm tool two".to_vec()),
+    );
+    let fresh = rt
+        .block_on(loader.load_plugin(id("tool"), &latest))
+        .unwrap();
+    assert_eq!(std::fs::read(&fresh).unwrap(), b"\0asm tool two");
+}
