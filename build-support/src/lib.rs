@@ -74,8 +74,14 @@
 //!    (their mtimes stay); changed ones are written to a temp file and renamed, so `OUT_DIR`
 //!    never holds unverified or partial bytes. Stale `plugins/*.wasm` files are removed.
 //! 4. Prints `cargo::rerun-if-changed` for the config, the lock, `file://` sources and the
-//!    vendored files it used, and `cargo::rerun-if-env-changed` for every variable it reads,
-//!    so an unchanged project does not re-run the script and a changed lock does.
+//!    vendored files it used, and `cargo::rerun-if-env-changed` for every warpgate variable
+//!    it reads (`WARPGATE_VENDOR_DIR`, `WARPGATE_HOME`, `WARPGATE_OFFLINE`,
+//!    `CARGO_NET_OFFLINE`, `DOCS_RS`, `SSL_CERT_FILE`), so an unchanged project does not
+//!    re-run the script and a changed lock does. Variables read by libraries on its behalf
+//!    (the proxy variables, read by the HTTP client; `XDG_CACHE_HOME`/`HOME` for the default
+//!    cache folder) are not listed: they only say where verified bytes come from, never which
+//!    bytes, so a successful run's output cannot depend on them (and Cargo re-runs a failed
+//!    script anyway).
 //!
 //! On [docs.rs](https://docs.rs) (`DOCS_RS` set), a plugin that is neither vendored nor
 //! cached is embedded as an empty placeholder with a warning, so documentation still builds;
@@ -322,6 +328,8 @@ impl Builder {
             env::WARPGATE_OFFLINE,
             env::CARGO_NET_OFFLINE,
             env::DOCS_RS,
+            // Read by the HTTP client when a plugin is downloaded.
+            env::SSL_CERT_FILE,
         ] {
             directives.push(Directive::RerunIfEnvChanged(name));
         }
@@ -699,11 +707,22 @@ mod tests {
             b"hello bytes"
         );
         assert!(!out.join("plugins/removed.wasm").exists());
-        assert!(
-            report
-                .directives
-                .contains(&Directive::RerunIfEnvChanged("WARPGATE_VENDOR_DIR"))
-        );
+        // Every variable the helper (or warpgate's code it calls) reads.
+        for name in [
+            "WARPGATE_VENDOR_DIR",
+            "WARPGATE_HOME",
+            "WARPGATE_OFFLINE",
+            "CARGO_NET_OFFLINE",
+            "DOCS_RS",
+            "SSL_CERT_FILE",
+        ] {
+            assert!(
+                report
+                    .directives
+                    .contains(&Directive::RerunIfEnvChanged(name)),
+                "{name}"
+            );
+        }
         assert!(
             report
                 .directives
