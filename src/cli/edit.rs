@@ -120,6 +120,10 @@ pub async fn add(global: &GlobalArgs, args: AddArgs, output: &Output) -> Result<
         .into());
     }
 
+    // An unreadable lockfile fails the command before anything is downloaded.
+    let lock_path = config.lockfile_path();
+    let mut lockfile = Lockfile::read(&lock_path)?.unwrap_or_default();
+
     let mut new_config = config.clone();
     new_config.plugins.insert(args.id.clone(), entry.clone());
     let fetcher = global.fetcher(output)?;
@@ -127,8 +131,6 @@ pub async fn add(global: &GlobalArgs, args: AddArgs, output: &Output) -> Result<
     let locked =
         warpgate::lock::resolve_entry(&new_config, &args.id, &entry, &fetcher, &github).await?;
 
-    let lock_path = config.lockfile_path();
-    let mut lockfile = Lockfile::read(&lock_path)?.unwrap_or_default();
     lockfile.plugins.insert(args.id.clone(), locked.clone());
     write_config_then_lock(&config.path, &text, &new_text, || {
         lockfile.write(&lock_path)?;

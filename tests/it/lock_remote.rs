@@ -589,3 +589,60 @@ fn outdated_exit_code_offline_and_plugins_not_on_github() {
     let listed = run(&local, &github, &["outdated", "--json", "--offline"], &[]).success();
     assert_eq!(listed.stdout.trim(), "[]");
 }
+
+#[test]
+fn add_resolves_and_locks_only_the_new_github_entry() {
+    let github = fake();
+    let project = Project::new(
+        "# mine\n[plugins]\nnode = \"github://acme/plugins/node_tool@v0.13.0\" # pinned\n",
+    );
+    run(&project, &github, &["lock"], &[]).success();
+    let node_entry = project.read("warpgate.lock");
+    // A newer release appears; `add` must not move `node`.
+    github.release(
+        "acme/plugins",
+        FakeRelease::new("bun_tool@v0.14.9").wasm("bun_tool.wasm", wasm("bun 0.14.9")),
+    );
+    run(
+        &project,
+        &github,
+        &[
+            "add",
+            "bun",
+            "github://acme/plugins/bun_tool",
+            "--version",
+            "^0.14",
+        ],
+        &[],
+    )
+    .success()
+    .stderr_has("Added bun bun_tool@v0.14.9");
+    assert_eq!(
+        project.read("warpgate.toml"),
+        "# mine\n[plugins]\nnode = \"github://acme/plugins/node_tool@v0.13.0\" # pinned\nbun = { locator = \"github://acme/plugins/bun_tool\", version = \"^0.14\" }\n"
+    );
+    let lock = project.read("warpgate.lock");
+    assert!(
+        lock.contains("[plugins.bun]\nlocator = \"github://acme/plugins/bun_tool\"\nrequirement = \"^0.14\"\ntag = \"bun_tool@v0.14.9\""),
+        "{lock}"
+    );
+    let node_part = |text: &str| text[text.find("[plugins.node]").unwrap()..].to_string();
+    assert_eq!(node_part(&lock), node_part(&node_entry));
+    run(&project, &github, &["lock", "--locked"], &[]).success();
+
+    // A lockfile this warpgate cannot read fails `add` before any request.
+    std::fs::write(project.path("warpgate.lock"), "version = 9\n").unwrap();
+    let config = project.read("warpgate.toml");
+    let requests = github.server().request_count();
+    run(
+        &project,
+        &github,
+        &["add", "deno", "github://acme/deno-plugin"],
+        &[],
+    )
+    .code(2)
+    .stderr_has("has format version 9");
+    assert_eq!(github.server().request_count(), requests);
+    assert_eq!(project.read("warpgate.toml"), config);
+    assert_eq!(project.read("warpgate.lock"), "version = 9\n");
+}
