@@ -533,7 +533,12 @@ pub async fn vendor(
         }
     }
     let staged_manifest = staging.path().join(MANIFEST_NAME);
-    std::fs::write(&staged_manifest, &manifest_text)
+    // Synced like the plugin files, so the swapped-in folder never holds an empty manifest.
+    let mut manifest_file =
+        File::create_new(&staged_manifest).map_err(io_error("create", &staged_manifest))?;
+    manifest_file
+        .write_all(manifest_text.as_bytes())
+        .and_then(|()| manifest_file.sync_all())
         .map_err(io_error("write", &staged_manifest))?;
 
     // Swap: move the old folder aside, the new one in, then delete the old one.
@@ -550,9 +555,12 @@ pub async fn vendor(
     };
     let staged = staging.keep();
     if let Err(source) = std::fs::rename(&staged, &dir) {
-        // Put the old folder back; the staged one is deleted.
-        if let Some(aside) = &aside {
-            let _ = std::fs::rename(aside.path().join(&name), &dir);
+        // Put the old folder back; the staged one is deleted. Should that fail too (something
+        // else took `dir` meanwhile), the old folder is kept where it was moved, not deleted.
+        if let Some(aside) = aside
+            && std::fs::rename(aside.path().join(&name), &dir).is_err()
+        {
+            let _ = aside.keep();
         }
         let _ = std::fs::remove_dir_all(&staged);
         return Err(VendorError::Io {
