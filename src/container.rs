@@ -36,14 +36,24 @@
 //! back. Calls from many threads therefore run in parallel, each on its own instance, and a host
 //! function may call back into the same container without deadlocking.
 //!
+//! **One engine per concurrent call when there is a timeout.** Extism stops a call that runs
+//! past its timeout by advancing the epoch of the call's wasmtime engine, and that interrupts
+//! every call running on the engine, not just the late one. Instances made from one compiled
+//! plugin share its engine, so a container with a timeout gives each concurrently running call
+//! an engine of its own: the first is the one compiled when the container is built, and each
+//! further level of concurrency compiles the plugin once more (on its first use) and keeps that
+//! engine in the pool with its instance. A container used from one thread at a time compiles
+//! once, as does any container without a timeout (nothing advances its epoch).
+//!
 //! **Failed instances are dropped.** An instance goes back to the pool only after a call that
 //! succeeded. After any error — the plugin's own error, a trap, a timeout, running out of memory
 //! or a WASI exit — the instance is dropped, and the next call gets a fresh one. Telling a clean
 //! plugin error apart from a trap or an exit would need Extism internals, errors are the rare
 //! path, and a fresh instance costs well under a millisecond (about 0.3 ms with the
-//! test fixtures in an optimised build). A consequence: plugin state (Extism
+//! test fixtures in an optimised build); its engine is kept. A consequence: plugin state (Extism
 //! vars, globals in linear memory) belongs to one instance and is not shared between instances.
-//! At most [`PluginContainerBuilder::max_idle_instances`] instances are kept idle.
+//! At most [`PluginContainerBuilder::max_idle_instances`] instances (with their engines) are kept
+//! idle.
 //!
 //! **Limits.** [`PluginContainerBuilder::timeout`] sets the manifest's `timeout_ms`, which Extism
 //! enforces with wasmtime epoch interruption; a call that runs past it fails with
@@ -358,7 +368,9 @@ impl PluginContainerBuilder {
     }
 
     /// How many idle instances the container keeps for reuse (default: the number of CPUs, at
-    /// least 4). More instances than this may run at once; the surplus is dropped after its call.
+    /// least 4). More instances than this may run at once; the surplus is dropped after its call
+    /// (with a timeout, together with the engine compiled for it; see the
+    /// [module docs](crate::container#design)).
     pub fn max_idle_instances(mut self, count: usize) -> Self {
         self.max_idle_instances = count;
         self
@@ -408,22 +420,25 @@ impl PluginContainerBuilder {
             })
             .collect();
 
-        let mut builder = PluginBuilder::new(local.clone())
-            .with_wasi(wasi)
-            .with_functions(functions);
-        builder = match compile_cache {
-            CompileCache::Disabled => builder.with_cache_disabled(),
-            CompileCache::ExtismDefault => builder,
-            CompileCache::ConfigFile(path) => builder.with_cache_config(path),
+        let compiler = Compiler {
+            local,
+            functions,
+            wasi,
+            compile_cache,
         };
-        let compiled = CompiledPlugin::new(builder).map_err(|error| ContainerError::Compile {
-            id: id.clone(),
-            message: format!("{error:#}"),
-        })?;
+        let compiled = compiler.compile(&id)?;
 
         // Instantiating checks the imports; the instance then answers `has_func`.
         let probe = Plugin::new_from_compiled(&compiled)
-            .map_err(|error| instantiate_error(&id, &local, &provided, wasi, &error))?;
+            .map_err(|error| instantiate_error(&id, &compiler.local, &provided, wasi, &error))?;
+        // With a timeout, the shared engine serves one call at a time (see the module docs).
+        let idle = match timeout {
+            Some(_) => vec![Slot {
+                engine: None,
+                plugin: None,
+            }],
+            None => Vec::new(),
+        };
 
         Ok(PluginContainer {
             inner: Arc::new(Inner {
@@ -434,14 +449,49 @@ impl PluginContainerBuilder {
                 wasi,
                 max_idle_instances,
                 provided,
-                local,
+                compiler,
                 compiled,
                 probe,
-                idle: Mutex::new(Vec::new()),
+                idle: Mutex::new(idle),
                 cache: RwLock::new(HashMap::new()),
             }),
         })
     }
+}
+
+/// What compiling the plugin takes, kept to compile it again for another engine.
+struct Compiler {
+    /// The manifest handed to Extism (files read into bytes).
+    local: PluginManifest,
+    functions: Vec<Function>,
+    wasi: bool,
+    compile_cache: CompileCache,
+}
+
+impl Compiler {
+    fn compile(&self, id: &Id) -> Result<CompiledPlugin, ContainerError> {
+        let builder = PluginBuilder::new(self.local.clone())
+            .with_wasi(self.wasi)
+            .with_functions(self.functions.iter().cloned());
+        let builder = match &self.compile_cache {
+            CompileCache::Disabled => builder.with_cache_disabled(),
+            CompileCache::ExtismDefault => builder,
+            CompileCache::ConfigFile(path) => builder.with_cache_config(path.clone()),
+        };
+        CompiledPlugin::new(builder).map_err(|error| ContainerError::Compile {
+            id: id.clone(),
+            message: format!("{error:#}"),
+        })
+    }
+}
+
+/// A place in the instance pool: an instance, and the engine it runs on.
+struct Slot {
+    /// The compiled plugin (and so the wasmtime engine) that this slot alone uses, or `None`
+    /// for the container's own [`Inner::compiled`].
+    engine: Option<CompiledPlugin>,
+    /// A ready instance; `None` once a failed call dropped it.
+    plugin: Option<Plugin>,
 }
 
 /// The manifest handed to Extism: URLs refused, files read into bytes (keeping name and hash).
@@ -570,12 +620,11 @@ struct Inner {
     wasi: bool,
     max_idle_instances: usize,
     provided: BTreeSet<(String, String)>,
-    /// The manifest handed to Extism (files read into bytes).
-    local: PluginManifest,
+    compiler: Compiler,
     compiled: CompiledPlugin,
     /// Never called; answers `function_exists` (a `&self` lookup in the compiled module).
     probe: Plugin,
-    idle: Mutex<Vec<Plugin>>,
+    idle: Mutex<Vec<Slot>>,
     cache: RwLock<CacheMap>,
 }
 
@@ -601,7 +650,7 @@ impl fmt::Debug for PluginContainer {
             .field("timeout", &self.inner.timeout)
             .field("memory_max_pages", &self.inner.memory_max_pages)
             .field("wasi", &self.inner.wasi)
-            .field("idle_instances", &self.idle().len())
+            .field("idle_instances", &self.idle_instances())
             .finish_non_exhaustive()
     }
 }
@@ -732,10 +781,13 @@ impl PluginContainer {
 
     /// How many instances sit idle in the pool right now.
     pub fn idle_instances(&self) -> usize {
-        self.idle().len()
+        self.idle()
+            .iter()
+            .filter(|slot| slot.plugin.is_some())
+            .count()
     }
 
-    fn idle(&self) -> MutexGuard<'_, Vec<Plugin>> {
+    fn idle(&self) -> MutexGuard<'_, Vec<Slot>> {
         lock(&self.inner.idle)
     }
 
@@ -811,37 +863,67 @@ impl PluginContainer {
                 function: function.to_string(),
             });
         }
-        let mut plugin = self.checkout()?;
+        let (engine, mut plugin) = self.checkout()?;
         let started = Instant::now();
         match plugin.call::<&[u8], Vec<u8>>(function, input) {
             Ok(output) => {
-                self.checkin(plugin);
+                self.checkin(Slot {
+                    engine,
+                    plugin: Some(plugin),
+                });
                 Ok(output)
             }
-            // The instance may be in any state after an error: it is dropped here.
-            Err(error) => Err(self.call_error(function, &error, started.elapsed())),
+            Err(error) => {
+                // The instance may be in any state after an error: it is dropped here. Its
+                // engine is kept (compiling is the expensive part).
+                drop(plugin);
+                self.checkin(Slot {
+                    engine,
+                    plugin: None,
+                });
+                Err(self.call_error(function, &error, started.elapsed()))
+            }
         }
     }
 
-    fn checkout(&self) -> Result<Plugin, ContainerError> {
-        if let Some(plugin) = self.idle().pop() {
-            return Ok(plugin);
-        }
-        Plugin::new_from_compiled(&self.inner.compiled).map_err(|error| {
+    /// An instance and the engine it runs on, from the pool or new.
+    fn checkout(&self) -> Result<(Option<CompiledPlugin>, Plugin), ContainerError> {
+        let slot = self.idle().pop();
+        let engine = match slot {
+            Some(Slot {
+                engine,
+                plugin: Some(plugin),
+            }) => return Ok((engine, plugin)),
+            Some(Slot { engine, .. }) => engine,
+            // Extism stops a call that times out by advancing its engine's epoch, which
+            // interrupts every call running on that engine: with a timeout, each concurrent
+            // call gets an engine of its own (compiled once, then kept in the pool).
+            None if self.inner.timeout.is_some() => {
+                Some(self.inner.compiler.compile(&self.inner.id)?)
+            }
+            None => None,
+        };
+        let compiled = engine.as_ref().unwrap_or(&self.inner.compiled);
+        let plugin = Plugin::new_from_compiled(compiled).map_err(|error| {
             instantiate_error(
                 &self.inner.id,
-                &self.inner.local,
+                &self.inner.compiler.local,
                 &self.inner.provided,
                 self.inner.wasi,
                 &error,
             )
-        })
+        })?;
+        Ok((engine, plugin))
     }
 
-    fn checkin(&self, plugin: Plugin) {
+    /// Returns a slot to the pool, unless the pool is full or the slot holds nothing worth
+    /// keeping (no instance, and the shared engine of a container without a timeout).
+    fn checkin(&self, slot: Slot) {
+        let worth_keeping =
+            slot.plugin.is_some() || slot.engine.is_some() || self.inner.timeout.is_some();
         let mut idle = self.idle();
-        if idle.len() < self.inner.max_idle_instances {
-            idle.push(plugin);
+        if worth_keeping && idle.len() < self.inner.max_idle_instances {
+            idle.push(slot);
         }
     }
 

@@ -677,3 +677,73 @@ fn compile_cache_in_a_temp_dir_is_written_there_only() {
         .count();
     assert!(written > 0, "nothing written to {}", cache_dir.display());
 }
+
+/// A call that times out must not take down the calls running beside it on the same container.
+///
+/// Extism interrupts a call by advancing its engine's epoch, and every instance made from one
+/// compiled plugin shares that engine. Here call A (value 1) waits in the host function past
+/// the timeout; call B (value 2) starts half a timeout later and returns to the plugin after A's
+/// deadline but well before its own. B must succeed; A must time out. (The margins are half
+/// and a quarter of a 2 s timeout; nothing asserts on durations.)
+#[test]
+fn a_timeout_does_not_interrupt_other_calls() {
+    use std::sync::mpsc;
+    let timeout = Duration::from_secs(2);
+    let (inside_tx, inside_rx) = mpsc::channel::<i64>();
+    let (release_a_tx, release_a_rx) = mpsc::channel::<()>();
+    let (release_b_tx, release_b_rx) = mpsc::channel::<()>();
+    let release_a_rx = std::sync::Mutex::new(release_a_rx);
+    let release_b_rx = std::sync::Mutex::new(release_b_rx);
+    let inside_tx = std::sync::Mutex::new(inside_tx);
+    let function = Function::new(
+        "host_double",
+        [PTR],
+        [PTR],
+        UserData::new(()),
+        move |plugin, inputs, outputs, _| {
+            let value: i64 = plugin.memory_get_val(&inputs[0])?;
+            inside_tx.lock().unwrap().send(value).unwrap();
+            match value {
+                1 => release_a_rx.lock().unwrap().recv().unwrap(),
+                _ => release_b_rx.lock().unwrap().recv().unwrap(),
+            }
+            let handle = plugin.memory_new(value * 2)?;
+            outputs[0] = plugin.memory_to_val(handle);
+            Ok(())
+        },
+    );
+    let container = PluginContainer::builder(id("host_caller"), manifest("host_caller"))
+        .function(function)
+        .timeout(timeout)
+        .build()
+        .unwrap();
+    std::thread::scope(|scope| {
+        let started_a = Instant::now();
+        let a = scope.spawn(|| {
+            container.call_func_with::<_, Doubled>("double_via_host", json!({"value": 1}))
+        });
+        assert_eq!(inside_rx.recv().unwrap(), 1);
+        std::thread::sleep(timeout / 2);
+        let b = scope.spawn(|| {
+            container.call_func_with::<_, Doubled>("double_via_host", json!({"value": 2}))
+        });
+        assert_eq!(inside_rx.recv().unwrap(), 2);
+        // Past A's deadline, before B's.
+        std::thread::sleep(
+            (started_a + timeout + timeout / 4).saturating_duration_since(Instant::now()),
+        );
+        release_b_tx.send(()).unwrap();
+        let b = b.join().unwrap();
+        release_a_tx.send(()).unwrap();
+        let a = a.join().unwrap();
+        assert_eq!(b.unwrap(), Doubled { doubled: 4 });
+        let error = a.unwrap_err();
+        assert!(matches!(error, ContainerError::Timeout { .. }), "{error:?}");
+    });
+    // The timed-out call's engine is reused for a fresh instance, and calls keep working.
+    release_b_tx.send(()).unwrap();
+    let doubled: Doubled = container
+        .call_func_with("double_via_host", json!({"value": 3}))
+        .unwrap();
+    assert_eq!(doubled.doubled, 6);
+}
