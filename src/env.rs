@@ -23,7 +23,7 @@ pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
 pub const WARPGATE_VENDOR_DIR: &str = "WARPGATE_VENDOR_DIR";
 /// Set by docs.rs builds; the build helper never touches the network then.
 pub const DOCS_RS: &str = "DOCS_RS";
-/// Disables colored output when set to anything.
+/// Disables colored output when set to a non-empty value.
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Default GitHub API base URL.
 pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";

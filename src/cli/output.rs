@@ -16,13 +16,13 @@ pub struct Output {
 
 impl Output {
     /// Output for the given `-q` / `-v` flags; colour and progress bars only on a terminal
-    /// and never with `NO_COLOR`.
+    /// and never with a non-empty `NO_COLOR` (as <https://no-color.org> and clap read it).
     pub fn new(quiet: bool, verbose: u8) -> Self {
         let terminal = std::io::stderr().is_terminal();
         Self {
             quiet,
             verbose,
-            color: terminal && std::env::var_os(warpgate::env::NO_COLOR).is_none(),
+            color: terminal && warpgate::env::var(warpgate::env::NO_COLOR).is_none(),
             progress: terminal && !quiet,
         }
     }

@@ -775,3 +775,38 @@ fn cache_prune_without_a_lockfile_deletes_nothing_and_says_how() {
     assert_eq!(run.stdout.trim(), "0 files, 0 bytes freed");
     assert!(blob.is_file());
 }
+
+/// Colour only on a terminal, and never with a non-empty `NO_COLOR`. `script` (util-linux)
+/// gives the process a pseudo-terminal.
+#[cfg(target_os = "linux")]
+#[test]
+fn colour_on_a_terminal_unless_no_color() {
+    let project = Project::new(TWO_PLUGINS);
+    let on_terminal = |no_color: &str| {
+        let line = format!("{} remove nope", env!("CARGO_BIN_EXE_warpgate"));
+        let mut script = Command::new("script");
+        script
+            .args(["-qec", &line, "/dev/null"])
+            .current_dir(project.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("WARPGATE_HOME", project.cache_home())
+            .env("NO_COLOR", no_color);
+        Run::from(script.output().expect("`script` from util-linux"))
+    };
+    let coloured = on_terminal("").code(2);
+    assert!(
+        coloured
+            .stdout
+            .contains("\x1b[1;31merror\x1b[0m: plugin `nope`"),
+        "{coloured:#?}"
+    );
+    let plain = on_terminal("1").code(2);
+    assert!(plain.stdout.contains("error: plugin `nope`"), "{plain:#?}");
+    assert!(!plain.stdout.contains('\x1b'), "{plain:#?}");
+    // Off a terminal there is no colour either.
+    let mut piped = project.command(&["remove", "nope"]);
+    piped.env_remove("NO_COLOR");
+    let piped = Run::from(piped.output().unwrap()).code(2);
+    assert!(!piped.stderr.contains('\x1b'), "{piped:#?}");
+}
