@@ -852,8 +852,52 @@ impl PluginContainer {
         if let Some(output) = slot.output.get() {
             return Ok(Arc::clone(output));
         }
-        let output: Arc<[u8]> = self.call_bytes(function, input)?.into();
-        Ok(Arc::clone(slot.output.get_or_init(|| output)))
+        match self.call_bytes(function, input) {
+            Ok(output) => {
+                let output: Arc<[u8]> = output.into();
+                Ok(Arc::clone(slot.output.get_or_init(|| output)))
+            }
+            Err(error) => {
+                self.forget_failed(function, input, &slot);
+                Err(error)
+            }
+        }
+    }
+
+    /// Drops the empty slot of a failed computation from the cache map, unless another caller
+    /// is waiting on it (that caller computes it next), so that failing inputs and missing
+    /// function names do not pile up in a long-running host.
+    fn forget_failed(&self, function: &str, input: &[u8], slot: &Arc<CacheSlot>) {
+        let mut cache = self
+            .inner
+            .cache
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(outputs) = cache.get_mut(function) else {
+            return;
+        };
+        // Clones of a slot are only made under the map's lock: the count is stable here.
+        // One reference is the map's, one is `slot`.
+        let unused = outputs
+            .get(input)
+            .is_some_and(|entry| Arc::ptr_eq(entry, slot) && Arc::strong_count(slot) == 2);
+        if unused {
+            outputs.remove(input);
+            if outputs.is_empty() {
+                cache.remove(function);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn cache_entries(&self) -> usize {
+        self.inner
+            .cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(HashMap::len)
+            .sum()
     }
 
     fn call_bytes(&self, function: &str, input: &[u8]) -> Result<Vec<u8>, ContainerError> {
@@ -962,5 +1006,44 @@ impl PluginContainer {
             function,
             message: format!("{error:#}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PluginManifest {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/plugins")
+            .join(format!("{name}.wasm"));
+        PluginManifest::new([Wasm::file(path)])
+    }
+
+    #[test]
+    fn failed_cached_calls_leave_no_entries() {
+        let name = "json_tools";
+        let container =
+            PluginContainer::new_without_functions(Id::new(name).unwrap(), fixture(name)).unwrap();
+        for input in 0..3 {
+            let error = container
+                .cache_func_with::<_, serde_json::Value>("nope", input)
+                .unwrap_err();
+            assert!(matches!(error, ContainerError::FunctionMissing { .. }));
+        }
+        assert_eq!(container.cache_entries(), 0);
+        let sum: serde_json::Value = container
+            .cache_func_with("add", serde_json::json!({"left": 1, "right": 2}))
+            .unwrap();
+        assert_eq!(sum, serde_json::json!({"sum": 3}));
+        assert_eq!(container.cache_entries(), 1);
+
+        let name = "failing";
+        let failing =
+            PluginContainer::new_without_functions(Id::new(name).unwrap(), fixture(name)).unwrap();
+        for input in ["a", "b"] {
+            failing.cache_func_with::<_, ()>("fail", input).unwrap_err();
+        }
+        assert_eq!(failing.cache_entries(), 0);
     }
 }
