@@ -140,6 +140,15 @@ fn lock_pinned_loads_the_pinned_bytes_without_api_calls() {
         "{message}"
     );
     assert!(github.api_requests().is_empty());
+    // Nothing of the refused download is left: no blob, no temp file.
+    let cache = dir.path().join("other/plugins/v1");
+    for folder in ["blobs/sha256", "tmp"] {
+        let left: Vec<_> = std::fs::read_dir(cache.join(folder))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
 }
 
 #[test]
