@@ -62,7 +62,9 @@
 //!      lock's plugins, so a shared one would fail the other crates' checks;
 //!    - the content cache (`WARPGATE_HOME`);
 //!    - the locked `url`, into the cache — only when the network is allowed: never when
-//!      `CARGO_NET_OFFLINE=true`, `WARPGATE_OFFLINE=1` or `DOCS_RS` is set.
+//!      `CARGO_NET_OFFLINE=true`, `WARPGATE_OFFLINE=1` or `DOCS_RS` is set. Cargo does not
+//!      tell build scripts about `cargo build --offline` (or `--frozen`); for a build that
+//!      must not download, set `CARGO_NET_OFFLINE=true`, which makes Cargo offline too.
 //!
 //!    Every file is hashed before use. A mismatch fails the build naming the plugin, where
 //!    the bytes came from, the expected and computed checksums, and the fix. (A corrupt cache
