@@ -239,6 +239,9 @@ impl Config {
                 };
                 let parsed_id = Id::new(id.get_ref().as_str()).map_err(|e| at(e.to_string()))?;
                 let entry = parse_entry(entry.get_ref()).map_err(at)?;
+                if let Some(twin) = case_twin(plugins.keys(), &parsed_id) {
+                    return Err(at(case_twin_message(twin)));
+                }
                 plugins.insert(parsed_id, entry);
             }
         }
@@ -322,6 +325,9 @@ impl Config {
             let value: toml::Value =
                 serde_json::from_value(value.clone()).map_err(|e| at(e.to_string()))?;
             let parsed_id = Id::new(id.as_str()).map_err(|e| at(e.to_string()))?;
+            if let Some(twin) = case_twin(parsed.keys(), &parsed_id) {
+                return Err(at(case_twin_message(twin)));
+            }
             parsed.insert(parsed_id, parse_entry(&value).map_err(at)?);
         }
         Ok(Self {
@@ -330,6 +336,21 @@ impl Config {
             plugins: parsed,
         })
     }
+}
+
+/// The id among `ids` that differs from `id` only in ASCII letter case (ids are ASCII).
+///
+/// Such pairs are refused everywhere: each plugin becomes a file `<id>.wasm` (in `OUT_DIR`
+/// and the vendor directory), and on macOS and Windows the two files would be one.
+pub fn case_twin<'a>(ids: impl IntoIterator<Item = &'a Id>, id: &Id) -> Option<&'a Id> {
+    ids.into_iter()
+        .find(|other| *other != id && other.as_str().eq_ignore_ascii_case(id.as_str()))
+}
+
+fn case_twin_message(twin: &Id) -> String {
+    format!(
+        "differs from `{twin}` only in letter case; their files would be one file on macOS and Windows\nhint: rename one of them"
+    )
 }
 
 /// The `Cargo.toml` in `start` or its nearest ancestor that has one.
@@ -538,6 +559,10 @@ bun = { locator = "github://moonrepo/plugins/bun_tool", version = "^0.14", asset
                 "apply only to `github://`",
             ),
             ("[plugins]\nx = 3\n", "found integer"),
+            (
+                "[plugins]\nhello = \"file://a.wasm\"\nHello = \"file://b.wasm\"\n",
+                "plugin `hello` (line 2, column 9): differs from `Hello` only in letter case; their files would be one file on macOS and Windows\nhint: rename one of them",
+            ),
             ("[plugin]\n", "unknown key `plugin` (line 1, column 2)"),
             ("[plugins\n", "line 1"),
         ];

@@ -42,6 +42,16 @@ pub enum EditError {
         /// The file.
         path: PathBuf,
     },
+    /// The id differs from a declared one only in letter case.
+    #[error("plugin `{id}` differs from the declared `{existing}` only in letter case (in `{}`); their files would be one file on macOS and Windows\nhint: pick another id", path.display())]
+    CaseTwin {
+        /// The id given.
+        id: Id,
+        /// The declared id.
+        existing: String,
+        /// The file.
+        path: PathBuf,
+    },
     /// The id is not declared.
     #[error("plugin `{id}` is not declared in `{}`\nhint: run `warpgate list` to see the declared plugins", path.display())]
     NotDeclared {
@@ -141,6 +151,20 @@ pub fn add_entry(
         id: id.clone(),
         path: path.to_path_buf(),
     };
+    let twin = item.as_table_like().and_then(|table| {
+        table
+            .iter()
+            .map(|(key, _)| key)
+            .find(|key| *key != id.as_str() && key.eq_ignore_ascii_case(id.as_str()))
+            .map(str::to_string)
+    });
+    if let Some(existing) = twin {
+        return Err(EditError::CaseTwin {
+            id: id.clone(),
+            existing,
+            path: path.to_path_buf(),
+        });
+    }
     if let Some(inline) = item.as_inline_table_mut() {
         if inline.contains_key(id.as_str()) {
             return Err(duplicate());
@@ -296,6 +320,18 @@ mod tests {
         )
         .unwrap_err();
         assert!(error.to_string().contains("already declared"), "{error}");
+        let error = add_entry(
+            text,
+            Path::new("w.toml"),
+            ConfigSource::WarpgateToml,
+            &Id::new("Echo").unwrap(),
+            &entry("file://x.wasm"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "plugin `Echo` differs from the declared `echo` only in letter case (in `w.toml`); their files would be one file on macOS and Windows\nhint: pick another id"
+        );
         let other = Id::new("nope").unwrap();
         let error = remove_entry(
             text,

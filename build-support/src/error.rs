@@ -57,17 +57,6 @@ pub enum Error {
         /// The vendor directory that was searched, if any.
         vendor_dir: Option<PathBuf>,
     },
-    /// Two locked ids differ only in letter case, so their files in `OUT_DIR` (and the vendor
-    /// directory) would be one file on case-insensitive file systems (macOS, Windows).
-    #[error(
-        "plugins `{first}` and `{second}` differ only in letter case; their files `{first}.wasm` and `{second}.wasm` would be the same file on macOS and Windows\nhint: rename one of them in the config and run `warpgate lock`"
-    )]
-    CaseCollision {
-        /// One id.
-        first: Id,
-        /// The other.
-        second: Id,
-    },
     /// A downloaded plugin is not in the lock's `url`.
     #[error(
         "plugin `{id}` is not cached and has no `url` in the lock\nhint: run `warpgate lock` to repair the lockfile"

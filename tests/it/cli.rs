@@ -306,6 +306,10 @@ fn add_errors_leave_files_untouched() {
         .code(2)
         .stderr_has("plugin `json` is already declared");
     project
+        .run(&["add", "JSON", "file://./plugins/json_tools.wasm"])
+        .code(2)
+        .stderr_has("plugin `JSON` differs from the declared `json` only in letter case");
+    project
         .run(&["add", "../x", "file://./plugins/json_tools.wasm"])
         .code(2)
         .stderr_has("plugin id `../x`");
