@@ -13,7 +13,8 @@
 //! - The returned path is the cache blob, `…/blobs/sha256/<hex>` (no `.wasm` suffix); Extism
 //!   loads it by content, not by name.
 //! - With a lockfile ([`PluginLoader::with_lockfile`]), a plugin whose id and locator the
-//!   lock pins loads exactly the pinned bytes from the locked URL, without an API call.
+//!   lock pins loads exactly the pinned bytes from the locked URL, without an API call. An id
+//!   the lock pins to another locator is loaded without the lock, with a logged warning.
 //! - Otherwise a resolution is recorded in `v1/refs/<key>.json` (locator, tag, URL,
 //!   checksum, time). Pinned locators (a GitHub tag) reuse the record forever; floating ones
 //!   (no tag, URLs) are re-resolved after [`PluginLoader::set_cache_duration`] (default one
@@ -208,9 +209,15 @@ impl PluginLoader {
         let locator = locator.as_ref();
         if let Some((lockfile, root)) = &self.lockfile
             && let Some(locked) = lockfile.plugins.get(id)
-            && locked.locator.to_string() == locator.to_string()
         {
-            return self.load_locked(id, locked, root).await;
+            if locked.locator.to_string() == locator.to_string() {
+                return self.load_locked(id, locked, root).await;
+            }
+            // Most likely a lock that is out of date: say so rather than silently float.
+            tracing::warn!(
+                "plugin `{id}`: the lock pins `{}`, not `{locator}`; loading `{locator}` without the lock",
+                locked.locator
+            );
         }
         if let PluginLocator::File { file, path } = locator {
             let path = path.clone().unwrap_or_else(|| PathBuf::from(file));

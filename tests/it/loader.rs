@@ -479,3 +479,49 @@ fn stale_if_error_on_rate_limit_is_logged() {
         .unwrap();
     assert_eq!(std::fs::read(&fresh).unwrap(), b"\0asm tool two");
 }
+
+/// An id that the lock pins to another locator loads what the caller asked for, and the
+/// loader warns that the lock was not used (most likely it is out of date).
+#[test]
+fn a_locator_the_lock_does_not_pin_is_loaded_with_a_warning() {
+    let github = FakeGitHub::start();
+    for (tag, bytes) in [("v1.0.0", b"\0asm v1"), ("v2.0.0", b"\0asm v2")] {
+        github.release(
+            "acme/tool",
+            FakeRelease::new(tag).wasm("tool.wasm", bytes.to_vec()),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lock_text = format!(
+        "version = 1\n\n[plugins.tool]\nlocator = \"github://acme/tool@v1.0.0\"\ntag = \"v1.0.0\"\nasset = \"tool.wasm\"\nurl = \"{}\"\nchecksum = \"{}\"\nsize = 7\n",
+        github.download_url("acme/tool", "v1.0.0", "tool.wasm"),
+        Checksum::of(b"\0asm v1")
+    );
+    let lock_path = dir.path().join("warpgate.lock");
+    let lockfile = Lockfile::parse(&lock_text, &lock_path).unwrap();
+    let loader = loader(&github, dir.path()).with_lockfile(lockfile, &lock_path);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let log = CapturedLog::default();
+    let path = log
+        .during(|| {
+            rt.block_on(
+                loader.load_plugin(
+                    id("tool"),
+                    "github://acme/tool@v2.0.0"
+                        .parse::<PluginLocator>()
+                        .unwrap(),
+                ),
+            )
+        })
+        .unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"\0asm v2");
+    let text = log.text();
+    assert!(text.contains("WARN"), "{text}");
+    assert!(
+        text.contains("plugin `tool`: the lock pins `github://acme/tool@v1.0.0`, not `github://acme/tool@v2.0.0`; loading `github://acme/tool@v2.0.0` without the lock"),
+        "{text}"
+    );
+}
