@@ -42,13 +42,21 @@ pub fn init(args: InitArgs, output: &Output) -> Result<Outcome, Failure> {
         )
         .into());
     }
-    let mut file = std::fs::File::options()
-        .write(true)
-        .create_new(true)
-        .open(&path)
+    // Written beside the target and moved into place without replacing anything, so a failed
+    // write leaves no partial `warpgate.toml` (which would then block the next `init`).
+    let mut builder = tempfile::Builder::new();
+    // Not tempfile's private 0600: the mode a new file normally gets (0666 less the umask).
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut staged = builder
+        .tempfile_in(&args.dir)
+        .with_context(|| format!("failed to create a file in `{}`", args.dir.display()))?;
+    std::io::Write::write_all(&mut staged, TEMPLATE.as_bytes())
+        .with_context(|| format!("failed to write `{}`", staged.path().display()))?;
+    staged
+        .persist_noclobber(&path)
+        .map_err(|error| error.error)
         .with_context(|| format!("failed to create `{}`", path.display()))?;
-    std::io::Write::write_all(&mut file, TEMPLATE.as_bytes())
-        .with_context(|| format!("failed to write `{}`", path.display()))?;
     output.status("Created", format!("`{}`", path.display()));
     Ok(Outcome::Success)
 }

@@ -350,6 +350,19 @@ fn init_refuses_to_overwrite() {
     project.run(&["init"]).success();
     let written = project.read("warpgate.toml");
     assert!(written.contains("[plugins]"));
+    #[cfg(unix)]
+    {
+        // The mode any new file gets (not a temp file's private 0600).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(project.path("plain"), "").unwrap();
+        let mode = |name: &str| {
+            std::fs::metadata(project.path(name))
+                .unwrap()
+                .permissions()
+                .mode()
+        };
+        assert_eq!(mode("warpgate.toml"), mode("plain"));
+    }
     project.run(&["init"]).code(2).stderr_has("already exists");
     assert_eq!(project.read("warpgate.toml"), written);
     // The template is a valid, empty config.
