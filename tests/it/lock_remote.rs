@@ -6,7 +6,7 @@ use std::time::Duration;
 use warpgate::checksum::Checksum;
 
 use crate::cli::{Project, Run};
-use crate::support::{FakeAsset, FakeGitHub, FakeRelease, Response};
+use crate::support::{FakeAsset, FakeGitHub, FakeRelease, Response, TestProxy};
 
 /// A plugin's bytes (any bytes do: locking does not run them).
 fn wasm(name: &str) -> Vec<u8> {
@@ -645,4 +645,95 @@ fn add_resolves_and_locks_only_the_new_github_entry() {
     assert_eq!(github.server().request_count(), requests);
     assert_eq!(project.read("warpgate.toml"), config);
     assert_eq!(project.read("warpgate.lock"), "version = 9\n");
+}
+
+/// `warpgate <args>` with `HTTPS_PROXY` pointing at `proxy` and `NO_PROXY` as given (no other
+/// proxy variable, whatever the test process inherited).
+fn run_through(
+    project: &Project,
+    github: &FakeGitHub,
+    proxy: &TestProxy,
+    no_proxy: Option<&str>,
+    args: &[&str],
+) -> Run {
+    let mut command = project.command(args);
+    command.envs(github.env());
+    proxy.configure(&mut command, no_proxy);
+    Run::from(command.output().unwrap())
+}
+
+#[test]
+fn https_proxy_from_the_environment_carries_every_request() {
+    let github = fake();
+    let proxy = TestProxy::start();
+    let project = Project::new(&config(&github));
+    let port = github.server().port();
+
+    run_through(&project, &github, &proxy, None, &["lock"]).success();
+    let direct = format!("127.0.0.1:{port}");
+    let redirected = format!("localhost:{port}");
+    let targets = proxy.connect_targets();
+    // API calls and the plain URL plugin, then GitHub's redirect to another host: the proxy
+    // is asked for each host by name, and nothing else.
+    assert!(targets.contains(&direct), "{targets:?}");
+    assert!(targets.contains(&redirected), "{targets:?}");
+    assert!(
+        targets
+            .iter()
+            .all(|target| *target == direct || *target == redirected),
+        "{targets:?}"
+    );
+    assert_eq!(proxy.requests().len(), targets.len(), "only CONNECTs");
+    // Every connection the server saw came through the proxy, and TLS ran end to end.
+    assert_eq!(github.server().connection_count(), targets.len());
+    assert!(github.server().hits("/hello-1.0.0.wasm") >= 1);
+    assert!(project.read("warpgate.lock").contains("[plugins.hello]"));
+
+    // `fetch` on an empty cache downloads through the proxy as well.
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    let before = proxy.connect_targets().len();
+    let hits = github.server().hits("/hello-1.0.0.wasm");
+    run_through(&project, &github, &proxy, None, &["fetch"])
+        .success()
+        .stderr_has("Fetched 5 plugins");
+    assert_eq!(github.server().hits("/hello-1.0.0.wasm"), hits + 1);
+    assert!(proxy.connect_targets().len() > before);
+    assert_eq!(
+        github.server().connection_count(),
+        proxy.connect_targets().len()
+    );
+}
+
+#[test]
+fn no_proxy_bypasses_the_proxy_host_by_host() {
+    let github = fake();
+    let proxy = TestProxy::start();
+    let port = github.server().port();
+
+    // Both loopback names exempt: the proxy is never contacted, and everything still works.
+    let project = Project::new(&config(&github));
+    run_through(
+        &project,
+        &github,
+        &proxy,
+        Some("127.0.0.1,localhost"),
+        &["lock"],
+    )
+    .success();
+    assert!(project.read("warpgate.lock").contains("[plugins.hello]"));
+    assert!(github.server().hits("/hello-1.0.0.wasm") >= 1);
+    assert_eq!(proxy.connection_count(), 0, "{:?}", proxy.requests());
+
+    // Only `127.0.0.1` exempt: that host is reached directly, while the download host GitHub
+    // redirects to (`localhost`) still goes through the proxy.
+    let project = Project::new(&config(&github));
+    run_through(&project, &github, &proxy, Some("127.0.0.1"), &["lock"]).success();
+    let targets = proxy.connect_targets();
+    assert!(!targets.is_empty());
+    assert!(
+        targets
+            .iter()
+            .all(|target| *target == format!("localhost:{port}")),
+        "{targets:?}"
+    );
 }
