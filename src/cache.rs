@@ -6,7 +6,8 @@
 //! ```text
 //! CACHEDIR.TAG                 marks the folder as a cache for backup tools
 //! v1/blobs/sha256/<hex>        verified plugin bytes, named by their SHA-256, read-only
-//! v1/locks/<hex>.lock          one cross-process lock file per blob
+//! v1/locks/<hex>.lock          one cross-process lock file per blob (and `project-<hex>.lock`
+//!                              per project, `vendor-<hex>.lock` per vendor directory)
 //! v1/tmp/                      temp files, renamed into `blobs/` once verified
 //! v1/refs/<hex>.json           what a floating locator last resolved to (`PluginLoader`)
 //! ```
@@ -224,6 +225,16 @@ impl Cache {
     pub fn lock_project(&self, config_path: &Path) -> Result<BlobLock, CacheError> {
         let key = Checksum::of(config_path.as_os_str().as_encoded_bytes()).hex();
         self.lock_named(&format!("project-{key}"))
+    }
+
+    /// Takes the cross-process lock of vendor directory `dir`, so that two `warpgate vendor`
+    /// runs never build and swap one folder at the same time. `dir` should be canonical, so
+    /// that every spelling of the folder names one lock. Like the project lock, the lock file
+    /// lives in the cache, not next to the folder (runs with different caches are therefore
+    /// not serialised).
+    pub fn lock_vendor_dir(&self, dir: &Path) -> Result<BlobLock, CacheError> {
+        let key = Checksum::of(dir.as_os_str().as_encoded_bytes()).hex();
+        self.lock_named(&format!("vendor-{key}"))
     }
 
     /// A new temp file inside the cache (same filesystem as the blobs), deleted on drop.

@@ -4,7 +4,7 @@
 //! # The vendor directory
 //!
 //! ```text
-//! vendor/warpgate/                 (default; `warpgate vendor DIR` picks another)
+//! vendor/warpgate/                 (see [`dir`]; `warpgate vendor DIR` picks another)
 //!   warpgate-vendor.toml           the manifest: every plugin's checksum and size
 //!   <id>.wasm                      one file per locked plugin, named by its id
 //! ```
@@ -30,6 +30,14 @@
 //! (copied where links are not possible) so they keep their mtimes. A non-empty `DIR` without
 //! a manifest is refused: it is not a warpgate vendor directory, and vendoring would delete
 //! its files.
+//!
+//! A run holds a cross-process lock on `DIR` (a file in the cache, see
+//! [`Cache::lock_vendor_dir`]) from start to end, so concurrent runs on one folder take turns:
+//! the later ones find it up to date. Under that lock a run first deletes what runs killed
+//! mid-way left next to `DIR`: hidden folders named exactly `.<name>.staging-XXXXXX` or
+//! `.<name>.old-XXXXXX` (six ASCII letters and digits), nothing else. An old copy is deleted
+//! even when `DIR` itself is missing (killed between the two renames): the run then writes
+//! `DIR` again from the lock, like a first run.
 //!
 //! Bytes come from, in order: `DIR` itself (an intact file from an earlier run), the locked
 //! file for `file://` plugins, the cache, and the locked URL through the [`Fetcher`] (which
@@ -80,13 +88,22 @@ pub fn default_dir(config: &Config) -> PathBuf {
     config.root().join(DEFAULT_DIR)
 }
 
-/// The vendor directory builds use: `WARPGATE_VENDOR_DIR` (a relative value is taken relative
-/// to the config's folder), else [`default_dir`] when it exists, else `None`.
+/// The project's vendor directory, whether or not it exists: `WARPGATE_VENDOR_DIR` (a
+/// relative value is taken relative to the config's folder), else [`default_dir`]. This is
+/// where `warpgate vendor` writes when it is given no folder.
+pub fn dir(config: &Config) -> PathBuf {
+    dir_from_var(config).unwrap_or_else(|| default_dir(config))
+}
+
+/// The vendor directory builds (and `warpgate verify`, `warpgate list`) read: [`dir`] when
+/// `WARPGATE_VENDOR_DIR` is set or the folder exists, else `None`.
 pub fn dir_from_env(config: &Config) -> Option<PathBuf> {
-    if let Some(dir) = env::var(env::WARPGATE_VENDOR_DIR) {
-        return Some(config.root().join(dir));
-    }
-    Some(default_dir(config)).filter(|dir| dir.is_dir())
+    dir_from_var(config).or_else(|| Some(default_dir(config)).filter(|dir| dir.is_dir()))
+}
+
+/// `WARPGATE_VENDOR_DIR` taken from the config's folder, if it is set.
+fn dir_from_var(config: &Config) -> Option<PathBuf> {
+    env::var(env::WARPGATE_VENDOR_DIR).map(|dir| config.root().join(dir))
 }
 
 /// Where plugin `id` lives in vendor directory `dir`.
@@ -243,6 +260,16 @@ pub enum VendorError {
         /// Expected and computed checksums.
         mismatch: Mismatch,
     },
+    /// A folder that an interrupted earlier run left next to the vendor directory cannot be
+    /// deleted.
+    #[error("failed to delete `{}`, left behind by an interrupted `warpgate vendor`\nhint: delete it by hand, then run `warpgate vendor` again", path.display())]
+    Leftover {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
     /// A non-file plugin has no URL in the lock.
     #[error(
         "plugin `{id}` has no `url` in the lock and is not cached\nhint: run `warpgate lock` to repair the lockfile"
@@ -350,6 +377,9 @@ pub struct VendorReport {
     pub plugins: Vec<VendoredPlugin>,
     /// Files that were in the folder but not in the lock, now removed.
     pub removed: Vec<String>,
+    /// Hidden staging and old folders that interrupted earlier runs left next to the folder,
+    /// now deleted.
+    pub swept: Vec<PathBuf>,
 }
 
 /// Checksum and size of `path`, or `None` when it does not exist.
@@ -438,6 +468,18 @@ pub async fn vendor(
 ) -> Result<VendorReport, VendorError> {
     lock::check_locked(config, Some(lockfile), "`warpgate vendor`")?;
     let dir = std::path::absolute(dir).map_err(io_error("resolve", dir))?;
+    let parent = dir
+        .parent()
+        .ok_or_else(|| VendorError::NotAVendorDir { dir: dir.clone() })?
+        .to_path_buf();
+    let name = dir
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+
+    // Held to the end: another run on this folder waits here, then finds it up to date.
+    let _dir_lock = fetcher.cache().lock_vendor_dir(&lock_key(&dir))?;
+    let swept = sweep_leftovers(&parent, &name)?;
 
     let manifest_path = dir.join(MANIFEST_NAME);
     let old_manifest_text = match std::fs::read_to_string(&manifest_path) {
@@ -507,21 +549,13 @@ pub async fn vendor(
             changed,
             plugins,
             removed,
+            swept,
         });
     }
 
-    let parent = dir
-        .parent()
-        .ok_or_else(|| VendorError::NotAVendorDir { dir: dir.clone() })?;
-    std::fs::create_dir_all(parent).map_err(io_error("create", parent))?;
-    let name = dir
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let staging = tempfile::Builder::new()
-        .prefix(&format!(".{name}.staging-"))
-        .tempdir_in(parent)
-        .map_err(io_error("create a staging folder in", parent))?;
+    std::fs::create_dir_all(&parent).map_err(io_error("create", &parent))?;
+    let staging = hidden_folder(&parent, &name, STAGING)
+        .map_err(io_error("create a staging folder in", &parent))?;
 
     for (plugin, source) in plugins.iter().zip(&sources) {
         let target = plugin_path(staging.path(), &plugin.id);
@@ -543,10 +577,8 @@ pub async fn vendor(
 
     // Swap: move the old folder aside, the new one in, then delete the old one.
     let aside = if dir.exists() {
-        let aside = tempfile::Builder::new()
-            .prefix(&format!(".{name}.old-"))
-            .tempdir_in(parent)
-            .map_err(io_error("create a folder in", parent))?;
+        let aside =
+            hidden_folder(&parent, &name, OLD).map_err(io_error("create a folder in", &parent))?;
         let aside_path = aside.path().join(&name);
         std::fs::rename(&dir, &aside_path).map_err(io_error("move aside", &dir))?;
         Some(aside)
@@ -577,7 +609,88 @@ pub async fn vendor(
         changed,
         plugins,
         removed,
+        swept,
     })
+}
+
+/// The kind of hidden folder [`vendor`] makes next to `DIR` for the new contents.
+const STAGING: &str = "staging";
+/// The kind of hidden folder [`vendor`] moves the old `DIR` into during the swap.
+const OLD: &str = "old";
+/// How many random ASCII letters and digits end a hidden folder's name.
+const RANDOM_LEN: usize = 6;
+
+/// A new, empty hidden folder `.<name>.<kind>-XXXXXX` in `parent` (deleted on drop).
+fn hidden_folder(parent: &Path, name: &str, kind: &str) -> io::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}.{kind}-"))
+        .rand_bytes(RANDOM_LEN)
+        .tempdir_in(parent)
+}
+
+/// Whether `file_name` is what [`hidden_folder`] names a folder for vendor directory `name`.
+fn is_hidden_folder_name(file_name: &str, name: &str) -> bool {
+    [STAGING, OLD].into_iter().any(|kind| {
+        file_name
+            .strip_prefix(&format!(".{name}.{kind}-"))
+            .is_some_and(|random| {
+                random.len() == RANDOM_LEN
+                    && random.bytes().all(|byte| byte.is_ascii_alphanumeric())
+            })
+    })
+}
+
+/// Deletes the hidden folders that earlier runs, killed before they could clean up, left in
+/// `parent` next to vendor directory `name`, and returns them. Only folders named exactly as
+/// [`hidden_folder`] names them are touched (never a file or a symlink). Callers hold the
+/// folder's lock, so no running `vendor` is using them. An old copy whose `DIR` is missing
+/// is deleted too: the run that follows writes `DIR` again from the lock.
+fn sweep_leftovers(parent: &Path, name: &str) -> Result<Vec<PathBuf>, VendorError> {
+    let entries = match std::fs::read_dir(parent) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(VendorError::Io {
+                action: "list",
+                path: parent.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut swept = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_error("list", parent))?;
+        let ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|file_name| is_hidden_folder_name(file_name, name));
+        // `DirEntry::file_type` does not follow symlinks.
+        if !ours || !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => swept.push(path),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(VendorError::Leftover { path, source }),
+        }
+    }
+    swept.sort();
+    Ok(swept)
+}
+
+/// `dir` with its longest existing ancestor made canonical (symlinks and `..` resolved), so
+/// that every spelling of one folder names one lock, whether or not the folder exists yet.
+fn lock_key(dir: &Path) -> PathBuf {
+    for ancestor in dir.ancestors() {
+        if let Ok(canonical) = ancestor.canonicalize() {
+            return match dir.strip_prefix(ancestor) {
+                Ok(rest) if !rest.as_os_str().is_empty() => canonical.join(rest),
+                _ => canonical,
+            };
+        }
+    }
+    dir.to_path_buf()
 }
 
 /// A source for `locked` (verified when copied) and the file holding its bytes: its own

@@ -73,7 +73,8 @@ enum Command {
     Update(update::UpdateArgs),
     /// Show, per GitHub plugin, the locked, newest matching and newest releases.
     Outdated(update::OutdatedArgs),
-    /// Copy every locked plugin into a vendor directory (default `vendor/warpgate/`).
+    /// Copy every locked plugin into a vendor directory (default `WARPGATE_VENDOR_DIR`, else
+    /// `vendor/warpgate/`).
     Vendor(vendor::VendorArgs),
     /// Check the cache and the vendor directory against the lock, without network.
     Verify(vendor::VerifyArgs),

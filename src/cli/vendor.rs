@@ -11,7 +11,8 @@ use super::{Failure, GlobalArgs, Outcome, Output};
 /// Arguments of `warpgate vendor`.
 #[derive(Debug, clap::Args)]
 pub struct VendorArgs {
-    /// The vendor directory (default: `vendor/warpgate/` next to the config).
+    /// The vendor directory (default: `WARPGATE_VENDOR_DIR`, taken from the config's folder
+    /// when relative, else `vendor/warpgate/` next to the config).
     dir: Option<PathBuf>,
     /// Print the report as JSON on stdout.
     #[arg(long)]
@@ -32,15 +33,19 @@ pub async fn vendor(
             path.display()
         )
     })?;
-    let dir = args
-        .dir
-        .unwrap_or_else(|| warpgate::vendor::default_dir(&config));
+    let dir = args.dir.unwrap_or_else(|| warpgate::vendor::dir(&config));
     let fetcher = global.fetcher(output)?;
     let report = warpgate::vendor::vendor(&config, &lockfile, &dir, &fetcher).await?;
     if args.json {
         println!(
             "{}",
             serde_json::to_string(&report).context("report as JSON")?
+        );
+    }
+    for leftover in &report.swept {
+        output.status(
+            "Removing",
+            format!("`{}` (left by an interrupted run)", leftover.display()),
         );
     }
     for plugin in &report.plugins {

@@ -431,3 +431,217 @@ fn vendor_downloads_what_the_cache_lacks() {
             .is_some()
     );
 }
+
+/// A `warpgate` project (the CLI's test project) with `count` `file://` plugins of `size`
+/// bytes each, locked.
+fn locked_cli_project(count: usize, size: usize) -> crate::cli::Project {
+    let mut config = String::from("[plugins]\n");
+    for index in 0..count {
+        config.push_str(&format!("p{index} = \"file://./plugins/p{index}.wasm\"\n"));
+    }
+    let project = crate::cli::Project::new(&config);
+    for index in 0..count {
+        let mut bytes = b"\0asm\x01\0\0\0".to_vec();
+        bytes.resize(size.max(bytes.len()), index as u8);
+        std::fs::write(project.path(&format!("plugins/p{index}.wasm")), bytes).unwrap();
+    }
+    project.run(&["lock"]).success();
+    project
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn vendor_without_a_dir_writes_where_warpgate_vendor_dir_points() {
+    let project = locked_cli_project(1, 64);
+    // Run from a subfolder: a relative `WARPGATE_VENDOR_DIR` is taken from the config's
+    // folder, as the build helper and `verify` take it, not from the current folder.
+    let mut command = project.command(&["vendor"]);
+    command
+        .current_dir(project.path("plugins"))
+        .env("WARPGATE_VENDOR_DIR", "third_party/plugins");
+    crate::cli::Run::from(command.output().unwrap())
+        .success()
+        .stderr_has("third_party");
+    let dir = project.path("third_party/plugins");
+    assert_eq!(names(&dir), ["p0.wasm", MANIFEST_NAME]);
+    assert!(!project.path("vendor").exists());
+    assert!(!project.path("plugins/third_party").exists());
+
+    let mut command = project.command(&["verify"]);
+    command.env("WARPGATE_VENDOR_DIR", "third_party/plugins");
+    crate::cli::Run::from(command.output().unwrap())
+        .success()
+        .stderr_has("third_party");
+    project
+        .run(&["vendor", "--help"])
+        .success()
+        .stdout
+        .contains("WARPGATE_VENDOR_DIR")
+        .then_some(())
+        .expect("`vendor --help` names `WARPGATE_VENDOR_DIR`");
+}
+
+#[test]
+fn concurrent_vendor_runs_all_succeed_and_leave_an_intact_directory() {
+    // Large enough that vendoring takes a while, so that the runs overlap.
+    let project = locked_cli_project(4, 4 << 20);
+    // Each round starts without a vendor directory, so that every run has something to write.
+    for _ in 0..6 {
+        let _ = std::fs::remove_dir_all(project.path("vendor"));
+        let children: Vec<_> = (0..8)
+            .map(|_| {
+                let mut command = project.command(&["vendor"]);
+                command
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                command.spawn().unwrap()
+            })
+            .collect();
+        for child in children {
+            crate::cli::Run::from(child.wait_with_output().unwrap()).success();
+        }
+        project.run(&["verify"]).success();
+        assert_eq!(
+            names(&project.path("vendor/warpgate")),
+            ["p0.wasm", "p1.wasm", "p2.wasm", "p3.wasm", MANIFEST_NAME]
+        );
+        // No staging, old or lock file next to it or in the project.
+        assert_eq!(names(&project.path("vendor")), ["warpgate"]);
+        assert_eq!(
+            names(project.dir.path()),
+            [
+                "home",
+                "plugins",
+                "vendor",
+                "warpgate.lock",
+                "warpgate.toml"
+            ]
+        );
+    }
+}
+
+/// Plants, next to vendor directory `dir`, the folders an interrupted run leaves (returned)
+/// and look-alikes that are not ours (which must survive).
+fn plant_leftovers(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let parent = dir.parent().unwrap();
+    std::fs::create_dir_all(parent).unwrap();
+    let ours = vec![
+        parent.join(".warpgate.old-Zy9x8W"),
+        parent.join(".warpgate.staging-a1B2c3"),
+    ];
+    std::fs::create_dir_all(ours[0].join("warpgate")).unwrap();
+    std::fs::write(ours[0].join("warpgate/remote.wasm"), REMOTE).unwrap();
+    std::fs::write(
+        ours[0].join("warpgate").join(MANIFEST_NAME),
+        "version = 1\n",
+    )
+    .unwrap();
+    std::fs::create_dir(&ours[1]).unwrap();
+    std::fs::write(ours[1].join("remote.wasm"), b"\0asm half wri").unwrap();
+
+    let theirs: Vec<PathBuf> = [
+        ".warpgate.staging-a1B2c",   // random part too short
+        ".warpgate.staging-a1B2c3d", // too long
+        ".warpgate.old-a1B2-3",      // not letters and digits
+        ".other.staging-a1B2c3",     // another folder's
+        "warpgate.staging-a1B2c3",   // not hidden
+        ".warpgate.backup-a1B2c3",   // not a kind we make
+    ]
+    .iter()
+    .map(|name| parent.join(name))
+    .collect();
+    for folder in &theirs {
+        std::fs::create_dir(folder).unwrap();
+        std::fs::write(folder.join("keep.txt"), b"keep me").unwrap();
+    }
+    // A file with our exact naming pattern is not ours either.
+    let file = parent.join(".warpgate.old-b2C3d4");
+    std::fs::write(&file, b"keep me").unwrap();
+    let mut theirs = theirs;
+    theirs.push(file);
+    (ours, theirs)
+}
+
+#[test]
+fn leftovers_of_interrupted_runs_are_swept_and_nothing_else() {
+    let project = Project::new();
+    let dir = project.vendor_dir();
+    project.vendor(&dir).unwrap();
+    let before: Vec<SystemTime> = ["local.wasm", "remote.wasm", MANIFEST_NAME, ""]
+        .iter()
+        .map(|name| mtime(&dir.join(name)))
+        .collect();
+    let (ours, theirs) = plant_leftovers(&dir);
+
+    // The folder is up to date: the sweep is all that happens.
+    let report = project.vendor(&dir).unwrap();
+    assert!(!report.changed);
+    assert_eq!(report.swept, ours);
+    for folder in &ours {
+        assert!(!folder.exists(), "{} was not swept", folder.display());
+    }
+    for path in &theirs {
+        assert!(path.exists(), "{} is not ours", path.display());
+    }
+    let after: Vec<SystemTime> = ["local.wasm", "remote.wasm", MANIFEST_NAME, ""]
+        .iter()
+        .map(|name| mtime(&dir.join(name)))
+        .collect();
+    assert_eq!(before, after);
+    assert!(project.verify(Some(&dir)).is_ok());
+
+    // Nothing left to sweep.
+    assert!(project.vendor(&dir).unwrap().swept.is_empty());
+}
+
+#[test]
+fn a_run_killed_between_the_renames_is_repaired_by_the_next() {
+    let project = Project::new();
+    let dir = project.vendor_dir();
+    // The state after a kill between "move the old folder aside" and "move the new one in":
+    // `DIR` is missing, its old copy and the staged new one are hidden next to it.
+    let (ours, theirs) = plant_leftovers(&dir);
+    assert!(!dir.exists());
+
+    let report = project.vendor(&dir).unwrap();
+    assert!(report.changed);
+    assert_eq!(report.swept, ours);
+    assert!(report.plugins.iter().all(|p| p.change == FileChange::Added));
+    assert!(project.verify(Some(&dir)).is_ok());
+    let mut hidden = leftovers(&dir);
+    hidden.sort();
+    let mut expected: Vec<String> = theirs
+        .iter()
+        .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.'))
+        .collect();
+    expected.sort();
+    assert_eq!(hidden, expected);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_named_like_a_leftover_is_not_followed_or_removed() {
+    let project = Project::new();
+    let dir = project.vendor_dir();
+    let target = project.path("elsewhere");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(target.join("keep.txt"), b"keep me").unwrap();
+    std::fs::create_dir_all(project.path("vendor")).unwrap();
+    let link = project.path("vendor/.warpgate.staging-a1B2c3");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+
+    let report = project.vendor(&dir).unwrap();
+    assert!(report.swept.is_empty(), "{:?}", report.swept);
+    assert!(std::fs::symlink_metadata(&link).is_ok());
+    assert_eq!(std::fs::read(target.join("keep.txt")).unwrap(), b"keep me");
+}
