@@ -35,9 +35,10 @@
 //! [`Cache::lock_vendor_dir`]) from start to end, so concurrent runs on one folder take turns:
 //! the later ones find it up to date. Under that lock a run first deletes what runs killed
 //! mid-way left next to `DIR`: hidden folders named exactly `.<name>.staging-XXXXXX` or
-//! `.<name>.old-XXXXXX` (six ASCII letters and digits), nothing else. An old copy is deleted
-//! even when `DIR` itself is missing (killed between the two renames): the run then writes
-//! `DIR` again from the lock, like a first run.
+//! `.<name>.old-XXXXXX` (six ASCII letters and digits), nothing else. When `DIR` itself is
+//! missing (a run killed between the two renames), its old copy is first moved back to `DIR`
+//! rather than deleted: its files may exist nowhere else (an offline machine, a plugin no
+//! longer downloadable), and the run then brings `DIR` up to date like any other.
 //!
 //! Bytes come from, in order: `DIR` itself (an intact file from an earlier run), the locked
 //! file for `file://` plugins, the cache, and the locked URL through the [`Fetcher`] (which
@@ -378,7 +379,7 @@ pub struct VendorReport {
     /// Files that were in the folder but not in the lock, now removed.
     pub removed: Vec<String>,
     /// Hidden staging and old folders that interrupted earlier runs left next to the folder,
-    /// now deleted.
+    /// now deleted (an old copy standing in for a missing folder was first moved back).
     pub swept: Vec<PathBuf>,
 }
 
@@ -628,9 +629,10 @@ fn hidden_folder(parent: &Path, name: &str, kind: &str) -> io::Result<tempfile::
         .tempdir_in(parent)
 }
 
-/// Whether `file_name` is what [`hidden_folder`] names a folder for vendor directory `name`.
-fn is_hidden_folder_name(file_name: &str, name: &str) -> bool {
-    [STAGING, OLD].into_iter().any(|kind| {
+/// The kind ([`STAGING`] or [`OLD`]) of `file_name` if it is what [`hidden_folder`] names a
+/// folder for vendor directory `name`.
+fn hidden_folder_kind(file_name: &str, name: &str) -> Option<&'static str> {
+    [STAGING, OLD].into_iter().find(|kind| {
         file_name
             .strip_prefix(&format!(".{name}.{kind}-"))
             .is_some_and(|random| {
@@ -643,9 +645,15 @@ fn is_hidden_folder_name(file_name: &str, name: &str) -> bool {
 /// Deletes the hidden folders that earlier runs, killed before they could clean up, left in
 /// `parent` next to vendor directory `name`, and returns them. Only folders named exactly as
 /// [`hidden_folder`] names them are touched (never a file or a symlink). Callers hold the
-/// folder's lock, so no running `vendor` is using them. An old copy whose `DIR` is missing
-/// is deleted too: the run that follows writes `DIR` again from the lock.
+/// folder's lock, so no running `vendor` is using them. When `DIR` is missing (a run killed
+/// between the two renames), an old copy of it is moved back to `DIR` before its hidden
+/// folder is deleted, so that no vendored bytes are lost.
 fn sweep_leftovers(parent: &Path, name: &str) -> Result<Vec<PathBuf>, VendorError> {
+    let dir = parent.join(name);
+    let mut dir_missing = matches!(
+        std::fs::symlink_metadata(&dir),
+        Err(error) if error.kind() == io::ErrorKind::NotFound
+    );
     let entries = match std::fs::read_dir(parent) {
         Ok(entries) => entries,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -660,15 +668,26 @@ fn sweep_leftovers(parent: &Path, name: &str) -> Result<Vec<PathBuf>, VendorErro
     let mut swept = Vec::new();
     for entry in entries {
         let entry = entry.map_err(io_error("list", parent))?;
-        let ours = entry
+        let Some(kind) = entry
             .file_name()
             .to_str()
-            .is_some_and(|file_name| is_hidden_folder_name(file_name, name));
+            .and_then(|file_name| hidden_folder_kind(file_name, name))
+        else {
+            continue;
+        };
         // `DirEntry::file_type` does not follow symlinks.
-        if !ours || !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+        if !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
             continue;
         }
         let path = entry.path();
+        let old_copy = path.join(name);
+        if kind == OLD
+            && dir_missing
+            && std::fs::symlink_metadata(&old_copy).is_ok_and(|meta| meta.is_dir())
+        {
+            std::fs::rename(&old_copy, &dir).map_err(io_error("move back", &old_copy))?;
+            dir_missing = false;
+        }
         match std::fs::remove_dir_all(&path) {
             Ok(()) => swept.push(path),
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}

@@ -611,12 +611,39 @@ fn a_run_killed_between_the_renames_is_repaired_by_the_next() {
     // `DIR` is missing, its old copy and the staged new one are hidden next to it.
     let (ours, theirs) = plant_leftovers(&dir);
     assert!(!dir.exists());
+    // The old copy holds the only `remote` bytes on this (offline) machine.
+    let blob = project.fetcher.cache().blob_path(&Checksum::of(REMOTE));
+    std::fs::remove_file(&blob).unwrap();
 
     let report = project.vendor(&dir).unwrap();
     assert!(report.changed);
     assert_eq!(report.swept, ours);
-    assert!(report.plugins.iter().all(|p| p.change == FileChange::Added));
+    let changes: Vec<_> = report
+        .plugins
+        .iter()
+        .map(|plugin| (plugin.id.to_string(), plugin.change, plugin.source.clone()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (
+                "local".to_string(),
+                FileChange::Added,
+                ByteSource::File {
+                    path: project.path("plugins/local.wasm")
+                }
+            ),
+            (
+                "remote".to_string(),
+                FileChange::Unchanged,
+                ByteSource::Vendored {
+                    path: dir.join("remote.wasm")
+                }
+            ),
+        ]
+    );
     assert!(project.verify(Some(&dir)).is_ok());
+    assert_eq!(std::fs::read(dir.join("remote.wasm")).unwrap(), REMOTE);
     let mut hidden = leftovers(&dir);
     hidden.sort();
     let mut expected: Vec<String> = theirs
