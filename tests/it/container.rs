@@ -682,13 +682,16 @@ fn compile_cache_in_a_temp_dir_is_written_there_only() {
 ///
 /// Extism interrupts a call by advancing its engine's epoch, and every instance made from one
 /// compiled plugin shares that engine. Here call A (value 1) waits in the host function past
-/// the timeout; call B (value 2) starts half a timeout later and returns to the plugin after A's
-/// deadline but well before its own. B must succeed; A must time out. (The margins are half
-/// and a quarter of a 2 s timeout; nothing asserts on durations.)
+/// its deadline; call B (value 2) starts half a timeout later. A is released a quarter timeout
+/// after its deadline and must have timed out, which proves its engine's epoch was advanced;
+/// only then is B released, a quarter timeout before its own deadline, and B must succeed.
+/// Nothing asserts on durations; the 1.5 s margins (of a 6 s timeout) leave room for a loaded
+/// machine, and a stall longer than that can only make A succeed or B time out, never hide a
+/// regression.
 #[test]
 fn a_timeout_does_not_interrupt_other_calls() {
     use std::sync::mpsc;
-    let timeout = Duration::from_secs(2);
+    let timeout = Duration::from_secs(6);
     let (inside_tx, inside_rx) = mpsc::channel::<i64>();
     let (release_a_tx, release_a_rx) = mpsc::channel::<()>();
     let (release_b_tx, release_b_rx) = mpsc::channel::<()>();
@@ -728,17 +731,16 @@ fn a_timeout_does_not_interrupt_other_calls() {
             container.call_func_with::<_, Doubled>("double_via_host", json!({"value": 2}))
         });
         assert_eq!(inside_rx.recv().unwrap(), 2);
-        // Past A's deadline, before B's.
+        // Past A's deadline: A returns to the plugin and is stopped.
         std::thread::sleep(
             (started_a + timeout + timeout / 4).saturating_duration_since(Instant::now()),
         );
-        release_b_tx.send(()).unwrap();
-        let b = b.join().unwrap();
         release_a_tx.send(()).unwrap();
-        let a = a.join().unwrap();
-        assert_eq!(b.unwrap(), Doubled { doubled: 4 });
-        let error = a.unwrap_err();
+        let error = a.join().unwrap().unwrap_err();
         assert!(matches!(error, ContainerError::Timeout { .. }), "{error:?}");
+        // A's engine epoch has moved; B, still before its own deadline, must not notice.
+        release_b_tx.send(()).unwrap();
+        assert_eq!(b.join().unwrap().unwrap(), Doubled { doubled: 4 });
     });
     // The timed-out call's engine is reused for a fresh instance, and calls keep working.
     release_b_tx.send(()).unwrap();
