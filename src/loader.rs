@@ -245,11 +245,13 @@ impl PluginLoader {
         if let (Some(reason), Some(_)) = (&self.offline, &locked.url) {
             return match self.fetcher.cache().get(&locked.checksum)? {
                 Some(path) => Ok(path),
-                None => Err(LockError::Fetch(crate::fetch::FetchError::Offline {
+                // The loader's own error: its hint suits an app with its own plugins folder,
+                // which `warpgate fetch` (the CLI's cache) would not fill.
+                None => Err(LoaderError::Offline {
                     id: id.clone(),
+                    locator: locked.locator.to_string(),
                     reason: reason.clone(),
-                })
-                .into()),
+                }),
             };
         }
         let config = crate::config::Config {

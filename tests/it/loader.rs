@@ -327,7 +327,12 @@ fn offline_lock_pinned_loads_make_no_request() {
         message.contains("network access is disabled by `--offline`"),
         "{message}"
     );
+    assert!(matches!(error, LoaderError::Offline { .. }), "{error:?}");
     assert!(message.contains("plugin `pinned`"), "{message}");
+    assert!(
+        message.contains("hint: load it once while online"),
+        "{message}"
+    );
     assert_eq!(github.server().request_count(), 0);
     assert!(
         std::fs::read_dir(dir.path().join("plugins/v1/tmp"))
