@@ -69,9 +69,6 @@ pub enum LoaderError {
     /// Resolving or fetching failed.
     #[error(transparent)]
     Lock(#[from] LockError),
-    /// The HTTP client could not be set up.
-    #[error("failed to set up the HTTP client")]
-    Http(#[source] crate::http::HttpError),
     /// A cache operation failed.
     #[error(transparent)]
     Cache(#[from] crate::cache::CacheError),
