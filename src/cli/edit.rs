@@ -98,9 +98,11 @@ fn write_config_then_lock(
         .with_context(|| format!("failed to write `{}`", config_path.display()))?;
     if let Err(failure) = write_lock() {
         write_atomically(config_path, original.as_bytes()).with_context(|| {
+            // Name the first failure too: it is why the config had to be put back.
             format!(
-                "failed to restore `{}` after the lockfile could not be written",
-                config_path.display()
+                "failed to restore `{}` after the lockfile could not be written ({:#})",
+                config_path.display(),
+                failure.error
             )
         })?;
         return Err(failure);
