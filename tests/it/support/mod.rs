@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod github;
+pub mod listener;
 pub mod proxy;
 pub mod server;
 

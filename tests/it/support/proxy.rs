@@ -23,10 +23,11 @@ use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::listener::LoopbackListener;
 
 /// Every variable that can point a client at a proxy or exempt hosts from it, in both cases.
 pub const PROXY_VARS: [&str; 9] = [
@@ -59,61 +60,30 @@ struct State {
 
 /// A running `CONNECT` proxy on 127.0.0.1; it stops when dropped.
 pub struct TestProxy {
-    port: u16,
+    listener: LoopbackListener,
     state: Arc<Mutex<State>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl TestProxy {
     /// Starts the proxy.
     pub fn start() -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
-        let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
-        let thread_state = Arc::clone(&state);
-        let thread = std::thread::Builder::new()
-            .name(format!("test-proxy-{port}"))
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                    loop {
-                        tokio::select! {
-                            _ = &mut stop => break,
-                            accepted = listener.accept() => {
-                                let Ok((stream, _)) = accepted else { continue };
-                                lock(&thread_state).connections += 1;
-                                tokio::spawn(serve(stream, Arc::clone(&thread_state)));
-                            }
-                        }
-                    }
-                });
-                // Dropping the runtime here cancels every tunnel still open, closing its
-                // sockets, so the thread always ends.
-            })
-            .unwrap();
-        Self {
-            port,
-            state,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        }
+        let connection_state = Arc::clone(&state);
+        let listener = LoopbackListener::start("test-proxy", move |stream| {
+            lock(&connection_state).connections += 1;
+            serve(stream, Arc::clone(&connection_state))
+        });
+        Self { listener, state }
     }
 
     /// The port.
     pub fn port(&self) -> u16 {
-        self.port
+        self.listener.port()
     }
 
     /// `http://127.0.0.1:<port>`, the value for `HTTPS_PROXY`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.listener.port())
     }
 
     /// Clears every proxy variable a child process would inherit, then sets
@@ -156,17 +126,6 @@ impl TestProxy {
     /// How many TCP connections were accepted (0 proves that no client even tried the proxy).
     pub fn connection_count(&self) -> usize {
         lock(&self.state).connections
-    }
-}
-
-impl Drop for TestProxy {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -21,7 +21,6 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rcgen::{
@@ -31,6 +30,8 @@ use rcgen::{
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use warpgate::http::{HttpClient, HttpOptions};
+
+use super::listener::LoopbackListener;
 
 /// One scripted answer.
 #[derive(Clone, Debug)]
@@ -216,12 +217,10 @@ impl State {
 
 /// A running HTTPS server on 127.0.0.1; it stops when dropped.
 pub struct TestServer {
-    port: u16,
+    listener: LoopbackListener,
     state: Arc<Mutex<State>>,
     ca_pem: String,
     ca_file: tempfile::NamedTempFile,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl TestServer {
@@ -248,51 +247,27 @@ impl TestServer {
             .unwrap();
         std::io::Write::write_all(&mut ca_file, ca_pem.as_bytes()).unwrap();
 
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
-        let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
-        let thread_state = Arc::clone(&state);
-        let thread = std::thread::Builder::new()
-            .name(format!("test-server-{port}"))
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-                    loop {
-                        tokio::select! {
-                            _ = &mut stop => break,
-                            accepted = listener.accept() => {
-                                let Ok((stream, _)) = accepted else { continue };
-                                thread_state
-                                    .lock()
-                                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                                    .connections += 1;
-                                let acceptor = acceptor.clone();
-                                let state = Arc::clone(&thread_state);
-                                tokio::spawn(async move {
-                                    if let Ok(stream) = acceptor.accept(stream).await {
-                                        serve(stream, state).await;
-                                    }
-                                });
-                            }
-                        }
-                    }
-                });
-            })
-            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let connection_state = Arc::clone(&state);
+        let listener = LoopbackListener::start("test-server", move |stream| {
+            connection_state
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .connections += 1;
+            let acceptor = acceptor.clone();
+            let state = Arc::clone(&connection_state);
+            async move {
+                if let Ok(stream) = acceptor.accept(stream).await {
+                    serve(stream, state).await;
+                }
+            }
+        });
         Self {
-            port,
+            listener,
             state,
             ca_pem,
             ca_file,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
         }
     }
 
@@ -317,17 +292,17 @@ impl TestServer {
 
     /// The port.
     pub fn port(&self) -> u16 {
-        self.port
+        self.listener.port()
     }
 
     /// `https://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.port)
+        format!("https://127.0.0.1:{}{path}", self.listener.port())
     }
 
     /// `https://localhost:<port><path>`: the same server under another host name.
     pub fn alt_url(&self, path: &str) -> String {
-        format!("https://localhost:{}{path}", self.port)
+        format!("https://localhost:{}{path}", self.listener.port())
     }
 
     /// The test CA's certificate (PEM).
@@ -394,17 +369,6 @@ impl TestServer {
             ("NO_PROXY", "127.0.0.1,localhost".into()),
             ("no_proxy", "127.0.0.1,localhost".into()),
         ]
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
