@@ -72,6 +72,23 @@ impl Project {
     }
 }
 
+/// Starts every command at once (output captured) and waits for them all.
+pub fn run_concurrently(commands: impl IntoIterator<Item = Command>) -> Vec<Run> {
+    let children: Vec<_> = commands
+        .into_iter()
+        .map(|mut command| {
+            command
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            command.spawn().unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|child| Run::from(child.wait_with_output().unwrap()))
+        .collect()
+}
+
 /// A finished process.
 #[derive(Debug)]
 pub struct Run {
@@ -493,18 +510,12 @@ fn concurrent_adds_lose_nothing() {
     for index in 0..5 {
         std::fs::copy(JSON_TOOLS, project.path(&format!("plugins/p{index}.wasm"))).unwrap();
     }
-    let children: Vec<_> = (0..5)
-        .map(|index| {
-            let locator = format!("file://./plugins/p{index}.wasm");
-            let mut command = project.command(&["add", &format!("p{index}"), &locator]);
-            command
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            command.spawn().unwrap()
-        })
-        .collect();
-    for child in children {
-        Run::from(child.wait_with_output().unwrap()).success();
+    let runs = run_concurrently((0..5).map(|index| {
+        let locator = format!("file://./plugins/p{index}.wasm");
+        project.command(&["add", &format!("p{index}"), &locator])
+    }));
+    for run in runs {
+        run.success();
     }
     let config = project.read("warpgate.toml");
     let lock = project.read("warpgate.lock");

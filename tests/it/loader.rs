@@ -258,19 +258,14 @@ fn concurrent_call_processes_share_one_download() {
     Run::from(command.output().unwrap()).success();
     std::fs::remove_dir_all(project.cache_home()).unwrap();
     let before = github.server().hits("/json_tools.wasm");
-    let children: Vec<_> = (0..4)
-        .map(|index| {
-            let input = format!("{{\"left\": {index}, \"right\": 100}}");
-            let mut command = project.command(&["call", "json", "add", &input]);
-            command.envs(github.env());
-            command
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            command.spawn().unwrap()
-        })
-        .collect();
-    for (index, child) in children.into_iter().enumerate() {
-        let run = Run::from(child.wait_with_output().unwrap()).success();
+    let runs = crate::cli::run_concurrently((0..4).map(|index| {
+        let input = format!("{{\"left\": {index}, \"right\": 100}}");
+        let mut command = project.command(&["call", "json", "add", &input]);
+        command.envs(github.env());
+        command
+    }));
+    for (index, run) in runs.into_iter().enumerate() {
+        let run = run.success();
         assert_eq!(run.stdout.trim(), format!("{{\"sum\":{}}}", index + 100));
     }
     assert_eq!(github.server().hits("/json_tools.wasm") - before, 1);

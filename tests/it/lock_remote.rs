@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use warpgate::checksum::Checksum;
 
-use crate::cli::{Project, Run};
+use crate::cli::{Project, Run, run_concurrently};
 use crate::support::{FakeAsset, FakeGitHub, FakeRelease, Response, TestProxy};
 
 /// A plugin's bytes (any bytes do: locking does not run them).
@@ -367,18 +367,13 @@ fn concurrent_fetch_processes_share_one_cache() {
         Response::ok(wasm("hello")).delay(Duration::from_millis(300)),
     );
     let before = github.server().hits(url_path);
-    let children: Vec<_> = (0..6)
-        .map(|_| {
-            let mut command = project.command(&["fetch"]);
-            command.envs(github.env());
-            command
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            command.spawn().unwrap()
-        })
-        .collect();
-    for child in children {
-        Run::from(child.wait_with_output().unwrap()).success();
+    let runs = run_concurrently((0..6).map(|_| {
+        let mut command = project.command(&["fetch"]);
+        command.envs(github.env());
+        command
+    }));
+    for run in runs {
+        run.success();
     }
     // One download per blob, however many processes asked.
     assert_eq!(github.server().hits(url_path) - before, 1);

@@ -497,17 +497,8 @@ fn concurrent_vendor_runs_all_succeed_and_leave_an_intact_directory() {
     // Each round starts without a vendor directory, so that every run has something to write.
     for _ in 0..6 {
         let _ = std::fs::remove_dir_all(project.path("vendor"));
-        let children: Vec<_> = (0..8)
-            .map(|_| {
-                let mut command = project.command(&["vendor"]);
-                command
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped());
-                command.spawn().unwrap()
-            })
-            .collect();
-        for child in children {
-            crate::cli::Run::from(child.wait_with_output().unwrap()).success();
+        for run in crate::cli::run_concurrently((0..8).map(|_| project.command(&["vendor"]))) {
+            run.success();
         }
         project.run(&["verify"]).success();
         assert_eq!(
