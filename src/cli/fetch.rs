@@ -29,8 +29,8 @@ pub async fn run(
     output.status(
         "Fetched",
         format!(
-            "{count} {} into `{}`",
-            if count == 1 { "plugin" } else { "plugins" },
+            "{} into `{}`",
+            super::output::plugin_count(count),
             fetcher.cache().root().display()
         ),
     );

@@ -67,17 +67,17 @@ pub async fn run(global: &GlobalArgs, args: LockArgs, output: &Output) -> Result
         );
     }
     let count = outcome.lockfile.plugins.len();
-    let noun = if count == 1 { "plugin" } else { "plugins" };
+    let plugins = super::output::plugin_count(count);
     if outcome.written {
         output.status(
             "Locked",
-            format!("{count} {noun} in `{}`", config.lockfile_path().display()),
+            format!("{plugins} in `{}`", config.lockfile_path().display()),
         );
     } else {
         output.status(
             "Checked",
             format!(
-                "{count} {noun}: `{}` is up to date",
+                "{plugins}: `{}` is up to date",
                 config.lockfile_path().display()
             ),
         );

@@ -120,3 +120,21 @@ impl Output {
         }
     }
 }
+
+/// `1 plugin`, `2 plugins`: a count for status lines.
+pub fn plugin_count(count: usize) -> String {
+    match count {
+        1 => "1 plugin".to_string(),
+        _ => format!("{count} plugins"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plugin_count_agrees_with_the_number() {
+        assert_eq!(super::plugin_count(0), "0 plugins");
+        assert_eq!(super::plugin_count(1), "1 plugin");
+        assert_eq!(super::plugin_count(2), "2 plugins");
+    }
+}

@@ -72,8 +72,8 @@ pub async fn vendor(
     output.status(
         verb,
         format!(
-            "{} plugins in `{}`",
-            report.plugins.len(),
+            "{} in `{}`",
+            super::output::plugin_count(report.plugins.len()),
             report.dir.display()
         ),
     );
@@ -113,8 +113,8 @@ pub fn verify(global: &GlobalArgs, args: VerifyArgs, output: &Output) -> Result<
         output.status(
             "Verified",
             format!(
-                "{} plugins{}",
-                report.plugins.len(),
+                "{}{}",
+                super::output::plugin_count(report.plugins.len()),
                 vendor_dir
                     .map(|dir| format!(" (vendor directory `{}`)", dir.display()))
                     .unwrap_or_default()
