@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde::{Deserialize, Serialize};
-use warpgate::container::extism::{PluginBuilder, Wasm};
-use warpgate::container::{CompileCache, PluginContainer, PluginManifest};
+use warpgate::container::extism::{CompiledPlugin, Plugin, PluginBuilder, Wasm};
+use warpgate::container::{CompileCache, ModuleOrigin, PluginContainer, PluginManifest};
 use warpgate::id::Id;
 
 #[derive(Serialize)]
@@ -33,7 +33,10 @@ fn manifest() -> PluginManifest {
 }
 
 fn container() -> PluginContainer {
-    PluginContainer::new_without_functions(Id::new("json_tools").unwrap(), manifest()).unwrap()
+    PluginContainer::builder(Id::new("json_tools").unwrap(), manifest())
+        .compile_cache(CompileCache::Disabled)
+        .build()
+        .unwrap()
 }
 
 fn calls(c: &mut Criterion) {
@@ -86,7 +89,7 @@ fn calls(c: &mut Criterion) {
     });
 
     // A failed call drops its instance, so every call here also creates a fresh instance.
-    let failing = PluginContainer::new_without_functions(
+    let failing = PluginContainer::builder(
         Id::new("failing").unwrap(),
         PluginManifest::new([Wasm::data(
             std::fs::read(
@@ -96,6 +99,8 @@ fn calls(c: &mut Criterion) {
             .unwrap(),
         )]),
     )
+    .compile_cache(CompileCache::Disabled)
+    .build()
     .unwrap();
     group.bench_function("failing_call_on_fresh_instance", |b| {
         b.iter(|| failing.call("fail", "x").unwrap_err());
@@ -103,41 +108,65 @@ fn calls(c: &mut Criterion) {
     group.finish();
 }
 
+/// Building a container: compiling cold, loading from the compiled-module cache (what a
+/// second process does), sharing with a live container of this process, and the floor: raw
+/// Extism loading the same plugin from wasmtime's own (unchecked) file cache.
 fn creation(c: &mut Criterion) {
     let id = Id::new("json_tools").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("wasmtime-cache.toml");
+    let store = CompileCache::Directory(dir.path().join("compiled"));
+    let wasmtime_config = dir.path().join("wasmtime-cache.toml");
     std::fs::write(
-        &config,
+        &wasmtime_config,
         format!(
             "[cache]\ndirectory = {:?}\n",
-            dir.path().join("cache").to_str().unwrap()
+            dir.path().join("wasmtime").to_str().unwrap()
         ),
     )
     .unwrap();
-    // Fill the compile cache once.
-    PluginContainer::builder(id.clone(), manifest())
-        .compile_cache(CompileCache::ConfigFile(config.clone()))
-        .build()
+    let build = |cache: &CompileCache| {
+        PluginContainer::builder(id.clone(), manifest())
+            .compile_cache(cache.clone())
+            .build()
+            .unwrap()
+    };
+    let extism_cached = || {
+        let compiled = CompiledPlugin::new(
+            PluginBuilder::new(manifest())
+                .with_wasi(true)
+                .with_cache_config(&wasmtime_config),
+        )
         .unwrap();
+        Plugin::new_from_compiled(&compiled).unwrap()
+    };
+    // Fill both caches once.
+    assert_ne!(build(&store).module_origin(), ModuleOrigin::Shared);
+    extism_cached();
 
     let mut group = c.benchmark_group("create");
     group.sample_size(10);
     group.bench_function("cold_compile", |b| {
-        b.iter(|| {
-            PluginContainer::builder(id.clone(), manifest())
-                .build()
-                .unwrap()
-        });
+        b.iter(|| build(&CompileCache::Disabled));
     });
     group.bench_function("compile_cache_hit", |b| {
         b.iter(|| {
-            PluginContainer::builder(id.clone(), manifest())
-                .compile_cache(CompileCache::ConfigFile(config.clone()))
-                .build()
-                .unwrap()
+            let container = build(&store);
+            assert_eq!(container.module_origin(), ModuleOrigin::CompileCache);
+            container
         });
     });
+    group.bench_function("extism_wasmtime_cache_hit", |b| {
+        b.iter(extism_cached);
+    });
+    let live = build(&store);
+    group.bench_function("second_container_in_process", |b| {
+        b.iter(|| {
+            let container = build(&store);
+            assert_eq!(container.module_origin(), ModuleOrigin::Shared);
+            container
+        });
+    });
+    drop(live);
     group.finish();
 }
 
@@ -167,6 +196,45 @@ fn throughput(c: &mut Criterion) {
                     });
                     let elapsed = started.elapsed();
                     // Report per call, counting the calls actually made.
+                    elapsed.mul_f64(iterations as f64 / (per_thread * threads as u64) as f64)
+                });
+            },
+        );
+    }
+    // The floor: raw Extism, one instance per thread from one compiled plugin.
+    let compiled = CompiledPlugin::new(
+        PluginBuilder::new(manifest())
+            .with_wasi(true)
+            .with_cache_disabled(),
+    )
+    .unwrap();
+    let input_json = serde_json::to_vec(&input).unwrap();
+    for threads in [1_usize, 2] {
+        group.bench_with_input(
+            BenchmarkId::new("extism_threads", threads),
+            &threads,
+            |b, &threads| {
+                let mut plugins: Vec<Plugin> = (0..threads)
+                    .map(|_| Plugin::new_from_compiled(&compiled).unwrap())
+                    .collect();
+                b.iter_custom(|iterations| {
+                    let per_thread = iterations.div_ceil(threads as u64);
+                    let started = Instant::now();
+                    std::thread::scope(|scope| {
+                        for plugin in &mut plugins {
+                            let input_json = &input_json;
+                            scope.spawn(move || {
+                                for _ in 0..per_thread {
+                                    let output: Vec<u8> =
+                                        plugin.call::<&[u8], Vec<u8>>("add", input_json).unwrap();
+                                    let output: AddOutput =
+                                        serde_json::from_slice(&output).unwrap();
+                                    assert_eq!(output.sum, 3);
+                                }
+                            });
+                        }
+                    });
+                    let elapsed = started.elapsed();
                     elapsed.mul_f64(iterations as f64 / (per_thread * threads as u64) as f64)
                 });
             },

@@ -10,6 +10,8 @@
 //!                              per project, `vendor-<hex>.lock` per vendor directory)
 //! v1/tmp/                      temp files, renamed into `blobs/` once verified
 //! v1/refs/<hex>.json           what a floating locator last resolved to (`PluginLoader`)
+//! v1/compiled/                 compiled machine code of plugins (see `container`, feature
+//!                              `runtime`)
 //! ```
 //!
 //! `v1` is the layout version: a future incompatible layout goes to `v2/` beside it.
@@ -121,6 +123,12 @@ impl Cache {
 
     fn locks_dir(&self) -> PathBuf {
         self.root.join(LAYOUT).join("locks")
+    }
+
+    /// The folder of the compiled-module cache (written by `PluginContainer`, feature
+    /// `runtime`).
+    pub fn compiled_dir(&self) -> PathBuf {
+        self.root.join(LAYOUT).join("compiled")
     }
 
     /// The folder of resolution records for floating locators (see `loader`).
@@ -389,8 +397,8 @@ impl Cache {
         Ok((files, bytes))
     }
 
-    /// Deletes every blob (each under its lock) and every resolution record, keeping
-    /// nothing else but the (empty) layout. Refuses a folder that lacks warpgate's
+    /// Deletes every blob (each under its lock), every resolution record and the
+    /// compiled-module cache, keeping nothing else but the (empty) layout. Refuses a folder that lacks warpgate's
     /// `CACHEDIR.TAG`, so a mistaken `WARPGATE_HOME` never deletes someone's files.
     /// Returns files and bytes freed.
     pub fn clean(&self) -> Result<(u64, u64), CacheError> {
@@ -410,9 +418,13 @@ impl Cache {
             bytes += self.remove_blob(&checksum)?;
             files += 1;
         }
-        let refs = self.refs_dir();
-        if refs.exists() {
-            std::fs::remove_dir_all(&refs).map_err(io_error("remove", &refs))?;
+        for dir in [self.refs_dir(), self.compiled_dir()] {
+            if dir.exists() {
+                let (dir_files, dir_bytes) = tree_size(&dir);
+                std::fs::remove_dir_all(&dir).map_err(io_error("remove", &dir))?;
+                files += dir_files;
+                bytes += dir_bytes;
+            }
         }
         let (temp_files, temp_bytes) =
             self.remove_stale_temp_files(std::time::Duration::from_secs(3600))?;
@@ -437,6 +449,18 @@ impl Cache {
         std::fs::remove_file(&path).map_err(io_error("remove", &path))?;
         Ok(size)
     }
+}
+
+/// Files and bytes under `dir` (symlinks are not followed).
+fn tree_size(dir: &Path) -> (u64, u64) {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_file())
+        .filter_map(|entry| entry.metadata().ok())
+        .fold((0, 0), |(files, bytes), metadata| {
+            (files + 1, bytes + metadata.len())
+        })
 }
 
 #[cfg(test)]

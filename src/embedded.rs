@@ -305,7 +305,8 @@ mod runtime {
         }
 
         /// A [`PluginContainerBuilder`] for this plugin, for timeouts, memory limits and host
-        /// functions. The compile cache is off by default (nothing is written to disk).
+        /// functions. Compiled code goes to the compiled-module cache, as for any container
+        /// (see [`crate::container`]).
         pub fn builder(&self) -> Result<PluginContainerBuilder, EmbeddedError> {
             Ok(PluginContainer::builder(self.plugin_id()?, self.manifest()))
         }

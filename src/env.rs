@@ -19,6 +19,9 @@ pub const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
 pub const GITHUB_API_URL: &str = "GITHUB_API_URL";
 /// PEM file of extra root certificates trusted on top of the built-in roots.
 pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+/// The compiled-module cache: `off` (or `0`, `false`, `no`) disables it, an absolute path
+/// moves it (default: `$WARPGATE_HOME/v1/compiled`).
+pub const WARPGATE_COMPILE_CACHE: &str = "WARPGATE_COMPILE_CACHE";
 /// Directory of vendored plugins used by `warpgate-build` before the cache.
 pub const WARPGATE_VENDOR_DIR: &str = "WARPGATE_VENDOR_DIR";
 /// Set by docs.rs builds; the build helper never touches the network then.

@@ -79,7 +79,8 @@ pub use locator::{GitHubLocator, PluginLocator};
 // --- Re-exports of the runtime (`container` module). ---
 #[cfg(feature = "runtime")]
 pub use container::{
-    CompileCache, ContainerError, PluginContainer, PluginContainerBuilder, PluginManifest, Wasm,
+    CompileCache, ContainerError, ModuleOrigin, PluginContainer, PluginContainerBuilder,
+    PluginManifest, Wasm,
 };
 // --- End of the runtime re-exports. ---
 

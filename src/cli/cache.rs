@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use warpgate::cache::Cache;
 use warpgate::config::ConfigError;
+use warpgate::container::CompileCache;
 use warpgate::lockfile::Lockfile;
 
 use super::{Failure, GlobalArgs, Outcome, Output};
@@ -21,9 +22,10 @@ pub struct CacheArgs {
 enum CacheCommand {
     /// Print the cache folder.
     Dir,
-    /// Delete the whole cache.
+    /// Delete the whole cache (downloaded plugins and compiled machine code).
     Clean,
-    /// Delete every blob that none of the given lockfiles references.
+    /// Delete every blob that none of the given lockfiles references, and the compiled code of
+    /// those plugins and of older wasmtime or Extism versions.
     Prune {
         /// Lockfiles whose plugins to keep (default: this project's `warpgate.lock`).
         #[arg(long = "lockfile", value_name = "PATH")]
@@ -80,6 +82,12 @@ pub fn run(global: &GlobalArgs, args: CacheArgs, output: &Output) -> Result<Outc
                     bytes += cache.remove_blob(&checksum)?;
                     files += 1;
                 }
+            }
+            if let Some(dir) = CompileCache::Default.directory() {
+                let pruned = warpgate::container::compile_cache::prune(&dir, &keep)
+                    .with_context(|| format!("failed to prune `{}`", dir.display()))?;
+                files += pruned.entries;
+                bytes += pruned.bytes;
             }
             println!("{files} files, {bytes} bytes freed");
             output.status("Pruned", format!("{files} files, {bytes} bytes"));

@@ -604,7 +604,12 @@ fn an_embedded_plugin_runs_in_a_container() {
         JSON_TOOLS.checksum,
         "the fixture changed; update the checksum"
     );
-    let container = JSON_TOOLS.container().unwrap();
+    let container = JSON_TOOLS
+        .builder()
+        .unwrap()
+        .compile_cache(warpgate::CompileCache::Disabled)
+        .build()
+        .unwrap();
     let output: serde_json::Value = container
         .call_func_with("add", serde_json::json!({"left": 40, "right": 2}))
         .unwrap();
@@ -626,13 +631,47 @@ fn extism_refuses_embedded_bytes_that_do_not_match_their_hash() {
         checksum: "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
         bytes: include_bytes!("../fixtures/plugins/json_tools.wasm"),
     };
-    let error = ALTERED.container().unwrap_err();
+    let error = ALTERED
+        .builder()
+        .unwrap()
+        .compile_cache(warpgate::CompileCache::Disabled)
+        .build()
+        .unwrap_err();
     let message = format!("{error:#}");
     assert!(message.contains("json_tools"), "{message}");
     assert!(
         message.to_lowercase().contains("hash"),
         "not Extism's hash check: {message}"
     );
+}
+
+/// Compiled code is looked up by the checksum a plugin claims; the claim is checked against
+/// the bytes before any compiled code is loaded, so other bytes under a known checksum never
+/// run that checksum's code (nor their own).
+#[test]
+fn compiled_code_never_serves_bytes_that_do_not_match_their_checksum() {
+    static IMPOSTOR: warpgate::embedded::EmbeddedPlugin = warpgate::embedded::EmbeddedPlugin {
+        id: "json_tools",
+        checksum: JSON_TOOLS.checksum,
+        bytes: include_bytes!("../fixtures/plugins/failing.wasm"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = warpgate::CompileCache::Directory(dir.path().to_path_buf());
+    let build = |plugin: &warpgate::embedded::EmbeddedPlugin| {
+        plugin
+            .builder()
+            .unwrap()
+            .timeout(std::time::Duration::from_secs(60))
+            .compile_cache(store.clone())
+            .build()
+    };
+    build(&JSON_TOOLS).unwrap();
+    assert_eq!(
+        build(&JSON_TOOLS).unwrap().module_origin(),
+        warpgate::ModuleOrigin::CompileCache
+    );
+    let message = format!("{:#}", build(&IMPOSTOR).unwrap_err());
+    assert!(message.to_lowercase().contains("hash"), "{message}");
 }
 
 #[test]

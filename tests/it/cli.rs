@@ -61,6 +61,7 @@ impl Project {
             "SSL_CERT_FILE",
             "RUST_LOG",
             "WARPGATE_VENDOR_DIR",
+            "WARPGATE_COMPILE_CACHE",
         ] {
             command.env_remove(name);
         }
@@ -128,6 +129,23 @@ impl Run {
         );
         self
     }
+}
+
+/// The entries (folders holding a `SEAL`) of the compiled-module cache under `home`.
+fn compiled_entries(home: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(home.join("v1/compiled"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name() == "SEAL")
+        .map(|entry| entry.path().parent().unwrap().to_path_buf())
+        .collect()
+}
+
+/// What is left in the compiled-module cache's staging folder.
+fn compiled_staging(home: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(home.join("v1/compiled/tmp"))
+        .map(|entries| entries.flatten().map(|entry| entry.path()).collect())
+        .unwrap_or_default()
 }
 
 fn sha(path: &Path) -> String {
@@ -837,4 +855,75 @@ fn colour_on_a_terminal_unless_no_color() {
     piped.env_remove("NO_COLOR");
     let piped = Run::from(piped.output().unwrap()).code(2);
     assert!(!piped.stderr.contains('\x1b'), "{piped:#?}");
+}
+
+/// Processes that start at once all compile, one entry lands; later processes load it; `cache
+/// clean` removes it; `WARPGATE_COMPILE_CACHE=off` writes none.
+#[test]
+fn call_compiles_once_per_machine() {
+    let project = Project::new("[plugins]\njson = \"file://./plugins/json_tools.wasm\"\n");
+    project.run(&["lock"]).success();
+    let home = project.cache_home();
+    let runs = run_concurrently((0..4).map(|index| {
+        let input = format!("{{\"left\": {index}, \"right\": 10}}");
+        project.command(&["call", "json", "add", &input])
+    }));
+    for (index, run) in runs.into_iter().enumerate() {
+        assert_eq!(run.success().stdout, format!("{{\"sum\":{}}}", index + 10));
+    }
+    assert_eq!(compiled_entries(&home).len(), 1);
+    assert!(compiled_staging(&home).is_empty());
+
+    project
+        .run(&["-vv", "call", "json", "add", "{\"left\": 1, \"right\": 2}"])
+        .success()
+        .stderr_has("loading a compiled module");
+
+    project.run(&["cache", "clean"]).success();
+    assert!(!home.join("v1/compiled").exists());
+    let run = project
+        .command(&["-vv", "call", "json", "add", "{\"left\": 1, \"right\": 2}"])
+        .env("WARPGATE_COMPILE_CACHE", "off")
+        .output()
+        .unwrap();
+    let run = Run::from(run).success();
+    assert!(!run.stderr.contains("compiled module"), "{run:#?}");
+    assert!(compiled_entries(&home).is_empty());
+}
+
+/// A disk that fills up while compiled code is written (simulated with a file size limit, which
+/// fails writes as a full disk does) leaves no entry and no staging folder, and the call
+/// still succeeds; the next run with room stores the entry.
+#[test]
+fn a_full_disk_leaves_no_compiled_entry_behind() {
+    let project = Project::new("[plugins]\njson = \"file://./plugins/json_tools.wasm\"\n");
+    project.run(&["lock"]).success();
+    let home = project.cache_home();
+    // Compiled code is larger than 16 KiB; SIGXFSZ is ignored so that writes fail with EFBIG.
+    let mut command = project.command(&[]);
+    let program = command.get_program().to_owned();
+    command = Command::new("bash");
+    command
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 16; exec \"$0\" \"$@\"")
+        .arg(&program)
+        .args(["call", "json", "add", "{\"left\": 2, \"right\": 2}"])
+        .current_dir(project.dir.path())
+        .env("WARPGATE_HOME", &home)
+        .env("NO_COLOR", "1")
+        .env_remove("WARPGATE_COMPILE_CACHE")
+        .env_remove("RUST_LOG");
+    let run = Run::from(command.output().unwrap()).success();
+    assert_eq!(run.stdout, "{\"sum\":4}");
+    assert!(compiled_entries(&home).is_empty());
+    assert!(
+        compiled_staging(&home).is_empty(),
+        "{:?}",
+        compiled_staging(&home)
+    );
+
+    project
+        .run(&["call", "json", "add", "{\"left\": 2, \"right\": 2}"])
+        .success();
+    assert_eq!(compiled_entries(&home).len(), 1);
 }

@@ -1,6 +1,6 @@
 //! `PluginContainer` against the real plugins built from `examples/plugins/` (fixtures under
-//! `tests/fixtures/plugins/`). The compile cache is off by default, so nothing here writes
-//! outside temporary directories.
+//! `tests/fixtures/plugins/`). Every container here sets its compiled-module cache (off, or a
+//! temporary folder), so nothing is written outside temporary directories.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,7 +12,8 @@ use serde::Deserialize;
 use serde_json::json;
 use warpgate::container::extism::host_fn;
 use warpgate::container::{
-    CompileCache, ContainerError, Function, PTR, PluginContainer, PluginManifest, UserData, Wasm,
+    CompileCache, ContainerError, Function, ModuleOrigin, PTR, PluginContainer, PluginManifest,
+    UserData, Wasm,
 };
 use warpgate::id::Id;
 
@@ -31,7 +32,10 @@ fn id(name: &str) -> Id {
 }
 
 fn container(name: &str) -> PluginContainer {
-    PluginContainer::new_without_functions(id(name), manifest(name)).unwrap()
+    PluginContainer::builder(id(name), manifest(name))
+        .compile_cache(CompileCache::Disabled)
+        .build()
+        .unwrap()
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -91,10 +95,12 @@ fn greet_reads_the_manifest_config() {
         .unwrap();
     assert_eq!(greeting.greeting, "Hello, Ferris!");
 
-    let configured = PluginContainer::new_without_functions(
+    let configured = PluginContainer::builder(
         id("json_tools"),
         manifest("json_tools").with_config_key("greeting", "Howdy"),
     )
+    .compile_cache(CompileCache::Disabled)
+    .build()
     .unwrap();
     let greeting: Greeting = configured
         .call_func_with("greet", json!({"name": "Ferris"}))
@@ -113,6 +119,7 @@ fn call_func_keeps_instance_state_between_calls() {
 #[test]
 fn has_func_id_and_manifest() {
     let container = PluginContainer::builder(id("json_tools"), manifest("json_tools"))
+        .compile_cache(CompileCache::Disabled)
         .timeout(Duration::from_millis(1500))
         .memory_max_pages(300)
         .build()
@@ -134,10 +141,12 @@ fn has_func_id_and_manifest() {
 
 #[test]
 fn allowed_hosts_set_by_the_caller_are_kept() {
-    let container = PluginContainer::new_without_functions(
+    let container = PluginContainer::builder(
         id("json_tools"),
         manifest("json_tools").with_allowed_host("example.com"),
     )
+    .compile_cache(CompileCache::Disabled)
+    .build()
     .unwrap();
     assert_eq!(
         container.manifest().allowed_hosts,
@@ -150,10 +159,12 @@ fn data_manifest_with_the_right_hash_runs() {
     use sha2::{Digest, Sha256};
     let bytes = std::fs::read(fixture("json_tools")).unwrap();
     let hash = format!("{:x}", Sha256::digest(&bytes));
-    let container = PluginContainer::new_without_functions(
+    let container = PluginContainer::builder(
         id("json_tools"),
         PluginManifest::new([Wasm::data(bytes).with_hash(hash)]),
     )
+    .compile_cache(CompileCache::Disabled)
+    .build()
     .unwrap();
     let sum: Sum = container
         .call_func_with("add", json!({"left": 1, "right": 1}))
@@ -263,8 +274,11 @@ fn concurrent_calls_do_not_serialise() {
             },
         )
     };
-    let container =
-        PluginContainer::new(id("host_caller"), manifest("host_caller"), [function]).unwrap();
+    let container = PluginContainer::builder(id("host_caller"), manifest("host_caller"))
+        .functions([function])
+        .compile_cache(CompileCache::Disabled)
+        .build()
+        .unwrap();
     std::thread::scope(|scope| {
         for value in 0..threads as i64 {
             let container = &container;
@@ -281,12 +295,11 @@ fn concurrent_calls_do_not_serialise() {
 
 #[test]
 fn host_function_plugin_runs_when_the_function_is_provided() {
-    let container = PluginContainer::new(
-        id("host_caller"),
-        manifest("host_caller"),
-        [host_double_function()],
-    )
-    .unwrap();
+    let container = PluginContainer::builder(id("host_caller"), manifest("host_caller"))
+        .functions([host_double_function()])
+        .compile_cache(CompileCache::Disabled)
+        .build()
+        .unwrap();
     let doubled: Doubled = container
         .call_func_with("double_via_host", json!({"value": 21}))
         .unwrap();
@@ -325,8 +338,11 @@ fn host_function_can_call_back_into_the_same_container() {
             },
         )
     };
-    let container =
-        PluginContainer::new(id("host_caller"), manifest("host_caller"), [function]).unwrap();
+    let container = PluginContainer::builder(id("host_caller"), manifest("host_caller"))
+        .functions([function])
+        .compile_cache(CompileCache::Disabled)
+        .build()
+        .unwrap();
     assert!(slot.set(container.clone()).is_ok());
     let doubled: Doubled = container
         .call_func_with("double_via_host", json!({"value": 21}))
@@ -337,7 +353,9 @@ fn host_function_can_call_back_into_the_same_container() {
 
 #[test]
 fn host_function_plugin_without_the_function_is_incompatible() {
-    let error = PluginContainer::new_without_functions(id("host_caller"), manifest("host_caller"))
+    let error = PluginContainer::builder(id("host_caller"), manifest("host_caller"))
+        .compile_cache(CompileCache::Disabled)
+        .build()
         .unwrap_err();
     match &error {
         ContainerError::Incompatible { id, missing } => {
@@ -356,8 +374,11 @@ fn host_function_plugin_without_the_function_is_incompatible() {
 #[test]
 fn host_function_in_another_namespace_does_not_count() {
     let function = host_double_function().with_namespace("elsewhere");
-    let error =
-        PluginContainer::new(id("host_caller"), manifest("host_caller"), [function]).unwrap_err();
+    let error = PluginContainer::builder(id("host_caller"), manifest("host_caller"))
+        .functions([function])
+        .compile_cache(CompileCache::Disabled)
+        .build()
+        .unwrap_err();
     assert!(
         matches!(&error, ContainerError::Incompatible { missing, .. } if missing == &["host_double".to_string()]),
         "{error:?}"
@@ -447,6 +468,7 @@ fn output_deserialize_error_quotes_the_output_start() {
 #[test]
 fn timeout_stops_a_looping_plugin() {
     let container = PluginContainer::builder(id("looping"), manifest("looping"))
+        .compile_cache(CompileCache::Disabled)
         .timeout(Duration::from_millis(200))
         .build()
         .unwrap();
@@ -477,10 +499,12 @@ fn timeout_stops_a_looping_plugin() {
 
 #[test]
 fn timeout_from_the_manifest_is_used() {
-    let container = PluginContainer::new_without_functions(
+    let container = PluginContainer::builder(
         id("looping"),
         manifest("looping").with_timeout(Duration::from_secs(1)),
     )
+    .compile_cache(CompileCache::Disabled)
+    .build()
     .unwrap();
     let error = container.call_func::<()>("spin").unwrap_err();
     assert_eq!(
@@ -492,6 +516,7 @@ fn timeout_from_the_manifest_is_used() {
 #[test]
 fn memory_cap_stops_a_large_call() {
     let container = PluginContainer::builder(id("json_tools"), manifest("json_tools"))
+        .compile_cache(CompileCache::Disabled)
         .memory_max_pages(64)
         .build()
         .unwrap();
@@ -518,11 +543,13 @@ fn memory_cap_stops_a_large_call() {
 fn wasi_reads_an_allowed_path() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("hello.txt"), "hello from the host\n").unwrap();
-    let container = PluginContainer::new_without_functions(
+    let container = PluginContainer::builder(
         id("file_reader"),
         manifest("file_reader")
             .with_allowed_path(dir.path().to_str().unwrap().to_string(), "/data"),
     )
+    .compile_cache(CompileCache::Disabled)
+    .build()
     .unwrap();
     assert_eq!(
         container.call("read_file", "/data/hello.txt").unwrap(),
@@ -543,6 +570,7 @@ fn wasi_reads_an_allowed_path() {
 #[test]
 fn wasi_plugin_without_wasi_is_incompatible() {
     let error = PluginContainer::builder(id("file_reader"), manifest("file_reader"))
+        .compile_cache(CompileCache::Disabled)
         .wasi(false)
         .build()
         .unwrap_err();
@@ -568,10 +596,12 @@ fn wasi_plugin_without_wasi_is_incompatible() {
 
 #[test]
 fn url_manifest_is_rejected() {
-    let error = PluginContainer::new_without_functions(
+    let error = PluginContainer::builder(
         id("remote"),
         PluginManifest::new([Wasm::url("https://example.com/plugin.wasm")]),
     )
+    .compile_cache(CompileCache::Disabled)
+    .build()
     .unwrap_err();
     assert!(matches!(error, ContainerError::RemoteWasm { .. }));
     assert_eq!(
@@ -585,11 +615,10 @@ fn url_manifest_is_rejected() {
 fn missing_file_is_reported_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("absent.wasm");
-    let error = PluginContainer::new_without_functions(
-        id("absent"),
-        PluginManifest::new([Wasm::file(&path)]),
-    )
-    .unwrap_err();
+    let error = PluginContainer::builder(id("absent"), PluginManifest::new([Wasm::file(&path)]))
+        .compile_cache(CompileCache::Disabled)
+        .build()
+        .unwrap_err();
     assert!(matches!(error, ContainerError::ReadWasm { .. }));
     assert_eq!(
         error.to_string(),
@@ -602,10 +631,12 @@ fn missing_file_is_reported_with_its_path() {
 
 #[test]
 fn invalid_module_and_hash_mismatch_fail_to_compile() {
-    let error = PluginContainer::new_without_functions(
+    let error = PluginContainer::builder(
         id("garbage"),
         PluginManifest::new([Wasm::data(b"\0asm not really".to_vec())]),
     )
+    .compile_cache(CompileCache::Disabled)
+    .build()
     .unwrap_err();
     assert!(matches!(error, ContainerError::Compile { .. }), "{error:?}");
     assert!(
@@ -616,10 +647,12 @@ fn invalid_module_and_hash_mismatch_fail_to_compile() {
     );
 
     let bytes = std::fs::read(fixture("json_tools")).unwrap();
-    let error = PluginContainer::new_without_functions(
+    let error = PluginContainer::builder(
         id("json_tools"),
         PluginManifest::new([Wasm::data(bytes).with_hash("0".repeat(64))]),
     )
+    .compile_cache(CompileCache::Disabled)
+    .build()
     .unwrap_err();
     assert!(
         error
@@ -633,10 +666,12 @@ fn invalid_module_and_hash_mismatch_fail_to_compile() {
 fn missing_allowed_path_fails_to_instantiate() {
     let dir = tempfile::tempdir().unwrap();
     let absent = dir.path().join("absent");
-    let error = PluginContainer::new_without_functions(
+    let error = PluginContainer::builder(
         id("file_reader"),
         manifest("file_reader").with_allowed_path(absent.to_str().unwrap().to_string(), "/data"),
     )
+    .compile_cache(CompileCache::Disabled)
+    .build()
     .unwrap_err();
     assert!(
         matches!(error, ContainerError::Instantiate { .. }),
@@ -650,32 +685,237 @@ fn missing_allowed_path_fails_to_instantiate() {
     );
 }
 
-#[test]
-fn compile_cache_in_a_temp_dir_is_written_there_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache_dir = dir.path().join("cache");
-    let config = dir.path().join("wasmtime-cache.toml");
-    std::fs::write(
-        &config,
-        format!("[cache]\ndirectory = {:?}\n", cache_dir.to_str().unwrap()),
-    )
-    .unwrap();
-    for _ in 0..2 {
-        let container = PluginContainer::builder(id("json_tools"), manifest("json_tools"))
-            .compile_cache(CompileCache::ConfigFile(config.clone()))
-            .build()
-            .unwrap();
-        let sum: Sum = container
-            .call_func_with("add", json!({"left": 2, "right": 3}))
-            .unwrap();
-        assert_eq!(sum.sum, 5);
-    }
-    let written = walkdir::WalkDir::new(&cache_dir)
+/// A container of `json_tools` whose compiled code goes through the cache at `dir`. The
+/// timeout keeps it from sharing its compiled plugin with other containers of the process
+/// (which skip the cache; see `a_second_container_shares_the_compiled_plugin`).
+fn stored(dir: &std::path::Path) -> PluginContainer {
+    let container = PluginContainer::builder(id("json_tools"), manifest("json_tools"))
+        .timeout(Duration::from_secs(60))
+        .compile_cache(CompileCache::Directory(dir.to_path_buf()))
+        .build()
+        .unwrap();
+    let sum: Sum = container
+        .call_func_with("add", json!({"left": 2, "right": 3}))
+        .unwrap();
+    assert_eq!(sum.sum, 5);
+    container
+}
+
+/// The entry folders (holding a `SEAL`) of the compiled-module cache at `dir`.
+fn entries(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = walkdir::WalkDir::new(dir)
         .into_iter()
         .filter_map(Result::ok)
-        .filter(|entry| entry.file_type().is_file())
-        .count();
-    assert!(written > 0, "nothing written to {}", cache_dir.display());
+        .filter(|entry| entry.file_name() == "SEAL")
+        .map(|entry| entry.path().parent().unwrap().to_path_buf())
+        .collect();
+    entries.sort();
+    entries
+}
+
+/// The compiled files (what wasmtime loads) of one entry.
+fn compiled_files(entry: &std::path::Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(entry.join("wasmtime"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|item| item.file_type().is_file())
+        .filter(|item| {
+            let name = item.file_name().to_string_lossy();
+            !name.ends_with(".stats") && !name.contains(".wip-") && !name.starts_with(".cleanup")
+        })
+        .map(|item| item.into_path())
+        .collect()
+}
+
+#[test]
+fn compiled_code_is_stored_once_then_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("compiled");
+    assert_eq!(stored(&store).module_origin(), ModuleOrigin::Compiled);
+    let stored_entries = entries(&store);
+    assert_eq!(stored_entries.len(), 1, "{stored_entries:?}");
+    // Extism's kernel and the plugin.
+    assert_eq!(compiled_files(&stored_entries[0]).len(), 2);
+    for _ in 0..2 {
+        assert_eq!(stored(&store).module_origin(), ModuleOrigin::CompileCache);
+    }
+    assert_eq!(entries(&store), stored_entries);
+    // Nothing is written beside the store, and no staging folder is left.
+    let beside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(beside.len(), 1);
+    let staged: Vec<_> = std::fs::read_dir(store.join("tmp")).unwrap().collect();
+    assert!(staged.is_empty(), "{staged:?}");
+}
+
+#[test]
+fn a_second_container_shares_the_compiled_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = CompileCache::Directory(dir.path().to_path_buf());
+    // A manifest setting no other test uses, so that no other test's container is shared.
+    let manifest = || manifest("json_tools").with_config_key("share", "test");
+    let build = || {
+        PluginContainer::builder(id("json_tools"), manifest())
+            .compile_cache(store.clone())
+            .build()
+            .unwrap()
+    };
+    let first = build();
+    let second = build();
+    assert_ne!(first.module_origin(), ModuleOrigin::Shared);
+    assert_eq!(second.module_origin(), ModuleOrigin::Shared);
+    let sum: Sum = second
+        .call_func_with("add", json!({"left": 1, "right": 1}))
+        .unwrap();
+    assert_eq!(sum.sum, 2);
+
+    // Host functions are closures that cannot be compared: no sharing, the cache serves.
+    let with_function = PluginContainer::builder(id("json_tools"), manifest())
+        .function(host_double_function())
+        .compile_cache(store.clone())
+        .build()
+        .unwrap();
+    assert_eq!(with_function.module_origin(), ModuleOrigin::CompileCache);
+    // Other settings: another compiled plugin.
+    let other = PluginContainer::builder(id("json_tools"), manifest().with_config_key("x", "y"))
+        .compile_cache(store.clone())
+        .build()
+        .unwrap();
+    assert_ne!(other.module_origin(), ModuleOrigin::Shared);
+
+    // Once every container is gone, nothing is shared any more.
+    drop((first, second, with_function, other));
+    assert_eq!(build().module_origin(), ModuleOrigin::CompileCache);
+}
+
+#[test]
+fn damaged_compiled_code_is_never_loaded_and_is_replaced() {
+    type Damage = fn(&std::path::Path);
+    let damages: [(&str, Damage); 6] = [
+        ("a flipped byte", |entry| {
+            let file = &compiled_files(entry)[0];
+            let mut bytes = std::fs::read(file).unwrap();
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0xff;
+            std::fs::write(file, bytes).unwrap();
+        }),
+        ("a truncated file", |entry| {
+            let file = &compiled_files(entry)[0];
+            let bytes = std::fs::read(file).unwrap();
+            std::fs::write(file, &bytes[..bytes.len() / 2]).unwrap();
+        }),
+        ("a foreign file", |entry| {
+            let file = &compiled_files(entry)[0];
+            std::fs::write(file.with_file_name("planted"), b"machine code").unwrap();
+        }),
+        ("a symlink", |entry| {
+            let file = &compiled_files(entry)[0];
+            let copy = entry.parent().unwrap().join("copy");
+            std::fs::rename(file, &copy).unwrap();
+            std::os::unix::fs::symlink(&copy, file).unwrap();
+        }),
+        ("a garbled seal", |entry| {
+            std::fs::write(entry.join("SEAL"), b"not a seal").unwrap();
+        }),
+        ("a redirected wasmtime cache", |entry| {
+            // The test's temp dir is three levels up: <dir>/compiled/<engine>/<key>.
+            let elsewhere = entry.ancestors().nth(3).unwrap().join("elsewhere");
+            std::fs::write(
+                entry.join("wasmtime.toml"),
+                format!("[cache]\ndirectory = {:?}\n", elsewhere.to_str().unwrap()),
+            )
+            .unwrap();
+        }),
+    ];
+    for (what, damage) in damages {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("compiled");
+        stored(&store);
+        let entry = entries(&store).remove(0);
+        damage(&entry);
+        assert_eq!(
+            stored(&store).module_origin(),
+            ModuleOrigin::Compiled,
+            "{what} was loaded"
+        );
+        // The damaged entry was replaced by a sound one.
+        assert_eq!(entries(&store), [entry.clone()], "{what}");
+        assert_eq!(
+            stored(&store).module_origin(),
+            ModuleOrigin::CompileCache,
+            "{what}"
+        );
+        assert!(!dir.path().join("elsewhere").exists());
+    }
+}
+
+#[test]
+fn an_unwritable_compile_cache_still_runs_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file where the folder should be: nothing can be created under it (even as root).
+    let blocked = dir.path().join("blocked");
+    std::fs::write(&blocked, b"").unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            stored(&blocked.join("compiled")).module_origin(),
+            ModuleOrigin::Compiled
+        );
+    }
+    assert_eq!(std::fs::read(&blocked).unwrap(), b"");
+}
+
+#[test]
+fn concurrent_first_compiles_leave_one_sound_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("compiled");
+    let barrier = Barrier::new(4);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                barrier.wait();
+                stored(&store);
+            });
+        }
+    });
+    assert_eq!(entries(&store).len(), 1);
+    assert_eq!(stored(&store).module_origin(), ModuleOrigin::CompileCache);
+    let staged: Vec<_> = std::fs::read_dir(store.join("tmp")).unwrap().collect();
+    assert!(staged.is_empty(), "{staged:?}");
+}
+
+/// After a wasmtime or Extism upgrade the engine fingerprint changes: the old entries are
+/// never loaded (they live under another folder) and `prune` deletes them.
+#[test]
+fn prune_deletes_other_engines_and_unkept_plugins() {
+    use std::collections::HashSet;
+    use warpgate::Checksum;
+    use warpgate::container::compile_cache::prune;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("compiled");
+    stored(&store);
+    let entry = entries(&store).remove(0);
+    let old_engine = store.join("0123456789abcdef0123456789abcdef");
+    std::fs::create_dir_all(&old_engine).unwrap();
+    let copy = old_engine.join(entry.file_name().unwrap());
+    std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&entry)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert_eq!(entries(&store).len(), 2);
+
+    let json_tools = Checksum::of(&std::fs::read(fixture("json_tools")).unwrap());
+    let pruned = prune(&store, &HashSet::from([json_tools])).unwrap();
+    assert_eq!(pruned.entries, 1);
+    assert!(pruned.bytes > 0);
+    assert_eq!(entries(&store), [entry.clone()]);
+    assert!(!old_engine.exists());
+    assert_eq!(stored(&store).module_origin(), ModuleOrigin::CompileCache);
+
+    let pruned = prune(&store, &HashSet::new()).unwrap();
+    assert_eq!(pruned.entries, 1);
+    assert!(entries(&store).is_empty());
 }
 
 /// A call that times out must not take down the calls running beside it on the same container.
@@ -716,6 +956,7 @@ fn a_timeout_does_not_interrupt_other_calls() {
         },
     );
     let container = PluginContainer::builder(id("host_caller"), manifest("host_caller"))
+        .compile_cache(CompileCache::Disabled)
         .function(function)
         .timeout(timeout)
         .build()

@@ -67,8 +67,29 @@
 //! file, never from a fetch behind the lockfile's back. [`Wasm::File`] entries are read by the
 //! container and handed to Extism as bytes, keeping their `name` and `hash` so that Extism still
 //! checks the hash. `allowed_hosts` is set to an empty list when the manifest leaves it unset (the
-//! runtime is built without Extism's HTTP support anyway). Extism's wasmtime compile cache (which
-//! would write under `~/.cache/wasmtime`) is **disabled by default**; see [`CompileCache`].
+//! runtime is built without Extism's HTTP support anyway). Extism's own wasmtime compile cache
+//! (which would write under `~/.cache/wasmtime`) is never used; warpgate keeps compiled code in
+//! its own folder, as described next.
+//!
+//! # The compiled-module cache
+//!
+//! Compiling a plugin to machine code is the expensive part of building a container (tens of
+//! milliseconds for a 100 KB plugin). It happens once per machine, not once per process:
+//!
+//! - **Between processes**, compiled code is kept in `$WARPGATE_HOME/v1/compiled`, keyed by the
+//!   plugin's SHA-256 and by everything that changes machine code (wasmtime's version and
+//!   settings, the target, Extism's kernel), sealed with its own checksums and checked before
+//!   wasmtime may load it. See [`compile_cache`] for the layout and why it is safe.
+//!   [`PluginContainerBuilder::compile_cache`] moves it ([`CompileCache::Directory`]) or turns it
+//!   off ([`CompileCache::Disabled`]); so does the `WARPGATE_COMPILE_CACHE` environment variable
+//!   (`off`, or an absolute path) for containers left at [`CompileCache::Default`].
+//! - **Within a process**, a container built from the same bytes and settings as a live one
+//!   reuses its compiled plugin, with no compile and no disk access, when neither has host
+//!   functions or a timeout (host functions are closures that cannot be compared, and a timeout
+//!   needs engines of the container's own). Otherwise it, and each extra engine a container with
+//!   a timeout creates, loads the compiled code from the cache.
+//!
+//! [`PluginContainer::module_origin`] says which of these happened.
 //!
 //! **WASI** is enabled by default, so that plugins built for `wasm32-wasip1` (as most are) work;
 //! it only reaches the directories the manifest's `allowed_paths` maps in. Turn it off with
@@ -106,28 +127,16 @@ pub use extism::{
 
 use extism::{CompiledPlugin, Plugin, PluginBuilder};
 
+pub mod compile_cache;
+
+pub use compile_cache::{CompileCache, ModuleOrigin};
+use compile_cache::{ModuleKey, ModuleStore};
+
 /// How many bytes of a plugin's output [`ContainerError::OutputDeserialize`] quotes.
 const RAW_START_LEN: usize = 200;
 
 /// WASI preview 1's import module.
 const WASI_MODULE: &str = "wasi_snapshot_preview1";
-
-/// Where Extism may keep compiled machine code between runs (wasmtime's compile cache).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CompileCache {
-    /// No compile cache: every container compiles its module in memory and writes nothing. The
-    /// default, because warpgate writes nothing outside its own directories.
-    #[default]
-    Disabled,
-    /// Extism's own behaviour: the wasmtime cache configuration file named by the
-    /// `EXTISM_CACHE_CONFIG` environment variable (an empty value disables the cache), else
-    /// wasmtime's default, which writes under the user's cache directory (`~/.cache/wasmtime`).
-    ExtismDefault,
-    /// A wasmtime cache configuration file (TOML, for example `[cache]` with
-    /// `directory = "/absolute/path"`).
-    ConfigFile(PathBuf),
-}
 
 /// Why a [`PluginContainer`] could not be built or a call failed.
 ///
@@ -361,7 +370,9 @@ impl PluginContainerBuilder {
         self
     }
 
-    /// Chooses the compile cache (default: [`CompileCache::Disabled`]).
+    /// Chooses where compiled machine code is kept between runs (default:
+    /// [`CompileCache::Default`], warpgate's cache folder); see
+    /// [the compiled-module cache](crate::container#the-compiled-module-cache).
     pub fn compile_cache(mut self, cache: CompileCache) -> Self {
         self.compile_cache = cache;
         self
@@ -420,17 +431,36 @@ impl PluginContainerBuilder {
             })
             .collect();
 
+        let key = module_key(&local);
         let compiler = Compiler {
+            module_files: distinct_modules(&local) + 1,
             local,
             functions,
             wasi,
-            compile_cache,
+            store: ModuleStore::open(&compile_cache),
+            key,
         };
-        let compiled = compiler.compile(&id)?;
-
-        // Instantiating checks the imports; the instance then answers `has_func`.
-        let probe = Plugin::new_from_compiled(&compiled)
-            .map_err(|error| instantiate_error(&id, &compiler.local, &provided, wasi, &error))?;
+        // Containers that differ in nothing a compiled plugin carries share one: no host
+        // functions (closures cannot be compared) and no timeout (a timeout interrupts every
+        // call on its engine, so a container with one needs engines of its own).
+        let share_key = (compiler.functions.is_empty() && timeout.is_none())
+            .then(|| share_key(&compiler, &manifest));
+        let shared = share_key.as_ref().and_then(shared_compiled);
+        let (compiled, origin) = match shared {
+            Some(compiled) => (compiled, ModuleOrigin::Shared),
+            None => {
+                let (plugin, origin) = compiler.compile(&id)?;
+                // Instantiating checks the imports; the instance then answers `has_func`.
+                let probe = Plugin::new_from_compiled(&plugin).map_err(|error| {
+                    instantiate_error(&id, &compiler.local, &provided, wasi, &error)
+                })?;
+                let compiled = Arc::new(Compiled { plugin, probe });
+                if let Some(key) = share_key {
+                    share_compiled(key, &compiled);
+                }
+                (compiled, origin)
+            }
+        };
         // With a timeout, the shared engine serves one call at a time (see the module docs).
         let idle = match timeout {
             Some(_) => vec![Slot {
@@ -451,12 +481,82 @@ impl PluginContainerBuilder {
                 provided,
                 compiler,
                 compiled,
-                probe,
+                origin,
                 idle: Mutex::new(idle),
                 cache: RwLock::new(HashMap::new()),
             }),
         })
     }
+}
+
+/// A compiled plugin and an instance of it that is never called: it answers `has_func`
+/// (`function_exists` is a `&self` lookup in the compiled module).
+struct Compiled {
+    plugin: CompiledPlugin,
+    probe: Plugin,
+}
+
+/// A digest of everything a [`CompiledPlugin`] carries besides host functions: the modules,
+/// the manifest's settings and WASI.
+type ShareKey = [u8; 32];
+
+/// Compiled plugins of this process, by [`ShareKey`], while some container uses them.
+static SHARED: Mutex<Option<HashMap<ShareKey, std::sync::Weak<Compiled>>>> = Mutex::new(None);
+
+fn share_key(compiler: &Compiler, manifest: &PluginManifest) -> ShareKey {
+    use sha2::Digest;
+    let settings = serde_json::to_vec(&(
+        &manifest.memory,
+        &manifest.config,
+        &manifest.allowed_hosts,
+        &manifest.allowed_paths,
+        &manifest.timeout_ms,
+        compiler.wasi,
+    ))
+    .unwrap_or_default();
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(compiler.key.digest());
+    hasher.update(&settings);
+    hasher.finalize().into()
+}
+
+fn shared_compiled(key: &ShareKey) -> Option<Arc<Compiled>> {
+    lock(&SHARED).as_ref()?.get(key)?.upgrade()
+}
+
+fn share_compiled(key: ShareKey, compiled: &Arc<Compiled>) {
+    let mut shared = lock(&SHARED);
+    let map = shared.get_or_insert_with(HashMap::new);
+    map.retain(|_, compiled| compiled.strong_count() > 0);
+    map.insert(key, Arc::downgrade(compiled));
+}
+
+/// The key of the manifest's modules: the hash Extism is asked to check when there is one
+/// (Extism refuses bytes that do not match it before compiling), else the bytes' SHA-256.
+fn module_key(local: &PluginManifest) -> ModuleKey {
+    ModuleKey::new(local.wasm.iter().map(|wasm| {
+        let meta = wasm.meta();
+        let hex = match (&meta.hash, wasm) {
+            (Some(hash), _) => hash.to_ascii_lowercase(),
+            (None, Wasm::Data { data, .. }) => crate::checksum::Checksum::of(data).hex(),
+            // `local_manifest` turned files into bytes and refused URLs.
+            (None, _) => String::new(),
+        };
+        (meta.name.as_deref(), hex)
+    }))
+}
+
+/// How many distinct modules the manifest holds (wasmtime caches identical bytes once).
+fn distinct_modules(local: &PluginManifest) -> usize {
+    local
+        .wasm
+        .iter()
+        .filter_map(|wasm| match wasm {
+            Wasm::Data { data, .. } => Some(data.as_slice()),
+            _ => None,
+        })
+        .collect::<BTreeSet<_>>()
+        .len()
 }
 
 /// What compiling the plugin takes, kept to compile it again for another engine.
@@ -465,23 +565,32 @@ struct Compiler {
     local: PluginManifest,
     functions: Vec<Function>,
     wasi: bool,
-    compile_cache: CompileCache,
+    /// The compiled-module cache, unless it is disabled.
+    store: Option<ModuleStore>,
+    key: ModuleKey,
+    /// How many compiled files wasmtime writes for the plugin: its modules and Extism's kernel.
+    module_files: usize,
 }
 
 impl Compiler {
-    fn compile(&self, id: &Id) -> Result<CompiledPlugin, ContainerError> {
-        let builder = PluginBuilder::new(self.local.clone())
-            .with_wasi(self.wasi)
-            .with_functions(self.functions.iter().cloned());
-        let builder = match &self.compile_cache {
-            CompileCache::Disabled => builder.with_cache_disabled(),
-            CompileCache::ExtismDefault => builder,
-            CompileCache::ConfigFile(path) => builder.with_cache_config(path.clone()),
+    fn compile(&self, id: &Id) -> Result<(CompiledPlugin, ModuleOrigin), ContainerError> {
+        let compile = |settings: Option<&std::path::Path>| {
+            let builder = PluginBuilder::new(&self.local)
+                .with_wasi(self.wasi)
+                .with_functions(self.functions.iter().cloned());
+            let builder = match settings {
+                Some(path) => builder.with_cache_config(path),
+                None => builder.with_cache_disabled(),
+            };
+            CompiledPlugin::new(builder).map_err(|error| ContainerError::Compile {
+                id: id.clone(),
+                message: format!("{error:#}"),
+            })
         };
-        CompiledPlugin::new(builder).map_err(|error| ContainerError::Compile {
-            id: id.clone(),
-            message: format!("{error:#}"),
-        })
+        match &self.store {
+            Some(store) => store.compile(&self.key, self.module_files, compile),
+            None => compile(None).map(|compiled| (compiled, ModuleOrigin::Compiled)),
+        }
     }
 }
 
@@ -621,9 +730,8 @@ struct Inner {
     max_idle_instances: usize,
     provided: BTreeSet<(String, String)>,
     compiler: Compiler,
-    compiled: CompiledPlugin,
-    /// Never called; answers `function_exists` (a `&self` lookup in the compiled module).
-    probe: Plugin,
+    compiled: Arc<Compiled>,
+    origin: ModuleOrigin,
     idle: Mutex<Vec<Slot>>,
     cache: RwLock<CacheMap>,
 }
@@ -677,7 +785,7 @@ impl PluginContainer {
     }
 
     /// Starts a [`PluginContainerBuilder`]: no host functions, no timeout, no memory cap
-    /// beyond the manifest's, WASI on, compile cache off.
+    /// beyond the manifest's, WASI on, the compiled-module cache in warpgate's cache folder.
     pub fn builder(id: Id, manifest: PluginManifest) -> PluginContainerBuilder {
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         PluginContainerBuilder {
@@ -687,7 +795,7 @@ impl PluginContainer {
             timeout: None,
             memory_max_pages: None,
             wasi: true,
-            compile_cache: CompileCache::Disabled,
+            compile_cache: CompileCache::Default,
             max_idle_instances: cpus.max(4),
         }
     }
@@ -703,6 +811,12 @@ impl PluginContainer {
         &self.inner.manifest
     }
 
+    /// Where this container's compiled module came from: compiled now, loaded from the
+    /// compiled-module cache, or shared with another container of this process.
+    pub fn module_origin(&self) -> ModuleOrigin {
+        self.inner.origin
+    }
+
     /// The call timeout, if any.
     pub fn timeout(&self) -> Option<Duration> {
         self.inner.timeout
@@ -711,7 +825,7 @@ impl PluginContainer {
     /// Whether the plugin exports a callable function `name` (an Extism plugin function: no
     /// parameters, an `i32` or no result).
     pub fn has_func(&self, name: impl AsRef<str>) -> bool {
-        self.inner.probe.function_exists(name)
+        self.inner.compiled.probe.function_exists(name)
     }
 
     /// Calls `name` with `input` and returns the raw output bytes.
@@ -943,11 +1057,11 @@ impl PluginContainer {
             // interrupts every call running on that engine: with a timeout, each concurrent
             // call gets an engine of its own (compiled once, then kept in the pool).
             None if self.inner.timeout.is_some() => {
-                Some(self.inner.compiler.compile(&self.inner.id)?)
+                Some(self.inner.compiler.compile(&self.inner.id)?.0)
             }
             None => None,
         };
-        let compiled = engine.as_ref().unwrap_or(&self.inner.compiled);
+        let compiled = engine.as_ref().unwrap_or(&self.inner.compiled.plugin);
         let plugin = Plugin::new_from_compiled(compiled).map_err(|error| {
             instantiate_error(
                 &self.inner.id,
@@ -1023,8 +1137,10 @@ mod tests {
     #[test]
     fn failed_cached_calls_leave_no_entries() {
         let name = "json_tools";
-        let container =
-            PluginContainer::new_without_functions(Id::new(name).unwrap(), fixture(name)).unwrap();
+        let container = PluginContainer::builder(Id::new(name).unwrap(), fixture(name))
+            .compile_cache(CompileCache::Disabled)
+            .build()
+            .unwrap();
         for input in 0..3 {
             let error = container
                 .cache_func_with::<_, serde_json::Value>("nope", input)
@@ -1039,8 +1155,10 @@ mod tests {
         assert_eq!(container.cache_entries(), 1);
 
         let name = "failing";
-        let failing =
-            PluginContainer::new_without_functions(Id::new(name).unwrap(), fixture(name)).unwrap();
+        let failing = PluginContainer::builder(Id::new(name).unwrap(), fixture(name))
+            .compile_cache(CompileCache::Disabled)
+            .build()
+            .unwrap();
         for input in ["a", "b"] {
             failing.cache_func_with::<_, ()>("fail", input).unwrap_err();
         }
