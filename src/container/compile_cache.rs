@@ -745,3 +745,95 @@ fn is_hex_name(name: &std::ffi::OsStr) -> bool {
     name.to_str()
         .is_some_and(|name| !name.is_empty() && name.bytes().all(|byte| byte.is_ascii_hexdigit()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sealed entry of `size` bytes whose `SEAL` was last used `age` ago.
+    fn fake_entry(store: &ModuleStore, name: &str, size: usize, age: Duration) -> PathBuf {
+        let dir = store.engine_dir().join(name);
+        let file = dir.join(WASMTIME_DIR).join("modules/code");
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(&file, vec![7; size]).unwrap();
+        let checksum = Checksum::of(&vec![7; size]);
+        fs::write(
+            dir.join(SEAL),
+            format!(
+                "{SEAL_HEADER}\nmodule {}\nfile {} {size} wasmtime/modules/code\n",
+                checksum.hex(),
+                checksum.hex()
+            ),
+        )
+        .unwrap();
+        fs::write(
+            dir.join(WASMTIME_CONFIG),
+            wasmtime_config(&dir.join(WASMTIME_DIR)).unwrap(),
+        )
+        .unwrap();
+        let seal = fs::File::options()
+            .append(true)
+            .open(dir.join(SEAL))
+            .unwrap();
+        seal.set_modified(SystemTime::now() - age).unwrap();
+        assert!(check(&dir).is_ok());
+        dir
+    }
+
+    #[test]
+    fn least_recently_used_entries_go_first_past_the_limit() {
+        let temp = tempfile::tempdir().unwrap();
+        let store = ModuleStore {
+            root: temp.path().to_path_buf(),
+            cache: None,
+        };
+        let old = fake_entry(&store, "aa", 100, Duration::from_secs(300));
+        let used = fake_entry(&store, "bb", 100, Duration::from_secs(200));
+        let new = fake_entry(&store, "cc", 100, Duration::from_secs(100));
+        // Using an entry makes it the most recent.
+        touch(&used.join(SEAL));
+        store.enforce_size_limit(250);
+        assert!(!old.exists());
+        assert!(used.exists() && new.exists());
+        store.enforce_size_limit(100);
+        assert!(!new.exists());
+        assert!(used.exists());
+        store.enforce_size_limit(1000);
+        assert!(used.exists());
+        // Deleted entries pass through `tmp/` and leave nothing there.
+        assert_eq!(fs::read_dir(temp.path().join(TEMP_DIR)).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn env_var_turns_off_or_moves_the_default_only() {
+        assert!(is_off("OFF") && is_off("0") && is_off("false") && is_off("no"));
+        assert!(!is_off("/srv/compiled"));
+        let dir = PathBuf::from("/srv/compiled");
+        assert_eq!(CompileCache::Directory(dir.clone()).directory(), Some(dir));
+        assert_eq!(CompileCache::Disabled.directory(), None);
+    }
+
+    #[test]
+    fn seals_only_name_files_inside_the_entry() {
+        let temp = tempfile::tempdir().unwrap();
+        let store = ModuleStore {
+            root: temp.path().to_path_buf(),
+            cache: None,
+        };
+        let entry = fake_entry(&store, "aa", 10, Duration::ZERO);
+        let checksum = Checksum::of(&[7; 10]).hex();
+        for path in [
+            "wasmtime/../../x",
+            "/etc/passwd",
+            "elsewhere/code",
+            "wasmtime/./code",
+        ] {
+            fs::write(
+                entry.join(SEAL),
+                format!("{SEAL_HEADER}\nfile {checksum} 10 {path}\n"),
+            )
+            .unwrap();
+            assert!(matches!(check(&entry), Err(Unusable::Invalid(_))), "{path}");
+        }
+    }
+}

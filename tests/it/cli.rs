@@ -891,37 +891,64 @@ fn call_compiles_once_per_machine() {
     assert!(compiled_entries(&home).is_empty());
 }
 
-/// A disk that fills up while compiled code is written leaves no entry and no staging folder,
-/// and the call still succeeds; the next run with room stores the entry. The full disk is a
-/// 64 KiB tmpfs over the compiled-module cache, mounted in a private mount namespace
-/// (`unshare -m`, as root, which CI is) that ends with the process.
-#[test]
-fn a_full_disk_leaves_no_compiled_entry_behind() {
-    let project = Project::new("[plugins]\njson = \"file://./plugins/json_tools.wasm\"\n");
-    project.run(&["lock"]).success();
-    let home = project.cache_home();
-    let compiled = home.join("v1/compiled");
+/// Runs `script` with bash in a private mount namespace (`unshare -m`, as root, which CI is),
+/// so that its mounts end with it; `$WARPGATE` is the binary, `$COMPILED` the project's
+/// compiled-module cache folder (created first).
+fn run_with_mounts(project: &Project, script: &str) -> Run {
+    let compiled = project.cache_home().join("v1/compiled");
     std::fs::create_dir_all(&compiled).unwrap();
-    let script = r#"set -e
-mount -t tmpfs -o size=64k tmpfs "$COMPILED"
-"$WARPGATE" call json add '{"left": 2, "right": 2}'
-echo
-cd "$COMPILED" && find . -mindepth 1 | sort"#;
-    let mut command = project.command(&[]);
-    let warpgate = command.get_program().to_owned();
-    command = Command::new("unshare");
-    for (name, value) in project.command(&[]).get_envs() {
+    let template = project.command(&[]);
+    let mut command = Command::new("unshare");
+    for (name, value) in template.get_envs() {
         match value {
             Some(value) => command.env(name, value),
             None => command.env_remove(name),
         };
     }
     command
-        .args(["-m", "bash", "-c", script])
+        .args(["-m", "bash", "-c", &format!("set -e\n{script}")])
         .current_dir(project.dir.path())
-        .env("WARPGATE", &warpgate)
+        .env("WARPGATE", template.get_program())
         .env("COMPILED", &compiled);
-    let run = Run::from(command.output().unwrap()).success();
+    Run::from(command.output().unwrap())
+}
+
+/// A read-only compiled-module cache (a read-only bind mount: root cannot write it either)
+/// still serves what it holds, and a plugin it lacks is compiled in memory.
+#[test]
+fn a_read_only_compiled_cache_is_used_and_never_required() {
+    let project = Project::new("[plugins]\njson = \"file://./plugins/json_tools.wasm\"\n");
+    project.run(&["lock"]).success();
+    let read_only = r#"mount --bind "$COMPILED" "$COMPILED"
+mount -o remount,bind,ro "$COMPILED"
+"$WARPGATE" -vv call json add '{"left": 2, "right": 3}'"#;
+
+    let run = run_with_mounts(&project, read_only).success();
+    assert_eq!(run.stdout, "{\"sum\":5}");
+    assert!(compiled_entries(&project.cache_home()).is_empty());
+
+    project
+        .run(&["call", "json", "add", "{\"left\": 1, \"right\": 1}"])
+        .success();
+    let run = run_with_mounts(&project, read_only)
+        .success()
+        .stderr_has("loading a compiled module");
+    assert_eq!(run.stdout, "{\"sum\":5}");
+}
+
+/// A disk that fills up while compiled code is written leaves no entry and no staging folder,
+/// and the call still succeeds; the next run with room stores the entry. The full disk is a
+/// 64 KiB tmpfs over the compiled-module cache.
+#[test]
+fn a_full_disk_leaves_no_compiled_entry_behind() {
+    let project = Project::new("[plugins]\njson = \"file://./plugins/json_tools.wasm\"\n");
+    project.run(&["lock"]).success();
+    let home = project.cache_home();
+    let script = r#"mount -t tmpfs -o size=64k tmpfs "$COMPILED"
+"$WARPGATE" call json add '{"left": 2, "right": 2}'
+echo
+cd "$COMPILED" && find . -mindepth 1 | sort"#;
+    let run = run_with_mounts(&project, script).success();
     let mut lines = run.stdout.lines();
     assert_eq!(lines.next(), Some("{\"sum\":4}"), "{run:#?}");
     let left: Vec<&str> = lines.collect();

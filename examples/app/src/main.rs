@@ -1,5 +1,6 @@
 //! An application that runs a plugin embedded at build time: no network, no plugin files on
-//! disk, no Extism compile cache.
+//! disk. The first run on a machine compiles the plugin and keeps the machine code in
+//! warpgate's compiled-module cache (`$WARPGATE_HOME/v1/compiled`); later runs load it.
 //!
 //! `build.rs` calls `warpgate_build::vendor()`, which checks `warpgate.lock` against
 //! `warpgate.toml`, verifies the plugin's bytes and generates the module that
@@ -50,8 +51,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         plugin.bytes.len(),
         plugin.checksum
     );
-    // Extism re-checks the bytes against the embedded checksum before compiling them. The
-    // container compiles in memory: Extism's compile cache stays off (the default).
+    // Extism re-checks the bytes against the embedded checksum before they are compiled or
+    // their compiled code is loaded from the cache.
     let container = plugin.container()?;
 
     let output: AddOutput = container.call_func_with("add", AddInput { left, right })?;
