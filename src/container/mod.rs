@@ -128,6 +128,7 @@ pub use extism::{
 use extism::{CompiledPlugin, Plugin, PluginBuilder};
 
 pub mod compile_cache;
+mod exports;
 
 pub use compile_cache::{CompileCache, ModuleOrigin};
 use compile_cache::{ModuleKey, ModuleStore};
@@ -446,28 +447,48 @@ impl PluginContainerBuilder {
         let share_key = (compiler.functions.is_empty() && timeout.is_none())
             .then(|| share_key(&compiler, &manifest));
         let shared = share_key.as_ref().and_then(shared_compiled);
+        let mut first_instance = None;
         let (compiled, origin) = match shared {
             Some(compiled) => (compiled, ModuleOrigin::Shared),
             None => {
                 let (plugin, origin) = compiler.compile(&id)?;
-                // Instantiating checks the imports; the instance then answers `has_func`.
+                // Instantiating checks the imports; the instance then serves the first call.
                 let probe = Plugin::new_from_compiled(&plugin).map_err(|error| {
                     instantiate_error(&id, &compiler.local, &provided, wasi, &error)
                 })?;
-                let compiled = Arc::new(Compiled { plugin, probe });
+                let exports = main_module(&compiler.local).and_then(exports::callable_exports);
+                // With the exports known, the instance serves the first call; otherwise it
+                // stays to answer `has_func`.
+                let probe = match exports {
+                    Some(_) => {
+                        first_instance = Some(probe);
+                        None
+                    }
+                    None => Some(probe),
+                };
+                let compiled = Arc::new(Compiled {
+                    plugin,
+                    exports,
+                    probe,
+                });
                 if let Some(key) = share_key {
                     share_compiled(key, &compiled);
                 }
                 (compiled, origin)
             }
         };
-        // With a timeout, the shared engine serves one call at a time (see the module docs).
-        let idle = match timeout {
-            Some(_) => vec![Slot {
+        // With a timeout, the container's own engine serves one call at a time (see the module
+        // docs); its slot is there from the start.
+        let idle = match (first_instance, timeout) {
+            (Some(plugin), _) => vec![Slot {
+                engine: None,
+                plugin: Some(plugin),
+            }],
+            (None, Some(_)) => vec![Slot {
                 engine: None,
                 plugin: None,
             }],
-            None => Vec::new(),
+            (None, None) => Vec::new(),
         };
 
         Ok(PluginContainer {
@@ -489,11 +510,36 @@ impl PluginContainerBuilder {
     }
 }
 
-/// A compiled plugin and an instance of it that is never called: it answers `has_func`
-/// (`function_exists` is a `&self` lookup in the compiled module).
+/// A compiled plugin and what answers `has_func`: the functions Extism can call, read from the
+/// main module's bytes, or (when the bytes are not a binary module) an instance that is never
+/// called (`function_exists` is a `&self` lookup in the compiled module).
 struct Compiled {
     plugin: CompiledPlugin,
-    probe: Plugin,
+    exports: Option<std::collections::HashSet<String>>,
+    probe: Option<Plugin>,
+}
+
+impl Compiled {
+    fn has_func(&self, name: &str) -> bool {
+        match (&self.exports, &self.probe) {
+            (Some(exports), _) => exports.contains(name),
+            (None, Some(probe)) => probe.function_exists(name),
+            (None, None) => false,
+        }
+    }
+}
+
+/// The module Extism runs, by its rule: the one named `main`, else the last one.
+fn main_module(local: &PluginManifest) -> Option<&[u8]> {
+    let main = local
+        .wasm
+        .iter()
+        .find(|wasm| wasm.meta().name.as_deref() == Some("main"))
+        .or(local.wasm.last());
+    match main {
+        Some(Wasm::Data { data, .. }) => Some(data),
+        _ => None,
+    }
 }
 
 /// A digest of everything a [`CompiledPlugin`] carries besides host functions: the modules,
@@ -683,13 +729,7 @@ fn missing_imports(
         .iter()
         .filter_map(|wasm| wasm.meta().name.as_deref())
         .collect();
-    // Extism's rule: the module named `main`, else the last one.
-    let main = local
-        .wasm
-        .iter()
-        .find(|wasm| wasm.meta().name.as_deref() == Some("main"))
-        .or(local.wasm.last());
-    let Some(Wasm::Data { data, .. }) = main else {
+    let Some(data) = main_module(local) else {
         return Vec::new();
     };
     let Ok(module) = wasmtime::Module::new(&wasmtime::Engine::default(), data) else {
@@ -825,7 +865,7 @@ impl PluginContainer {
     /// Whether the plugin exports a callable function `name` (an Extism plugin function: no
     /// parameters, an `i32` or no result).
     pub fn has_func(&self, name: impl AsRef<str>) -> bool {
-        self.inner.compiled.probe.function_exists(name)
+        self.inner.compiled.has_func(name.as_ref())
     }
 
     /// Calls `name` with `input` and returns the raw output bytes.
