@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use serde::{Deserialize, Serialize};
 use warpgate::container::extism::{CompiledPlugin, Plugin, PluginBuilder, Wasm};
 use warpgate::container::{CompileCache, ModuleOrigin, PluginContainer, PluginManifest};
@@ -243,9 +243,63 @@ fn throughput(c: &mut Criterion) {
     group.finish();
 }
 
+/// `call_func_with` against raw Extism, interleaved in short rounds so that a noisy machine
+/// slows both alike; prints the median per-call times and the median of the per-round ratios.
+fn interleaved_call_ratio() {
+    let container = container();
+    let mut plugin = PluginBuilder::new(manifest())
+        .with_wasi(true)
+        .with_cache_disabled()
+        .build()
+        .unwrap();
+    let input = AddInput { left: 40, right: 2 };
+    let input_json = serde_json::to_vec(&input).unwrap();
+    const CALLS: u32 = 500;
+    let mut ours = Vec::new();
+    let mut raw = Vec::new();
+    for _ in 0..200 {
+        let started = Instant::now();
+        for _ in 0..CALLS {
+            let output: AddOutput = container
+                .call_func_with("add", std::hint::black_box(&input))
+                .unwrap();
+            assert_eq!(output.sum, 42);
+        }
+        ours.push(started.elapsed() / CALLS);
+        let started = Instant::now();
+        for _ in 0..CALLS {
+            let output: Vec<u8> = plugin
+                .call::<&[u8], Vec<u8>>("add", std::hint::black_box(&input_json))
+                .unwrap();
+            let output: AddOutput = serde_json::from_slice(&output).unwrap();
+            assert_eq!(output.sum, 42);
+        }
+        raw.push(started.elapsed() / CALLS);
+    }
+    let mut ratios: Vec<f64> = ours
+        .iter()
+        .zip(&raw)
+        .map(|(ours, raw)| ours.as_secs_f64() / raw.as_secs_f64())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ours.sort();
+    raw.sort();
+    println!(
+        "interleaved: call_func_with {:?}, extism Plugin::call {:?}, ratio {:.3}",
+        ours[ours.len() / 2],
+        raw[raw.len() / 2],
+        ratios[ratios.len() / 2]
+    );
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
     targets = calls, creation, throughput
 }
-criterion_main!(benches);
+
+fn main() {
+    interleaved_call_ratio();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

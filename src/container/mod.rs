@@ -883,8 +883,7 @@ impl PluginContainer {
         name: impl AsRef<str>,
     ) -> Result<O, ContainerError> {
         let name = name.as_ref();
-        let output = self.call_bytes(name, &[])?;
-        self.deserialize(name, &output)
+        self.call_with_output(name, &[], |output| self.deserialize(name, output))?
     }
 
     /// Calls `name` with `input` serialized to JSON and deserializes its JSON output.
@@ -895,8 +894,7 @@ impl PluginContainer {
     ) -> Result<O, ContainerError> {
         let name = name.as_ref();
         let input = self.serialize(name, &input)?;
-        let output = self.call_bytes(name, &input)?;
-        self.deserialize(name, &output)
+        self.call_with_output(name, &input, |output| self.deserialize(name, output))?
     }
 
     /// Like [`call_func`](Self::call_func), but the output is computed once and reused; see the
@@ -1055,6 +1053,17 @@ impl PluginContainer {
     }
 
     fn call_bytes(&self, function: &str, input: &[u8]) -> Result<Vec<u8>, ContainerError> {
+        self.call_with_output(function, input, <[u8]>::to_vec)
+    }
+
+    /// Calls `function` and hands its output, still in the instance's memory, to `read`
+    /// (typed calls deserialize it there, with no copy).
+    fn call_with_output<R>(
+        &self,
+        function: &str,
+        input: &[u8],
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, ContainerError> {
         if !self.has_func(function) {
             return Err(ContainerError::FunctionMissing {
                 id: self.inner.id.clone(),
@@ -1063,7 +1072,8 @@ impl PluginContainer {
         }
         let (engine, mut plugin) = self.checkout()?;
         let started = Instant::now();
-        match plugin.call::<&[u8], Vec<u8>>(function, input) {
+        let result = plugin.call::<&[u8], &[u8]>(function, input).map(read);
+        match result {
             Ok(output) => {
                 self.checkin(Slot {
                     engine,
