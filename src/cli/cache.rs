@@ -39,7 +39,16 @@ pub fn run(global: &GlobalArgs, args: CacheArgs, output: &Output) -> Result<Outc
     match args.command {
         CacheCommand::Dir => println!("{}", cache.root().display()),
         CacheCommand::Clean => {
-            let (files, bytes) = cache.clean()?;
+            let (mut files, mut bytes) = cache.clean()?;
+            // A compiled-module cache moved out of the cache root by `WARPGATE_COMPILE_CACHE`.
+            if let Some(dir) = CompileCache::Default.directory()
+                && dir != cache.compiled_dir()
+            {
+                let pruned = warpgate::container::compile_cache::prune(&dir, &HashSet::new())
+                    .with_context(|| format!("failed to clean `{}`", dir.display()))?;
+                files += pruned.entries;
+                bytes += pruned.bytes;
+            }
             println!("{files} files, {bytes} bytes freed");
             output.status("Cleaned", format!("`{}`", cache.root().display()));
         }

@@ -8,13 +8,16 @@
 //! <root>/<engine>/<key>/wasmtime.toml   wasmtime's cache settings for this entry
 //! <root>/<engine>/<key>/wasmtime/…      wasmtime's own compile cache, for this plugin only
 //! <root>/tmp/                           entries being written (renamed into place when sealed)
+//! <root>/CACHEDIR.TAG                   marks the folder (backup tools skip it; `prune` needs it)
 //! ```
 //!
 //! The root is `$WARPGATE_HOME/v1/compiled` unless [`CompileCache::Directory`] names another.
 //! `<engine>` is a digest of everything that changes machine code and that the plugin's bytes
 //! do not say: wasmtime's own compatibility hash of the engine configuration Extism uses
 //! (wasmtime's version, the target and its CPU features, compiler settings), Extism's version
-//! (which fixes its kernel module), warpgate's version and `EXTISM_PROFILE`. `<key>` is a digest
+//! (which fixes its kernel module), warpgate's version, the `EXTISM_PROFILE`, `EXTISM_DEBUG` and
+//! `EXTISM_COREDUMP` settings, and in a debug build the program's modification time (where a
+//! debug build of wasmtime files its own cache). `<key>` is a digest
 //! of the plugin's modules (their names and SHA-256). A wasmtime or Extism upgrade therefore
 //! starts a new `<engine>` folder; `warpgate cache prune` deletes the old ones.
 //!
@@ -40,7 +43,7 @@
 //!
 //! The cache only ever makes start-up faster. A cache that cannot be read or written (read-only
 //! folder, full disk) is logged at `debug` level and the plugin is compiled in memory, as with
-//! [`CompileCache::Disabled`]. Two processes that compile one plugin at once both succeed; the
+//! [`CompileCache::Disabled`]; a damaged entry is logged as a warning and replaced. Two processes that compile one plugin at once both succeed; the
 //! first rename wins and the other discards its copy.
 //!
 //! # Size
@@ -78,6 +81,9 @@ const WASMTIME_DIR: &str = "wasmtime";
 const TEMP_DIR: &str = "tmp";
 /// A `tmp/` folder older than this belongs to a process that died.
 const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
+/// Marks the root as a cache for backup tools, and as warpgate's for `prune`.
+const CACHEDIR_TAG: &str = "CACHEDIR.TAG";
+const TAG_TEXT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by warpgate (compiled plugins).\n# For information about cache directory tags see https://bford.info/cachedir/\n";
 /// A `SEAL` larger than this is not one warpgate wrote.
 const MAX_SEAL_LEN: u64 = 64 * 1024;
 
@@ -216,7 +222,22 @@ fn engine_fingerprint() -> &'static str {
         }
         extism::extism_version().hash(&mut hasher);
         env!("CARGO_PKG_VERSION").hash(&mut hasher);
-        std::env::var("EXTISM_PROFILE").ok().hash(&mut hasher);
+        // Extism reads these when it builds an engine: profiling, debug info, core dumps.
+        std::env::var_os("EXTISM_PROFILE").hash(&mut hasher);
+        std::env::var_os("EXTISM_DEBUG").is_some().hash(&mut hasher);
+        std::env::var_os("EXTISM_COREDUMP")
+            .is_some()
+            .hash(&mut hasher);
+        // A debug build of wasmtime files its cache under the executable's modification time
+        // (each rebuild is a new compiler to it); so does this key, so that a debug and a
+        // release program sharing one cache each keep their own entries.
+        if cfg!(debug_assertions) {
+            std::env::current_exe()
+                .and_then(fs::metadata)
+                .and_then(|metadata| metadata.modified())
+                .ok()
+                .hash(&mut hasher);
+        }
         hex(&hasher.0.finalize()[..16])
     })
 }
@@ -290,11 +311,23 @@ impl ModuleStore {
     ) -> Result<(T, ModuleOrigin), E> {
         let dir = self.entry_dir(key);
         match check(&dir) {
-            Ok(()) => {
+            Ok(sealed) => {
                 touch(&dir.join(SEAL));
                 tracing::debug!(entry = %dir.display(), "loading a compiled module");
-                return compile(Some(&dir.join(WASMTIME_CONFIG)))
-                    .map(|compiled| (compiled, ModuleOrigin::CompileCache));
+                let Ok(compiled) = compile(Some(&dir.join(WASMTIME_CONFIG))) else {
+                    // The entry vanished under us (pruned by another process), or the plugin
+                    // does not compile: try without the cache, which says which.
+                    return compile(None).map(|compiled| (compiled, ModuleOrigin::Compiled));
+                };
+                // wasmtime found no artifact it could use in the entry (an engine setting this
+                // key does not cover) and compiled, writing beside the sealed files: the entry
+                // is dropped, and the next process writes a sound one.
+                if module_files_in(&dir).map_or(true, |files| files.len() != sealed) {
+                    tracing::debug!(entry = %dir.display(), "compiled module was not usable; dropping it");
+                    let _ = self.remove_entry(&dir);
+                    return Ok((compiled, ModuleOrigin::Compiled));
+                }
+                return Ok((compiled, ModuleOrigin::CompileCache));
             }
             Err(Unusable::Missing) => {}
             Err(Unusable::Invalid(reason)) => {
@@ -311,11 +344,7 @@ impl ModuleStore {
                 return compile(None).map(|compiled| (compiled, ModuleOrigin::Compiled));
             }
         };
-        let compiled = compile(Some(&stage.path().join(WASMTIME_CONFIG)));
-        let compiled = match compiled {
-            Ok(compiled) => compiled,
-            Err(error) => return Err(error),
-        };
+        let compiled = compile(Some(&stage.path().join(WASMTIME_CONFIG)))?;
         match self.install(stage, &dir, key, module_files) {
             Ok(()) => tracing::debug!(entry = %dir.display(), "stored a compiled module"),
             Err(error) => {
@@ -332,6 +361,10 @@ impl ModuleStore {
             cache.ensure_layout().map_err(io::Error::other)?;
         }
         fs::create_dir_all(&temp)?;
+        let tag = self.root.join(CACHEDIR_TAG);
+        if !is_marked(&self.root) {
+            crate::lockfile::write_atomically(&tag, TAG_TEXT.as_bytes())?;
+        }
         sweep_stale(&temp);
         let stage = tempfile::Builder::new()
             .prefix("entry-")
@@ -495,7 +528,19 @@ pub struct Pruned {
 /// Deletes, from the compiled-module cache at `root`, every entry written by another engine
 /// (an older wasmtime or Extism), every entry of a plugin none of whose modules is in `keep`,
 /// and the leftovers of interrupted writes.
+///
+/// A folder that exists but lacks the compiled-module cache's mark (`CACHEDIR.TAG`, written
+/// with the first entry) is refused: nothing is deleted in a folder warpgate did not make.
 pub fn prune(root: &Path, keep: &std::collections::HashSet<Checksum>) -> io::Result<Pruned> {
+    if !root.exists() {
+        return Ok(Pruned::default());
+    }
+    if !is_marked(root) {
+        return Err(io::Error::other(format!(
+            "`{}` is not a warpgate compiled-module cache (no `CACHEDIR.TAG`); refusing to delete anything in it",
+            root.display()
+        )));
+    }
     let store = ModuleStore {
         root: root.to_path_buf(),
         cache: None,
@@ -509,9 +554,15 @@ pub fn prune(root: &Path, keep: &std::collections::HashSet<Checksum>) -> io::Res
                     .is_ok_and(|checksum| keep.contains(&checksum))
             });
         if !kept {
-            store.remove_entry(&entry.dir)?;
-            pruned.entries += 1;
-            pruned.bytes += entry.size;
+            match store.remove_entry(&entry.dir) {
+                Ok(()) => {
+                    pruned.entries += 1;
+                    pruned.bytes += entry.size;
+                }
+                // Another process removed it first.
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
         }
     }
     // Empty folders of other engines.
@@ -561,7 +612,10 @@ fn is_bookkeeping(name: &str) -> bool {
 /// The files under `entry/wasmtime` that wasmtime could load, relative to `entry`, sorted.
 fn module_files_in(entry: &Path) -> io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    for item in walkdir::WalkDir::new(entry.join(WASMTIME_DIR)).follow_links(false) {
+    for item in walkdir::WalkDir::new(entry.join(WASMTIME_DIR))
+        .follow_links(false)
+        .follow_root_links(false)
+    {
         let item = item.map_err(io::Error::other)?;
         let file_type = item.file_type();
         if file_type.is_dir() {
@@ -657,8 +711,17 @@ fn read_seal(entry: &Path) -> Result<Seal, Unusable> {
     Ok(seal)
 }
 
-/// Checks an entry against its seal (see the module docs).
-fn check(entry: &Path) -> Result<(), Unusable> {
+/// Checks an entry against its seal (see the module docs); returns how many files it seals.
+fn check(entry: &Path) -> Result<usize, Unusable> {
+    for (path, what) in [
+        (entry.to_path_buf(), "the entry"),
+        (entry.join(WASMTIME_DIR), "`wasmtime`"),
+        (entry.join(WASMTIME_CONFIG), "`wasmtime.toml`"),
+    ] {
+        if fs::symlink_metadata(&path)?.file_type().is_symlink() {
+            return Err(invalid(format!("{what} is a symlink")));
+        }
+    }
     let seal = read_seal(entry)?;
     let config = fs::read(entry.join(WASMTIME_CONFIG))?;
     if config != wasmtime_config(&entry.join(WASMTIME_DIR))?.as_bytes() {
@@ -694,7 +757,12 @@ fn check(entry: &Path) -> Result<(), Unusable> {
             )));
         }
     }
-    Ok(())
+    Ok(seal.files.len())
+}
+
+/// Whether `root` holds the mark that warpgate writes when it creates a compiled-module cache.
+fn is_marked(root: &Path) -> bool {
+    fs::read_to_string(root.join(CACHEDIR_TAG)).is_ok_and(|text| text == TAG_TEXT)
 }
 
 /// Marks an entry as used now (least recently used entries go first); best effort.

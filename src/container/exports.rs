@@ -44,7 +44,7 @@ pub(crate) fn callable_exports(module: &[u8]) -> Option<HashSet<String>> {
             Payload::ExportSection(reader) => {
                 for export in reader {
                     let export = export.ok()?;
-                    if export.kind == ExternalKind::Func {
+                    if matches!(export.kind, ExternalKind::Func | ExternalKind::FuncExact) {
                         exports.push((export.name.to_string(), export.index));
                     }
                 }

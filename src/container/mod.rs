@@ -432,7 +432,7 @@ impl PluginContainerBuilder {
             })
             .collect();
 
-        let key = module_key(&local);
+        let (key, claims_hold) = module_key(&local);
         let compiler = Compiler {
             module_files: distinct_modules(&local) + 1,
             local,
@@ -444,8 +444,10 @@ impl PluginContainerBuilder {
         // Containers that differ in nothing a compiled plugin carries share one: no host
         // functions (closures cannot be compared) and no timeout (a timeout interrupts every
         // call on its engine, so a container with one needs engines of its own).
-        let share_key = (compiler.functions.is_empty() && timeout.is_none())
-            .then(|| share_key(&compiler, &manifest));
+        // Bytes that do not match their claimed hash are left to Extism, which refuses them.
+        let share_key = (compiler.functions.is_empty() && timeout.is_none() && claims_hold)
+            .then(|| share_key(&compiler, &manifest))
+            .flatten();
         let shared = share_key.as_ref().and_then(shared_compiled);
         let mut first_instance = None;
         let (compiled, origin) = match shared {
@@ -529,12 +531,18 @@ impl Compiled {
     }
 }
 
-/// The module Extism runs, by its rule: the one named `main`, else the last one.
+/// The module Extism runs, by its rule: the first one without a name or named `main`, else
+/// the last one.
 fn main_module(local: &PluginManifest) -> Option<&[u8]> {
     let main = local
         .wasm
         .iter()
-        .find(|wasm| wasm.meta().name.as_deref() == Some("main"))
+        .find(|wasm| {
+            wasm.meta()
+                .name
+                .as_deref()
+                .is_none_or(|name| name == "main")
+        })
         .or(local.wasm.last());
     match main {
         Some(Wasm::Data { data, .. }) => Some(data),
@@ -549,7 +557,9 @@ type ShareKey = [u8; 32];
 /// Compiled plugins of this process, by [`ShareKey`], while some container uses them.
 static SHARED: Mutex<Option<HashMap<ShareKey, std::sync::Weak<Compiled>>>> = Mutex::new(None);
 
-fn share_key(compiler: &Compiler, manifest: &PluginManifest) -> ShareKey {
+/// The key under which a container may share its compiled plugin, or `None` when its settings
+/// cannot be written down.
+fn share_key(compiler: &Compiler, manifest: &PluginManifest) -> Option<ShareKey> {
     use sha2::Digest;
     let settings = serde_json::to_vec(&(
         &manifest.memory,
@@ -559,11 +569,11 @@ fn share_key(compiler: &Compiler, manifest: &PluginManifest) -> ShareKey {
         &manifest.timeout_ms,
         compiler.wasi,
     ))
-    .unwrap_or_default();
+    .ok()?;
     let mut hasher = sha2::Sha256::new();
     hasher.update(compiler.key.digest());
     hasher.update(&settings);
-    hasher.finalize().into()
+    Some(hasher.finalize().into())
 }
 
 fn shared_compiled(key: &ShareKey) -> Option<Arc<Compiled>> {
@@ -577,19 +587,28 @@ fn share_compiled(key: ShareKey, compiled: &Arc<Compiled>) {
     map.insert(key, Arc::downgrade(compiled));
 }
 
-/// The key of the manifest's modules: the hash Extism is asked to check when there is one
-/// (Extism refuses bytes that do not match it before compiling), else the bytes' SHA-256.
-fn module_key(local: &PluginManifest) -> ModuleKey {
-    ModuleKey::new(local.wasm.iter().map(|wasm| {
+/// The key of the manifest's modules (their names and the SHA-256 of their bytes), and whether
+/// every module matches the hash the manifest claims for it (Extism refuses one that does not
+/// before anything is compiled or loaded).
+fn module_key(local: &PluginManifest) -> (ModuleKey, bool) {
+    let mut claims_hold = true;
+    let key = ModuleKey::new(local.wasm.iter().map(|wasm| {
         let meta = wasm.meta();
-        let hex = match (&meta.hash, wasm) {
-            (Some(hash), _) => hash.to_ascii_lowercase(),
-            (None, Wasm::Data { data, .. }) => crate::checksum::Checksum::of(data).hex(),
+        let hex = match wasm {
+            Wasm::Data { data, .. } => crate::checksum::Checksum::of(data).hex(),
             // `local_manifest` turned files into bytes and refused URLs.
-            (None, _) => String::new(),
+            _ => String::new(),
         };
+        if meta
+            .hash
+            .as_ref()
+            .is_some_and(|hash| !hash.eq_ignore_ascii_case(&hex))
+        {
+            claims_hold = false;
+        }
         (meta.name.as_deref(), hex)
-    }))
+    }));
+    (key, claims_hold)
 }
 
 /// How many distinct modules the manifest holds (wasmtime caches identical bytes once).

@@ -952,8 +952,8 @@ cd "$COMPILED" && find . -mindepth 1 | sort"#;
     let mut lines = run.stdout.lines();
     assert_eq!(lines.next(), Some("{\"sum\":4}"), "{run:#?}");
     let left: Vec<&str> = lines.collect();
-    // Only the (empty) staging folder may remain.
-    assert_eq!(left, ["./tmp"], "{run:#?}");
+    // Only the mark and the (empty) staging folder may remain.
+    assert_eq!(left, ["./CACHEDIR.TAG", "./tmp"], "{run:#?}");
 
     project
         .run(&["call", "json", "add", "{\"left\": 2, \"right\": 2}"])

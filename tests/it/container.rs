@@ -838,7 +838,7 @@ fn damaged_compiled_code_is_never_loaded_and_is_replaced() {
             "{what} was loaded"
         );
         // The damaged entry was replaced by a sound one.
-        assert_eq!(entries(&store), [entry.clone()], "{what}");
+        assert_eq!(entries(&store), std::slice::from_ref(&entry), "{what}");
         assert_eq!(
             stored(&store).module_origin(),
             ModuleOrigin::CompileCache,
@@ -909,13 +909,40 @@ fn prune_deletes_other_engines_and_unkept_plugins() {
     let pruned = prune(&store, &HashSet::from([json_tools])).unwrap();
     assert_eq!(pruned.entries, 1);
     assert!(pruned.bytes > 0);
-    assert_eq!(entries(&store), [entry.clone()]);
+    assert_eq!(entries(&store), std::slice::from_ref(&entry));
     assert!(!old_engine.exists());
     assert_eq!(stored(&store).module_origin(), ModuleOrigin::CompileCache);
 
     let pruned = prune(&store, &HashSet::new()).unwrap();
     assert_eq!(pruned.entries, 1);
     assert!(entries(&store).is_empty());
+
+    // A folder warpgate did not make is left alone.
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir_all(foreign.join("0123/4567")).unwrap();
+    let error = prune(&foreign, &HashSet::new()).unwrap_err();
+    assert!(error.to_string().contains("CACHEDIR.TAG"), "{error}");
+    assert!(foreign.join("0123/4567").is_dir());
+}
+
+/// With several modules, Extism runs the first unnamed one (or the one named `main`), and
+/// `has_func` answers for that one.
+#[test]
+fn has_func_answers_for_the_module_extism_runs() {
+    let manifest = PluginManifest::new([
+        Wasm::file(fixture("json_tools")),
+        Wasm::file(fixture("failing")).with_name("lib"),
+    ]);
+    let container = PluginContainer::builder(id("json_tools"), manifest)
+        .compile_cache(CompileCache::Disabled)
+        .build()
+        .unwrap();
+    assert!(container.has_func("add"));
+    assert!(!container.has_func("fail"));
+    let sum: Sum = container
+        .call_func_with("add", json!({"left": 1, "right": 2}))
+        .unwrap();
+    assert_eq!(sum.sum, 3);
 }
 
 /// A call that times out must not take down the calls running beside it on the same container.
