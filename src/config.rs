@@ -26,8 +26,11 @@
 //! bun  = { locator = "github://moonrepo/plugins/bun_tool", version = "^0.14", asset = "bun.wasm" }
 //! ```
 //!
-//! Unknown keys, bad ids and bad locators are errors that name the file, the entry and the
-//! line and column.
+//! A table entry may also carry the plugin's runtime settings (`config`, `allowed_paths`,
+//! `allowed_hosts`, `memory`, `timeout`, `wasi`; see [`crate::settings`]).
+//!
+//! Unknown keys, bad ids, bad locators and bad settings are errors that name the file, the
+//! entry and the line and column.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,6 +38,7 @@ use std::path::{Path, PathBuf};
 use crate::id::Id;
 use crate::locator::PluginLocator;
 use crate::lockfile::{LOCKFILE_NAME, line_column, toml_message};
+use crate::settings::RuntimeSettings;
 
 /// The config file name.
 pub const CONFIG_NAME: &str = "warpgate.toml";
@@ -48,6 +52,9 @@ pub struct PluginEntry {
     pub version: Option<semver::VersionReq>,
     /// The release asset to take (GitHub locators).
     pub asset: Option<String>,
+    /// How the plugin runs (config values, allowed paths and hosts, limits, WASI); not part of
+    /// what is locked.
+    pub settings: RuntimeSettings,
 }
 
 impl PluginEntry {
@@ -67,6 +74,7 @@ impl PluginEntry {
             locator,
             version,
             asset,
+            settings: RuntimeSettings::default(),
         };
         check_entry(&entry)?;
         Ok(entry)
@@ -453,25 +461,39 @@ fn parse_entry(value: &toml::Value) -> Result<PluginEntry, String> {
                 .map_err(|e: crate::locator::LocatorError| e.to_string())?,
             version: None,
             asset: None,
+            settings: RuntimeSettings::default(),
         },
         toml::Value::Table(table) => {
             let mut locator = None;
             let mut version = None;
             let mut asset = None;
+            let mut settings = RuntimeSettings::default();
             for (key, value) in table {
-                let text = value.as_str().ok_or_else(|| {
-                    format!("`{key}` must be a string, found {}", value.type_str())
-                })?;
+                if RuntimeSettings::KEYS.contains(&key.as_str()) {
+                    settings.set(key, value)?;
+                    continue;
+                }
+                let text = || {
+                    value.as_str().ok_or_else(|| {
+                        format!("`{key}` must be a string, found {}", value.type_str())
+                    })
+                };
                 match key.as_str() {
                     "locator" => {
-                        locator = Some(text.parse::<PluginLocator>().map_err(|e| e.to_string())?);
+                        locator = Some(
+                            text()?
+                                .parse::<PluginLocator>()
+                                .map_err(|e| e.to_string())?,
+                        );
                     }
                     "version" => {
+                        let text = text()?;
                         version = Some(text.parse::<semver::VersionReq>().map_err(|e| {
                             format!("`version = \"{text}\"` is not a semver requirement: {e}")
                         })?);
                     }
                     "asset" => {
+                        let text = text()?;
                         if text.is_empty() || text.contains(['/', '\\']) {
                             return Err(format!("`asset = \"{text}\"` must be a file name"));
                         }
@@ -479,7 +501,12 @@ fn parse_entry(value: &toml::Value) -> Result<PluginEntry, String> {
                     }
                     other => {
                         return Err(format!(
-                            "unknown key `{other}`; expected `locator`, `version` or `asset`"
+                            "unknown key `{other}`; expected `locator`, `version`, `asset` or a runtime setting ({})",
+                            RuntimeSettings::KEYS
+                                .iter()
+                                .map(|key| format!("`{key}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ));
                     }
                 }
@@ -488,6 +515,7 @@ fn parse_entry(value: &toml::Value) -> Result<PluginEntry, String> {
                 locator: locator.ok_or("missing `locator`")?,
                 version,
                 asset,
+                settings,
             }
         }
         other => {

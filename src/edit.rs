@@ -237,6 +237,7 @@ mod tests {
             locator: locator.parse().unwrap(),
             version: None,
             asset: None,
+            settings: Default::default(),
         }
     }
 

@@ -26,7 +26,8 @@
 //! # The generated module
 //!
 //! The file `$OUT_DIR/warpgate_plugins.rs` is one expression of type [`EmbeddedPlugins`],
-//! written against the names `EmbeddedPlugins` and `EmbeddedPlugin`, which the macro brings
+//! written against the names `EmbeddedPlugins`, `EmbeddedPlugin`, `EmbeddedSettings` and
+//! `Timeout`, which the macro brings
 //! into scope (through `$crate`, so a renamed `warpgate` dependency works too). Every path in
 //! it is relative to `OUT_DIR` (`include_bytes!(concat!(env!("OUT_DIR"), "/plugins/<id>.wasm"))`),
 //! so the same lock gives byte-identical generated code in any checkout.
@@ -42,6 +43,8 @@
 use std::fmt;
 
 use crate::checksum::{Checksum, Mismatch};
+use crate::settings::RuntimeSettings;
+pub use crate::settings::Timeout;
 
 /// One plugin embedded in the binary.
 ///
@@ -55,6 +58,63 @@ pub struct EmbeddedPlugin {
     pub checksum: &'static str,
     /// The plugin's WebAssembly bytes.
     pub bytes: &'static [u8],
+    /// The runtime settings its `[plugins]` entry declares.
+    pub settings: EmbeddedSettings,
+}
+
+/// The runtime settings of an embedded plugin, as its `[plugins]` entry declared them (see
+/// [`crate::settings`]), in a form that lives in a `static`. Host folders of `allowed_paths`
+/// are kept as written; a relative one is taken from the process's working folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EmbeddedSettings {
+    /// Extism config values.
+    pub config: &'static [(&'static str, &'static str)],
+    /// Host folder → guest path.
+    pub allowed_paths: &'static [(&'static str, &'static str)],
+    /// Host patterns HTTP requests may reach.
+    pub allowed_hosts: &'static [&'static str],
+    /// The memory cap, in 64 KiB pages.
+    pub memory_max_pages: Option<u32>,
+    /// The call timeout.
+    pub timeout: Option<Timeout>,
+    /// Whether WASI is on (`None`: the default, on).
+    pub wasi: Option<bool>,
+}
+
+impl EmbeddedSettings {
+    /// Nothing set.
+    pub const NONE: Self = Self {
+        config: &[],
+        allowed_paths: &[],
+        allowed_hosts: &[],
+        memory_max_pages: None,
+        timeout: None,
+        wasi: None,
+    };
+
+    /// The settings as [`RuntimeSettings`].
+    pub fn to_runtime(&self) -> RuntimeSettings {
+        let mut settings = RuntimeSettings::default();
+        settings.config = self
+            .config
+            .iter()
+            .map(|(key, value)| ((*key).to_string(), (*value).to_string()))
+            .collect();
+        settings.allowed_paths = self
+            .allowed_paths
+            .iter()
+            .map(|(host, guest)| ((*host).to_string(), (*guest).to_string()))
+            .collect();
+        settings.allowed_hosts = self
+            .allowed_hosts
+            .iter()
+            .map(|host| (*host).to_string())
+            .collect();
+        settings.memory_max_pages = self.memory_max_pages;
+        settings.timeout = self.timeout;
+        settings.wasi = self.wasi;
+        settings
+    }
 }
 
 impl fmt::Debug for EmbeddedPlugin {
@@ -304,19 +364,21 @@ mod runtime {
             PluginManifest::new([self.wasm()])
         }
 
-        /// A [`PluginContainerBuilder`] for this plugin, for timeouts, memory limits and host
-        /// functions. Compiled code goes to the compiled-module cache, as for any container
+        /// A [`PluginContainerBuilder`] for this plugin with its declared runtime settings
+        /// applied ([`EmbeddedPlugin::settings`]); change them, or add host functions, before
+        /// building. Compiled code goes to the compiled-module cache, as for any container
         /// (see [`crate::container`]).
         pub fn builder(&self) -> Result<PluginContainerBuilder, EmbeddedError> {
-            Ok(PluginContainer::builder(self.plugin_id()?, self.manifest()))
+            Ok(PluginContainer::builder(self.plugin_id()?, self.manifest())
+                .settings(&self.settings.to_runtime()))
         }
 
-        /// A container for this plugin with default options and no host functions.
+        /// A container for this plugin with its declared settings and no host functions.
         pub fn container(&self) -> Result<PluginContainer, EmbeddedContainerError> {
             Ok(self.builder()?.build()?)
         }
 
-        /// A container for this plugin with default options and the given host functions.
+        /// A container for this plugin with its declared settings and the given host functions.
         pub fn container_with_functions(
             &self,
             functions: impl IntoIterator<Item = Function>,
@@ -348,7 +410,7 @@ pub use runtime::EmbeddedContainerError;
 macro_rules! include_plugins {
     () => {{
         #[allow(unused_imports)]
-        use $crate::embedded::{EmbeddedPlugin, EmbeddedPlugins};
+        use $crate::embedded::{EmbeddedPlugin, EmbeddedPlugins, EmbeddedSettings, Timeout};
         include!(concat!(env!("OUT_DIR"), "/warpgate_plugins.rs"))
     }};
     ($visibility:vis static $name:ident) => {
@@ -365,11 +427,13 @@ mod tests {
             id: "alpha",
             checksum: "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
             bytes: b"",
+            settings: EmbeddedSettings::NONE,
         },
         EmbeddedPlugin {
             id: "beta",
             checksum: "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
             bytes: b"tampered",
+            settings: EmbeddedSettings::NONE,
         },
     ]);
 
@@ -393,11 +457,13 @@ mod tests {
                 id: "beta",
                 checksum: "",
                 bytes: b"",
+                settings: EmbeddedSettings::NONE,
             },
             EmbeddedPlugin {
                 id: "alpha",
                 checksum: "",
                 bytes: b"",
+                settings: EmbeddedSettings::NONE,
             },
         ];
         let _ = EmbeddedPlugins::new(&UNSORTED);

@@ -54,6 +54,7 @@ pub mod id;
 pub mod locator;
 pub mod lockfile;
 pub mod reporter;
+pub mod settings;
 
 #[cfg(feature = "fetch")]
 pub mod fetch;

@@ -324,6 +324,7 @@ impl PluginLoader {
             locator: locator.clone(),
             version: None,
             asset: None,
+            settings: Default::default(),
         };
         let config = crate::config::Config {
             path: self.plugins_dir.join(crate::config::CONFIG_NAME),

@@ -376,7 +376,8 @@ impl Builder {
         remove_stale(&plugins_dir, &lockfile)?;
 
         let module = out_dir.join(MODULE_NAME);
-        let module_written = write_if_changed(&module, generate::module(&lockfile).as_bytes())?;
+        let module_written =
+            write_if_changed(&module, generate::module(&lockfile, &config).as_bytes())?;
         Ok(Report {
             config: config.path.clone(),
             lockfile: lock_path,

@@ -17,6 +17,7 @@ plugins=(
   "failing:wasm32-unknown-unknown"
   "looping:wasm32-unknown-unknown"
   "file_reader:wasm32-wasip1"
+  "settings:wasm32-wasip1"
 )
 
 cd "$here"

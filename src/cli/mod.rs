@@ -107,6 +107,13 @@ pub struct Failure {
     code: u8,
 }
 
+impl Failure {
+    /// A failure that exits with `code`.
+    pub fn with_code(error: anyhow::Error, code: u8) -> Self {
+        Self { error, code }
+    }
+}
+
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(error: E) -> Self {
         let error = error.into();

@@ -29,10 +29,12 @@ impl Output {
 
     /// Sets up `tracing` for `-v`/`-vv` or `RUST_LOG`, writing to stderr.
     pub fn init_tracing(&self) {
+        // Plugin logs (target `warpgate::plugin`) follow: warn and error by default, info with
+        // `-v`, everything with `-vv`.
         let default = match self.verbose {
             0 => "warpgate=warn",
             1 => "warpgate=info",
-            _ => "warpgate=debug",
+            _ => "warpgate=debug,warpgate::plugin=trace",
         };
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

@@ -119,6 +119,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::id::Id;
+use crate::settings::{RuntimeSettings, Timeout};
 
 pub use extism;
 pub use extism::{
@@ -129,6 +130,7 @@ use extism::{CompiledPlugin, Plugin, PluginBuilder};
 
 pub mod compile_cache;
 mod exports;
+pub mod logs;
 
 pub use compile_cache::{CompileCache, ModuleOrigin};
 use compile_cache::{ModuleKey, ModuleStore};
@@ -254,7 +256,7 @@ pub enum ContainerError {
     /// The call needed more memory than the container allows.
     #[error(
         "Function `{function}` of plugin `{id}` ran out of memory{}",
-        max_pages.map(|pages| format!(" (limit: `{pages}` pages of 64 KiB)")).unwrap_or_default()
+        max_pages.map(|pages| format!(" (limit: {}, `{pages}` pages of 64 KiB)", format_size(pages))).unwrap_or_default()
     )]
     MemoryExceeded {
         /// The plugin.
@@ -265,16 +267,42 @@ pub enum ContainerError {
         max_pages: Option<u32>,
     },
 
-    /// The plugin returned an error or trapped.
+    /// The plugin returned an error, trapped, or a host function it called failed (an HTTP
+    /// request to a host that is not allowed, say).
     #[error("Function `{function}` of plugin `{id}` failed: {message}")]
     PluginFailed {
         /// The plugin.
         id: Id,
         /// The function.
         function: String,
-        /// The plugin's error message (or the trap), with its causes.
+        /// The cause: the plugin's own error message, the trap, or the host function's error.
         message: String,
+        /// Everything Extism and wasmtime reported, the WebAssembly backtrace included.
+        details: String,
     },
+
+    /// The plugin called WASI's `proc_exit` with a non-zero status.
+    #[error("Function `{function}` of plugin `{id}` exited with status {code}")]
+    Exited {
+        /// The plugin.
+        id: Id,
+        /// The function.
+        function: String,
+        /// The exit status.
+        code: i32,
+    },
+}
+
+impl ContainerError {
+    /// The message without the `hint:` lines meant for library users (an interface with its own
+    /// advice, such as the CLI, adds that instead).
+    pub fn summary(&self) -> String {
+        self.to_string()
+            .lines()
+            .filter(|line| !line.starts_with("hint: "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }
 
 fn quoted_list(items: &[String]) -> String {
@@ -296,6 +324,18 @@ fn missing_hint(missing: &[String]) -> &'static str {
     }
 }
 
+/// `pages` of 64 KiB in the largest binary unit that divides them (`1 GiB`, `640 KiB`).
+fn format_size(pages: u32) -> String {
+    let kib = u64::from(pages) * 64;
+    if kib % (1024 * 1024) == 0 {
+        format!("{} GiB", kib / (1024 * 1024))
+    } else if kib % 1024 == 0 {
+        format!("{} MiB", kib / 1024)
+    } else {
+        format!("{kib} KiB")
+    }
+}
+
 fn format_duration(duration: Duration) -> String {
     if duration.subsec_nanos() == 0 {
         format!("{}s", duration.as_secs())
@@ -310,7 +350,7 @@ pub struct PluginContainerBuilder {
     id: Id,
     manifest: PluginManifest,
     functions: Vec<Function>,
-    timeout: Option<Duration>,
+    timeout: Option<Timeout>,
     memory_max_pages: Option<u32>,
     wasi: bool,
     compile_cache: CompileCache,
@@ -354,7 +394,65 @@ impl PluginContainerBuilder {
     /// Interrupts a call that runs longer than `timeout` ([`ContainerError::Timeout`]).
     /// Overrides the manifest's `timeout_ms`. Extism counts whole milliseconds.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.timeout = Some(Timeout::After(timeout));
+        self
+    }
+
+    /// Lets calls run as long as they take, whatever the manifest's `timeout_ms` says.
+    pub fn no_timeout(mut self) -> Self {
+        self.timeout = Some(Timeout::Never);
+        self
+    }
+
+    /// Sets an Extism config value, which the plugin reads with `config::get(key)`.
+    pub fn config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.manifest.config.insert(key.into(), value.into());
+        self
+    }
+
+    /// Lets WASI open the host folder `host` as `guest` inside the plugin. A relative `host` is
+    /// taken from the process's working folder.
+    pub fn allowed_path(mut self, host: impl Into<String>, guest: impl Into<PathBuf>) -> Self {
+        self.manifest
+            .allowed_paths
+            .get_or_insert_with(Default::default)
+            .insert(host.into(), guest.into());
+        self
+    }
+
+    /// Lets the plugin's HTTP requests reach hosts matching `pattern` (`api.example.com`,
+    /// `*.example.com`); needs the `http` feature. No host is allowed unless listed.
+    pub fn allowed_host(mut self, pattern: impl Into<String>) -> Self {
+        self.manifest
+            .allowed_hosts
+            .get_or_insert_with(Vec::new)
+            .push(pattern.into());
+        self
+    }
+
+    /// Applies the runtime settings declared in a plugin's `[plugins]` entry (see
+    /// [`crate::settings`]): each one set there overrides what this builder had. Relative host
+    /// folders in `allowed_paths` should already be resolved by the caller (the CLI takes them
+    /// from the config's folder).
+    pub fn settings(mut self, settings: &RuntimeSettings) -> Self {
+        for (key, value) in &settings.config {
+            self = self.config(key, value);
+        }
+        for (host, guest) in &settings.allowed_paths {
+            self = self.allowed_path(host, guest);
+        }
+        for pattern in &settings.allowed_hosts {
+            self = self.allowed_host(pattern);
+        }
+        if let Some(pages) = settings.memory_max_pages {
+            self.memory_max_pages = Some(pages);
+        }
+        if let Some(timeout) = settings.timeout {
+            self.timeout = Some(timeout);
+        }
+        if let Some(wasi) = settings.wasi {
+            self.wasi = wasi;
+        }
         self
     }
 
@@ -402,12 +500,16 @@ impl PluginContainerBuilder {
             max_idle_instances,
         } = self;
 
-        if let Some(timeout) = timeout {
-            // Extism counts milliseconds; never turn a sub-millisecond timeout into "none".
-            let millis = u64::try_from(timeout.as_millis())
-                .unwrap_or(u64::MAX)
-                .max(1);
-            manifest.timeout_ms = Some(millis);
+        match timeout {
+            Some(Timeout::After(timeout)) => {
+                // Extism counts milliseconds; never turn a sub-millisecond timeout into "none".
+                let millis = u64::try_from(timeout.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1);
+                manifest.timeout_ms = Some(millis);
+            }
+            Some(Timeout::Never) => manifest.timeout_ms = None,
+            None => {}
         }
         if let Some(pages) = memory_max_pages {
             manifest.memory.max_pages = Some(pages);
@@ -437,6 +539,7 @@ impl PluginContainerBuilder {
             module_files: distinct_modules(&local) + 1,
             local,
             functions,
+            log_functions: logs::functions(&id),
             wasi,
             store: ModuleStore::open(&compile_cache),
             key,
@@ -446,7 +549,7 @@ impl PluginContainerBuilder {
         // call on its engine, so a container with one needs engines of its own).
         // Bytes that do not match their claimed hash are left to Extism, which refuses them.
         let share_key = (compiler.functions.is_empty() && timeout.is_none() && claims_hold)
-            .then(|| share_key(&compiler, &manifest))
+            .then(|| share_key(&id, &compiler, &manifest))
             .flatten();
         let shared = share_key.as_ref().and_then(shared_compiled);
         let mut first_instance = None;
@@ -551,7 +654,7 @@ fn main_module(local: &PluginManifest) -> Option<&[u8]> {
 }
 
 /// A digest of everything a [`CompiledPlugin`] carries besides host functions: the modules,
-/// the manifest's settings and WASI.
+/// the manifest's settings, WASI and the plugin's id (which its log functions carry).
 type ShareKey = [u8; 32];
 
 /// Compiled plugins of this process, by [`ShareKey`], while some container uses them.
@@ -559,7 +662,7 @@ static SHARED: Mutex<Option<HashMap<ShareKey, std::sync::Weak<Compiled>>>> = Mut
 
 /// The key under which a container may share its compiled plugin, or `None` when its settings
 /// cannot be written down.
-fn share_key(compiler: &Compiler, manifest: &PluginManifest) -> Option<ShareKey> {
+fn share_key(id: &Id, compiler: &Compiler, manifest: &PluginManifest) -> Option<ShareKey> {
     use sha2::Digest;
     let settings = serde_json::to_vec(&(
         &manifest.memory,
@@ -573,6 +676,8 @@ fn share_key(compiler: &Compiler, manifest: &PluginManifest) -> Option<ShareKey>
     let mut hasher = sha2::Sha256::new();
     hasher.update(compiler.key.digest());
     hasher.update(&settings);
+    // The log functions name the plugin.
+    hasher.update(id.as_str().as_bytes());
     Some(hasher.finalize().into())
 }
 
@@ -628,7 +733,10 @@ fn distinct_modules(local: &PluginManifest) -> usize {
 struct Compiler {
     /// The manifest handed to Extism (files read into bytes).
     local: PluginManifest,
+    /// The host functions the caller gave.
     functions: Vec<Function>,
+    /// Extism's log functions, writing to `tracing` with the plugin's id (see [`logs`]).
+    log_functions: Vec<Function>,
     wasi: bool,
     /// The compiled-module cache, unless it is disabled.
     store: Option<ModuleStore>,
@@ -642,7 +750,8 @@ impl Compiler {
         let compile = |settings: Option<&std::path::Path>| {
             let builder = PluginBuilder::new(&self.local)
                 .with_wasi(self.wasi)
-                .with_functions(self.functions.iter().cloned());
+                .with_functions(self.functions.iter().cloned())
+                .with_functions(self.log_functions.iter().cloned());
             let builder = match settings {
                 Some(path) => builder.with_cache_config(path),
                 None => builder.with_cache_disabled(),
@@ -1091,7 +1200,9 @@ impl PluginContainer {
         }
         let (engine, mut plugin) = self.checkout()?;
         let started = Instant::now();
-        let result = plugin.call::<&[u8], &[u8]>(function, input).map(read);
+        let result = plugin
+            .call_get_error_code::<&[u8], &[u8]>(function, input)
+            .map(read);
         match result {
             Ok(output) => {
                 self.checkin(Slot {
@@ -1108,7 +1219,7 @@ impl PluginContainer {
                     engine,
                     plugin: None,
                 });
-                Err(self.call_error(function, &error, started.elapsed()))
+                Err(self.call_error(function, &error.0, error.1, started.elapsed()))
             }
         }
     }
@@ -1158,10 +1269,16 @@ impl PluginContainer {
         &self,
         function: &str,
         error: &extism::Error,
+        code: i32,
         elapsed: Duration,
     ) -> ContainerError {
         let id = self.inner.id.clone();
         let function = function.to_string();
+        let cause = error.root_cause().to_string();
+        // WASI's `proc_exit` with a non-zero status (Extism passes the status on).
+        if cause.starts_with("Exited with i32 exit status") {
+            return ContainerError::Exited { id, function, code };
+        }
         // Extism reports an epoch interruption as the bare message "timeout" and its memory
         // limiter as a chain ending in "oom"; the elapsed time tells a timeout from a plugin
         // error of that text.
@@ -1187,7 +1304,8 @@ impl PluginContainer {
         ContainerError::PluginFailed {
             id,
             function,
-            message: format!("{error:#}"),
+            message: cause,
+            details: format!("{error:?}"),
         }
     }
 }

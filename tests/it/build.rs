@@ -595,6 +595,7 @@ static JSON_TOOLS: warpgate::embedded::EmbeddedPlugin = warpgate::embedded::Embe
     id: "json_tools",
     checksum: "sha256:61cced86a9885339a85902200d044b780db313440c78a592d3a0a605aa1fb81c",
     bytes: include_bytes!("../fixtures/plugins/json_tools.wasm"),
+    settings: warpgate::embedded::EmbeddedSettings::NONE,
 };
 
 #[test]
@@ -630,6 +631,7 @@ fn extism_refuses_embedded_bytes_that_do_not_match_their_hash() {
         // Another plugin's checksum: Extism must refuse to compile these bytes.
         checksum: "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
         bytes: include_bytes!("../fixtures/plugins/json_tools.wasm"),
+        settings: warpgate::embedded::EmbeddedSettings::NONE,
     };
     let error = ALTERED
         .builder()
@@ -654,6 +656,7 @@ fn compiled_code_never_serves_bytes_that_do_not_match_their_checksum() {
         id: "json_tools",
         checksum: JSON_TOOLS.checksum,
         bytes: include_bytes!("../fixtures/plugins/failing.wasm"),
+        settings: warpgate::embedded::EmbeddedSettings::NONE,
     };
     let dir = tempfile::tempdir().unwrap();
     let store = warpgate::CompileCache::Directory(dir.path().to_path_buf());

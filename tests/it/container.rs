@@ -535,7 +535,7 @@ fn memory_cap_stops_a_large_call() {
     );
     assert_eq!(
         error.to_string(),
-        "Function `echo` of plugin `json_tools` ran out of memory (limit: `64` pages of 64 KiB)"
+        "Function `echo` of plugin `json_tools` ran out of memory (limit: 4 MiB, `64` pages of 64 KiB)"
     );
 }
 
