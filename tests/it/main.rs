@@ -5,5 +5,6 @@ mod github;
 mod http;
 mod loader;
 mod lock_remote;
+mod settings;
 mod support;
 mod vendor;
