@@ -733,3 +733,41 @@ fn plugins_declared_in_cargo_metadata_build_too() {
         "{script_output}"
     );
 }
+
+/// The generated module carries each plugin's declared runtime settings, and the binary sees
+/// them on its embedded plugins; settings never make the lock stale.
+#[test]
+fn embedded_plugins_carry_their_declared_settings() {
+    let plugins = [Plugin::new("hello"), Plugin::new("bye")];
+    let app = App::new("wg-it-build-settings", &plugins);
+    app.cache(&plugins);
+    std::fs::write(
+        app.path("warpgate.toml"),
+        format!(
+            "[plugins]\nbye = \"{}\"\nhello = {{ locator = \"{}\", config = {{ greeting = \"Howdy \\\"friend\\\"\" }}, allowed_paths = {{ \"./data\" = \"/data\" }}, allowed_hosts = [\"*.example.com\"], memory = \"1 MiB\", timeout = \"1500ms\", wasi = false }}\n",
+            plugins[1].url, plugins[0].url
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        app.path("src/main.rs"),
+        "static PLUGINS: warpgate::embedded::EmbeddedPlugins = warpgate::include_plugins!();\n\nfn main() {\n    for plugin in &PLUGINS {\n        println!(\"{} {:?}\", plugin.id, plugin.settings);\n    }\n}\n",
+    )
+    .unwrap();
+    let build = app.cargo_build(false, &[]).success();
+    let module = std::fs::read_to_string(build.out_dir().join("warpgate_plugins.rs")).unwrap();
+    assert!(
+        module.contains("settings: EmbeddedSettings::NONE"),
+        "{module}"
+    );
+    assert!(
+        module.contains(r#"config: &[("greeting", "Howdy \"friend\"")]"#),
+        "{module}"
+    );
+    let stdout = app.run_binary();
+    assert_eq!(
+        stdout,
+        "bye EmbeddedSettings { config: [], allowed_paths: [], allowed_hosts: [], memory_max_pages: None, timeout: None, wasi: None }\n\
+         hello EmbeddedSettings { config: [(\"greeting\", \"Howdy \\\"friend\\\"\")], allowed_paths: [(\"./data\", \"/data\")], allowed_hosts: [\"*.example.com\"], memory_max_pages: Some(16), timeout: Some(After(1.5s)), wasi: Some(false) }\n"
+    );
+}
