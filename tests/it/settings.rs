@@ -282,6 +282,49 @@ fn an_embedded_plugin_runs_with_its_declared_settings() {
         container.call("grow", "8").unwrap_err(),
         ContainerError::MemoryExceeded { .. }
     ));
+
+    // Allowed paths (kept as written; an absolute one here) and WASI.
+    let dir = tempfile::tempdir().unwrap();
+    let host: &'static str = Box::leak(dir.path().to_str().unwrap().to_string().into_boxed_str());
+    let with_path = EmbeddedPlugin {
+        settings: EmbeddedSettings {
+            allowed_paths: Box::leak(Box::new([(host, "/data")])),
+            ..plugin.settings
+        },
+        ..plugin
+    };
+    let container = with_path
+        .builder()
+        .unwrap()
+        .compile_cache(CompileCache::Disabled)
+        .build()
+        .unwrap();
+    call(
+        &container,
+        "write_file",
+        r#"{"path": "/data/x", "text": "embedded"}"#,
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("x")).unwrap(),
+        "embedded"
+    );
+    let without_wasi = EmbeddedPlugin {
+        settings: EmbeddedSettings {
+            wasi: Some(false),
+            ..plugin.settings
+        },
+        ..plugin
+    };
+    let error = without_wasi
+        .builder()
+        .unwrap()
+        .compile_cache(CompileCache::Disabled)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(error, ContainerError::Incompatible { .. }),
+        "{error:?}"
+    );
 }
 
 // --- `warpgate call` ---
@@ -413,7 +456,17 @@ fn call_caps_memory_from_the_entry_the_flag_and_by_default() {
 fn call_timeouts_from_the_entry_and_the_flag() {
     let project = project(r#", timeout = "300ms""#);
     project.run(&["call", "settings", "greet", "x"]).success();
-    // `looping` spins for ever: the flag's limit stops it.
+    // The entry's timeout stops `looping`, which spins for ever.
+    let config = project.read("warpgate.toml").replace(
+        "looping = \"file://./plugins/looping.wasm\"",
+        "looping = { locator = \"file://./plugins/looping.wasm\", timeout = \"300ms\" }",
+    );
+    std::fs::write(project.path("warpgate.toml"), config).unwrap();
+    project
+        .run(&["call", "looping", "spin"])
+        .code(2)
+        .stderr_has("timed out after `300ms`");
+    // The flag's limit stops it too.
     project
         .run(&["call", "looping", "spin", "--timeout", "300ms"])
         .code(2)
