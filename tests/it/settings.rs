@@ -546,3 +546,24 @@ fn bad_settings_are_clear_errors_and_settings_do_not_stale_the_lock() {
     std::fs::write(project.path("warpgate.toml"), config).unwrap();
     project.run(&["lock", "--locked"]).success();
 }
+
+/// A module's start function runs once per instance, before the first call; the module is
+/// WebAssembly text (Extism compiles it), so `has_func` is answered by an instance.
+#[test]
+fn a_start_function_runs_once_per_instance() {
+    let wat = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/plugins/started/started.wat"),
+    )
+    .unwrap();
+    let container = PluginContainer::builder(
+        Id::new("started").unwrap(),
+        PluginManifest::new([Wasm::data(wat)]),
+    )
+    .compile_cache(CompileCache::Disabled)
+    .build()
+    .unwrap();
+    assert!(container.has_func("check"));
+    for _ in 0..3 {
+        container.call("check", "").unwrap();
+    }
+}
