@@ -94,26 +94,26 @@ impl EmbeddedSettings {
 
     /// The settings as [`RuntimeSettings`].
     pub fn to_runtime(&self) -> RuntimeSettings {
-        let mut settings = RuntimeSettings::default();
-        settings.config = self
-            .config
-            .iter()
-            .map(|(key, value)| ((*key).to_string(), (*value).to_string()))
-            .collect();
-        settings.allowed_paths = self
-            .allowed_paths
-            .iter()
-            .map(|(host, guest)| ((*host).to_string(), (*guest).to_string()))
-            .collect();
-        settings.allowed_hosts = self
-            .allowed_hosts
-            .iter()
-            .map(|host| (*host).to_string())
-            .collect();
-        settings.memory_max_pages = self.memory_max_pages;
-        settings.timeout = self.timeout;
-        settings.wasi = self.wasi;
-        settings
+        RuntimeSettings {
+            config: self
+                .config
+                .iter()
+                .map(|(key, value)| ((*key).to_string(), (*value).to_string()))
+                .collect(),
+            allowed_paths: self
+                .allowed_paths
+                .iter()
+                .map(|(host, guest)| ((*host).to_string(), (*guest).to_string()))
+                .collect(),
+            allowed_hosts: self
+                .allowed_hosts
+                .iter()
+                .map(|host| (*host).to_string())
+                .collect(),
+            memory_max_pages: self.memory_max_pages,
+            timeout: self.timeout,
+            wasi: self.wasi,
+        }
     }
 }
 

@@ -205,7 +205,7 @@ pub fn parse_memory(text: &str) -> Result<u32, String> {
             "memory size `{text}` is out of range: expected more than 0 and at most 4 GiB"
         ));
     }
-    Ok(u32::try_from(pages).map_err(|_| invalid())?)
+    u32::try_from(pages).map_err(|_| invalid())
 }
 
 /// A timeout: `none`, or a whole number with a unit (`ms`, `s`, `m`, `h`), such as `5s`.
