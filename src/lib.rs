@@ -56,6 +56,8 @@ pub mod lockfile;
 pub mod reporter;
 
 #[cfg(feature = "fetch")]
+pub mod api_cache;
+#[cfg(feature = "fetch")]
 pub mod fetch;
 #[cfg(feature = "fetch")]
 pub mod github;
