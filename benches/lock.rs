@@ -66,7 +66,10 @@ fn config(count: usize) -> String {
         }
     }
     for single in 0..SINGLES {
-        locators.push((format!("s{single}"), format!("github://bench/single{single}")));
+        locators.push((
+            format!("s{single}"),
+            format!("github://bench/single{single}"),
+        ));
     }
     // One plugin is a single repository's, as a plugin usually is.
     let chosen = if count == 1 {
@@ -180,7 +183,10 @@ fn main() {
         "| {:<44} | {:>10} | {:>8} | {:>5} | {:>5} |",
         "scenario (50 ms per response)", "wall", "requests", "API", "304"
     );
-    println!("|{:-<46}|{:->12}|{:->10}|{:->7}|{:->7}|", "", "", "", "", "");
+    println!(
+        "|{:-<46}|{:->12}|{:->10}|{:->7}|{:->7}|",
+        "", "", "", "", ""
+    );
 
     github.page_size(100);
     let (mut times, counts_one) = lock_cold(server, 1);
@@ -200,7 +206,11 @@ fn main() {
     std::fs::write(dir.join("warpgate.toml"), config(100)).unwrap();
     warpgate(dir, server, &["lock", "-q"], false);
     let (mut times, counts) = repeated(dir, server, &["lock", "--update", "-q"], false, &|| {});
-    row("unchanged `lock --update`, 100, no token", &mut times, counts);
+    row(
+        "unchanged `lock --update`, 100, no token",
+        &mut times,
+        counts,
+    );
     let (mut times, counts) = repeated(dir, server, &["lock", "--update", "-q"], true, &|| {});
     row("unchanged `lock --update`, 100, token", &mut times, counts);
     let (mut times, counts) = repeated(dir, server, &["lock", "--locked", "-q"], false, &|| {});

@@ -50,7 +50,10 @@ impl ApiCache {
     }
 
     fn path(&self, url: &str, authenticated: bool) -> PathBuf {
-        let key = format!("{}\n{url}", if authenticated { "token" } else { "anonymous" });
+        let key = format!(
+            "{}\n{url}",
+            if authenticated { "token" } else { "anonymous" }
+        );
         self.dir
             .join(format!("{}.json", Checksum::of(key.as_bytes()).hex()))
     }

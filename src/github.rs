@@ -745,7 +745,9 @@ impl GitHubClient {
         match result {
             Ok(response) => {
                 if let Some(remaining) = response.rate_limit_remaining() {
-                    self.shared.remaining.fetch_min(remaining, Ordering::Relaxed);
+                    self.shared
+                        .remaining
+                        .fetch_min(remaining, Ordering::Relaxed);
                 }
                 if response.is_not_modified() {
                     let Some(stored) = stored else {
@@ -1013,7 +1015,9 @@ fn page_urls(next: &str, last: &str) -> Option<Vec<String>> {
     };
     let (next_url, last_url) = (Url::parse(next).ok()?, Url::parse(last).ok()?);
     let (from, to) = (page_of(&next_url)?, page_of(&last_url)?);
-    if to < from || to - from >= MAX_PAGES || with_page(&last_url, from) != with_page(&next_url, from)
+    if to < from
+        || to - from >= MAX_PAGES
+        || with_page(&last_url, from) != with_page(&next_url, from)
     {
         return None;
     }
@@ -1311,7 +1315,8 @@ mod tests {
 
     #[test]
     fn pages_between_next_and_last() {
-        let page = |n: usize| format!("https://api.example.com/repos/a/b/releases?per_page=100&page={n}");
+        let page =
+            |n: usize| format!("https://api.example.com/repos/a/b/releases?per_page=100&page={n}");
         assert_eq!(
             page_urls(&page(2), &page(4)),
             Some(vec![page(2), page(3), page(4)])
@@ -1319,10 +1324,16 @@ mod tests {
         assert_eq!(page_urls(&page(2), &page(2)), Some(vec![page(2)]));
         assert_eq!(page_urls(&page(3), &page(2)), None);
         assert_eq!(
-            page_urls(&page(2), "https://api.example.com/repos/a/c/releases?per_page=100&page=4"),
+            page_urls(
+                &page(2),
+                "https://api.example.com/repos/a/c/releases?per_page=100&page=4"
+            ),
             None
         );
-        assert_eq!(page_urls("https://x/a?cursor=abc", "https://x/a?cursor=def"), None);
+        assert_eq!(
+            page_urls("https://x/a?cursor=abc", "https://x/a?cursor=def"),
+            None
+        );
     }
 
     #[test]

@@ -48,10 +48,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 use crate::checksum::{Checksum, Hasher};
@@ -477,7 +477,9 @@ impl HttpClient {
             let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
             hosts
                 .entry(host)
-                .or_insert_with(|| Arc::new(Semaphore::new(self.options.max_requests_per_host.max(1))))
+                .or_insert_with(|| {
+                    Arc::new(Semaphore::new(self.options.max_requests_per_host.max(1)))
+                })
                 .clone()
         };
         semaphore

@@ -74,12 +74,11 @@ async fn a_tag_naming_the_project_is_used_as_written() {
         resolved_tag(&github, "github://acme/plugins/hello@hello@v1.2.3").await,
         "hello@v1.2.3"
     );
-    // The first form that exists wins, and no listing is needed.
-    assert!(
-        github
-            .api_requests()
-            .iter()
-            .all(|path| path.contains("/releases/tags/"))
+    // The first form that exists wins, found in the listing: one request per client, no
+    // request per tag form.
+    assert_eq!(
+        github.api_requests(),
+        ["/repos/acme/plugins/releases?per_page=100"; 2]
     );
 }
 

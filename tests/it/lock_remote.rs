@@ -428,12 +428,23 @@ fn cache_prune_keeps_referenced_blobs() {
             Checksum::of(&wasm("deno 1.0")).hex()
         )]
     );
+    // `clean` also removes the stored API answers.
+    let answers: Vec<u64> = std::fs::read_dir(project.cache_home().join("v1/http"))
+        .unwrap()
+        .map(|entry| entry.unwrap().metadata().unwrap().len())
+        .collect();
+    assert!(!answers.is_empty());
     let cleaned = run(&project, &github, &["cache", "clean"], &[]).success();
     assert_eq!(
         cleaned.stdout.trim(),
-        format!("1 files, {} bytes freed", wasm("deno 1.0").len())
+        format!(
+            "{} files, {} bytes freed",
+            1 + answers.len(),
+            wasm("deno 1.0").len() as u64 + answers.iter().sum::<u64>()
+        )
     );
     assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), 0);
+    assert!(!project.cache_home().join("v1/http").exists());
 }
 
 #[test]
