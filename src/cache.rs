@@ -10,6 +10,8 @@
 //!                              per project, `vendor-<hex>.lock` per vendor directory)
 //! v1/tmp/                      temp files, renamed into `blobs/` once verified
 //! v1/refs/<hex>.json           what a floating locator last resolved to (`PluginLoader`)
+//! v1/http/<hex>.json           GitHub API answers with their `ETag` (`api_cache`), keyed by
+//!                              URL and whether a token was sent
 //! v1/compiled/                 compiled machine code of plugins (see `container`, feature
 //!                              `runtime`)
 //! ```
@@ -134,6 +136,11 @@ impl Cache {
     /// The folder of resolution records for floating locators (see `loader`).
     pub fn refs_dir(&self) -> PathBuf {
         self.root.join(LAYOUT).join("refs")
+    }
+
+    /// The folder of stored GitHub API answers (see `api_cache`).
+    pub fn http_dir(&self) -> PathBuf {
+        self.root.join(LAYOUT).join("http")
     }
 
     fn temp_dir(&self) -> PathBuf {
@@ -397,8 +404,8 @@ impl Cache {
         Ok((files, bytes))
     }
 
-    /// Deletes every blob (each under its lock), every resolution record and the
-    /// compiled-module cache, keeping nothing else but the (empty) layout. Refuses a folder that lacks warpgate's
+    /// Deletes every blob (each under its lock), every resolution record, the stored API
+    /// answers and the compiled-module cache, keeping nothing else but the (empty) layout. Refuses a folder that lacks warpgate's
     /// `CACHEDIR.TAG`, so a mistaken `WARPGATE_HOME` never deletes someone's files.
     /// Returns files and bytes freed.
     pub fn clean(&self) -> Result<(u64, u64), CacheError> {
@@ -418,7 +425,7 @@ impl Cache {
             bytes += self.remove_blob(&checksum)?;
             files += 1;
         }
-        for dir in [self.refs_dir(), self.compiled_dir()] {
+        for dir in [self.refs_dir(), self.compiled_dir(), self.http_dir()] {
             if dir.exists() {
                 let (dir_files, dir_bytes) = tree_size(&dir);
                 std::fs::remove_dir_all(&dir).map_err(io_error("remove", &dir))?;

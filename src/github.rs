@@ -9,8 +9,9 @@
 //!
 //! - **A tag on a project locator is that project's release.** `github://o/r/hello@v1.2.3` tries
 //!   the tags `hello@v1.2.3`, `hello-v1.2.3`, `hello@1.2.3` and `hello-1.2.3`, in that order,
-//!   through `GET /repos/o/r/releases/tags/{tag}`; the first that exists wins, and when none
-//!   does the error lists every form tried. A tag that already names the project
+//!   in the repository's release listing (first page first; the other pages only when the
+//!   first holds none of them); the first that exists wins, and when none does the error
+//!   lists every form tried. A tag that already names the project
 //!   (`hello@v1.2.3`, or `hello-` followed by a version) is tried as written first. Without a
 //!   project, the tag is taken as written.
 //! - **No tag means the highest release**: every page of `GET /repos/o/r/releases` is read
@@ -39,18 +40,39 @@
 //!   downloaded bytes is the caller's job ([`ResolvedAsset::digest`]).
 //! - **Limits.** Releases are listed 100 per page, at most 1000 pages; a `Link` that points
 //!   back to a page already read ends the listing.
+//!
+//! # Requests
+//!
+//! - **One listing per repository per client.** Every locator of a repository (the projects
+//!   of a monorepo, pinned tags, ranges) shares one listing, fetched once even when many
+//!   resolutions ask for it at the same moment. Once the first page names the last one
+//!   (`Link: rel="last"`), every remaining page is requested at once. A client therefore
+//!   sees a repository as it was when first asked: make a new client (or call
+//!   [`GitHubClient::fresh`]) for a fresh view.
+//! - **Conditional requests.** With an [`ApiCache`], every answer's `ETag` and body are kept,
+//!   and the next request for the URL sends `If-None-Match`; a `304 Not Modified` is served
+//!   from the stored body. GitHub does not count such answers against the primary rate limit
+//!   of authenticated requests.
+//! - **Costs.** [`GitHubClient::stats`] counts requests, `304` answers and the lowest
+//!   `X-RateLimit-Remaining` seen; [`GitHubClient::check_budget`] fails before a run that
+//!   cannot fit in what is left.
 
 #![warn(missing_docs)]
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use semver::{Version, VersionReq};
 use serde::Deserialize;
+use tokio::sync::OnceCell;
 use url::Url;
 
+use crate::api_cache::{ApiCache, StoredAnswer};
 use crate::checksum::Checksum;
 use crate::env;
-use crate::http::{ApiToken, HttpClient, HttpError};
+use crate::http::{ApiToken, HttpClient, HttpError, parse_link};
 use crate::locator::{GitHubLocator, check_url_scheme};
 
 /// The most release pages read for one repository (100 releases each).
@@ -213,6 +235,23 @@ pub enum GitHubError {
         /// The token that was sent, if any.
         token: TokenSource,
     },
+    /// The rate limit left cannot cover the API requests a run needs.
+    #[error(
+        "resolving {plugins} plugin(s) from {repositories} GitHub repositories needs at least {needed} more API requests, but the rate limit allows only {remaining} more\nhint: {}",
+        budget_hint(*.token)
+    )]
+    BudgetExceeded {
+        /// The plugins to resolve.
+        plugins: usize,
+        /// The distinct repositories they come from.
+        repositories: usize,
+        /// The fewest further requests the run needs.
+        needed: u64,
+        /// `X-RateLimit-Remaining`.
+        remaining: u64,
+        /// The token that was sent, if any.
+        token: TokenSource,
+    },
     /// The API answered with something that is not a release as expected.
     #[error("cannot resolve `{locator}`: unexpected answer from `{url}`: {reason}")]
     InvalidResponse {
@@ -249,6 +288,23 @@ fn rate_limit_hint(token: TokenSource) -> String {
             env::WARPGATE_GITHUB_TOKEN
         ),
         token => format!("{token} was used; wait for the limit to reset"),
+    }
+}
+
+fn budget_hint(token: TokenSource) -> String {
+    match token {
+        TokenSource::None => format!(
+            "set `{}`, `{}` or `{}` to a GitHub token for a higher rate limit",
+            env::WARPGATE_GITHUB_TOKEN,
+            env::GH_TOKEN,
+            env::GITHUB_TOKEN
+        ),
+        token => format!(
+            "{token} was used; wait for the limit to reset, or use another token (`{}`, `{}` or `{}`)",
+            env::WARPGATE_GITHUB_TOKEN,
+            env::GH_TOKEN,
+            env::GITHUB_TOKEN
+        ),
     }
 }
 
@@ -318,12 +374,112 @@ struct Asset {
 }
 
 /// Resolves `github://` locators through the GitHub REST API.
+///
+/// Clones share the listings already fetched and the [`ApiStats`].
 #[derive(Clone)]
 pub struct GitHubClient {
     http: HttpClient,
     api_url: String,
     token: Option<String>,
     token_source: TokenSource,
+    store: Option<ApiCache>,
+    shared: Arc<Shared>,
+}
+
+/// What a [`GitHubClient`] (and its clones) spent on the API so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApiStats {
+    /// API requests answered (retries of one request count once).
+    pub requests: u64,
+    /// Of those, answered `304 Not Modified` and served from the [`ApiCache`].
+    pub not_modified: u64,
+    /// The lowest `X-RateLimit-Remaining` seen, if an answer had one.
+    pub rate_limit_remaining: Option<u64>,
+}
+
+/// State shared by a client's clones: the listings and the counters.
+#[derive(Debug)]
+struct Shared {
+    listings: Mutex<HashMap<String, Arc<Listing>>>,
+    requests: AtomicU64,
+    not_modified: AtomicU64,
+    /// `u64::MAX` until an answer says otherwise.
+    remaining: AtomicU64,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            listings: Mutex::default(),
+            requests: AtomicU64::new(0),
+            not_modified: AtomicU64::new(0),
+            remaining: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+/// One repository's releases: the first page, then all of them, each fetched once.
+#[derive(Debug, Default)]
+struct Listing {
+    first: OnceCell<Result<FirstPage, ListingFailure>>,
+    all: OnceCell<Result<Arc<Vec<Release>>, ListingFailure>>,
+}
+
+/// The first page of a listing and its `Link`s.
+#[derive(Clone, Debug)]
+struct FirstPage {
+    url: String,
+    releases: Arc<Vec<Release>>,
+    next: Option<String>,
+    last: Option<String>,
+}
+
+/// A listing failure that every locator of the repository shares (network errors are not
+/// kept: the next resolution tries again).
+#[derive(Clone, Debug)]
+enum ListingFailure {
+    NotFound,
+    RateLimited { reset_in_seconds: Option<u64> },
+    Invalid { url: String, reason: String },
+}
+
+impl ListingFailure {
+    fn of(error: &GitHubError) -> Option<Self> {
+        match error {
+            GitHubError::RepoNotFound { .. } => Some(Self::NotFound),
+            GitHubError::RateLimited {
+                reset_in_seconds, ..
+            } => Some(Self::RateLimited {
+                reset_in_seconds: *reset_in_seconds,
+            }),
+            GitHubError::InvalidResponse { url, reason, .. } => Some(Self::Invalid {
+                url: url.clone(),
+                reason: reason.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Keeps `error` when it can be shared, else hands it back.
+    fn keep<T>(error: GitHubError) -> Result<Result<T, Self>, GitHubError> {
+        match Self::of(&error) {
+            Some(failure) => Ok(Err(failure)),
+            None => Err(error),
+        }
+    }
+}
+
+/// An API answer's body and `Link` header, fresh or from the [`ApiCache`].
+struct Answer {
+    body: Vec<u8>,
+    link: Option<String>,
+}
+
+impl Answer {
+    fn link(&self, rel: &str) -> Option<String> {
+        self.link.as_deref().and_then(|link| parse_link(link, rel))
+    }
 }
 
 /// Which token a [`GitHubClient`] sends, for messages (never the token itself).
@@ -378,6 +534,32 @@ impl GitHubClient {
             api_url: env::github_api_url(),
             token,
             token_source,
+            store: None,
+            shared: Arc::default(),
+        }
+    }
+
+    /// The same client keeping API answers in `store` and sending conditional requests.
+    pub fn with_api_cache(mut self, store: ApiCache) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The same client, forgetting the listings fetched so far (and starting new counts).
+    pub fn fresh(&self) -> Self {
+        Self {
+            shared: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// What this client and its clones spent on the API so far.
+    pub fn stats(&self) -> ApiStats {
+        let remaining = self.shared.remaining.load(Ordering::Relaxed);
+        ApiStats {
+            requests: self.shared.requests.load(Ordering::Relaxed),
+            not_modified: self.shared.not_modified.load(Ordering::Relaxed),
+            rate_limit_remaining: (remaining != u64::MAX).then_some(remaining),
         }
     }
 
@@ -388,6 +570,8 @@ impl GitHubClient {
             api_url: api_url.into().trim_end_matches('/').to_string(),
             token: None,
             token_source: TokenSource::None,
+            store: None,
+            shared: Arc::default(),
         }
     }
 
@@ -436,8 +620,8 @@ impl GitHubClient {
                 release
             }
             None => {
-                let releases = self.list_releases(&session).await?;
-                select_release(locator, releases, version)?
+                let releases = self.all_releases(&session).await?;
+                select_release(locator, releases.to_vec(), version)?
             }
         };
         choose_asset(locator, release, asset)
@@ -452,15 +636,15 @@ impl GitHubClient {
         let session = self.session(locator)?;
         let project = locator.project_name.as_deref();
         let mut releases: Vec<ProjectRelease> = self
-            .list_releases(&session)
+            .all_releases(&session)
             .await?
-            .into_iter()
+            .iter()
             .filter(|release| !release.draft)
             .filter_map(|release| {
                 let version = tag_version(&release.tag_name, project)?;
                 Some(ProjectRelease {
                     prerelease: release.prerelease || !version.pre.is_empty(),
-                    tag: release.tag_name,
+                    tag: release.tag_name.clone(),
                     version,
                 })
             })
@@ -487,14 +671,127 @@ impl GitHubClient {
         })
     }
 
-    /// `GET`s one API URL; maps a rate limit, and leaves a 404 to the caller.
-    async fn get(
-        &self,
-        session: &Session<'_>,
-        url: &str,
-    ) -> Result<Option<crate::http::ApiResponse>, GitHubError> {
-        match self.http.get_api(url, session.token.as_ref()).await {
-            Ok(response) => Ok(Some(response)),
+    /// Checks, before `locators` are resolved, that the rate limit leaves enough API requests
+    /// for them: lists the first repository's first page (kept for its resolution), reads
+    /// `X-RateLimit-Remaining`, and fails with [`GitHubError::BudgetExceeded`] when the other
+    /// repositories need more than that (at least one request each; none for an
+    /// authenticated one whose answer is stored, as its `304` is free). Nothing is checked
+    /// when the API does not tell the budget; a failure of that first request is left to the
+    /// resolution, which reports it for its plugin.
+    pub async fn check_budget(&self, locators: &[&GitHubLocator]) -> Result<(), GitHubError> {
+        let mut seen = HashSet::new();
+        let repositories: Vec<&GitHubLocator> = locators
+            .iter()
+            .copied()
+            .filter(|locator| seen.insert(locator.repo_slug.to_ascii_lowercase()))
+            .collect();
+        let Some(first) = repositories.first() else {
+            return Ok(());
+        };
+        let session = self.session(first)?;
+        if self.first_page(&session).await.is_err() {
+            return Ok(());
+        }
+        let Some(remaining) = self.stats().rate_limit_remaining else {
+            return Ok(());
+        };
+        let mut needed = 0;
+        for locator in &repositories[1..] {
+            let session = self.session(locator)?;
+            let url = self.first_page_url(&session);
+            let free = session.token.is_some()
+                && self
+                    .store
+                    .as_ref()
+                    .is_some_and(|store| store.get(&url, true).is_some());
+            if !free {
+                needed += 1;
+            }
+        }
+        if needed > remaining {
+            return Err(GitHubError::BudgetExceeded {
+                plugins: locators.len(),
+                repositories: repositories.len(),
+                needed,
+                remaining,
+                token: self.token_source,
+            });
+        }
+        Ok(())
+    }
+
+    /// `GET`s one API URL, conditionally when its answer is stored; maps a rate limit, and
+    /// leaves a 404 to the caller.
+    async fn get(&self, session: &Session<'_>, url: &str) -> Result<Option<Answer>, GitHubError> {
+        let authenticated = session.token.is_some();
+        let stored = self
+            .store
+            .as_ref()
+            .and_then(|store| store.get(url, authenticated));
+        let result = self
+            .http
+            .get_api_conditional(
+                url,
+                session.token.as_ref(),
+                stored.as_ref().map(|stored| stored.etag.as_str()),
+            )
+            .await;
+        if matches!(
+            result,
+            Ok(_) | Err(HttpError::Status { .. } | HttpError::RateLimited { .. })
+        ) {
+            self.shared.requests.fetch_add(1, Ordering::Relaxed);
+        }
+        match result {
+            Ok(response) => {
+                if let Some(remaining) = response.rate_limit_remaining() {
+                    self.shared
+                        .remaining
+                        .fetch_min(remaining, Ordering::Relaxed);
+                }
+                if response.is_not_modified() {
+                    let Some(stored) = stored else {
+                        return Err(GitHubError::InvalidResponse {
+                            locator: session.locator.to_string(),
+                            url: url.to_string(),
+                            reason: "`304 Not Modified` to a request that was not conditional"
+                                .into(),
+                        });
+                    };
+                    self.shared.not_modified.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%url, "not modified; using the stored answer");
+                    return Ok(Some(Answer {
+                        body: stored.body.into_bytes(),
+                        link: stored.link,
+                    }));
+                }
+                let link = {
+                    let values: Vec<&str> = response
+                        .headers
+                        .get_all(reqwest::header::LINK)
+                        .iter()
+                        .filter_map(|value| value.to_str().ok())
+                        .collect();
+                    (!values.is_empty()).then(|| values.join(", "))
+                };
+                if let (Some(store), Some(etag)) = (&self.store, response.header("etag"))
+                    && let Ok(body) = std::str::from_utf8(&response.body)
+                {
+                    store.put(
+                        &StoredAnswer {
+                            url: url.to_string(),
+                            etag: etag.to_string(),
+                            link: link.clone(),
+                            body: body.to_string(),
+                        },
+                        authenticated,
+                    );
+                }
+                Ok(Some(Answer {
+                    body: response.body,
+                    link,
+                }))
+            }
             Err(HttpError::Status { status: 404, .. }) => Ok(None),
             Err(HttpError::RateLimited {
                 reset_in_seconds, ..
@@ -518,6 +815,23 @@ impl GitHubClient {
         }
     }
 
+    /// The error for a shared listing failure, naming this session's locator.
+    fn failure(&self, session: &Session<'_>, failure: ListingFailure) -> GitHubError {
+        match failure {
+            ListingFailure::NotFound => self.repo_not_found(session),
+            ListingFailure::RateLimited { reset_in_seconds } => GitHubError::RateLimited {
+                locator: session.locator.to_string(),
+                reset_in_seconds,
+                token: self.token_source,
+            },
+            ListingFailure::Invalid { url, reason } => GitHubError::InvalidResponse {
+                locator: session.locator.to_string(),
+                url,
+                reason,
+            },
+        }
+    }
+
     fn repo_url(&self, session: &Session<'_>) -> String {
         format!(
             "{}/repos/{}/{}",
@@ -525,6 +839,10 @@ impl GitHubClient {
             encode_segment(session.locator.owner()),
             encode_segment(session.locator.repo())
         )
+    }
+
+    fn first_page_url(&self, session: &Session<'_>) -> String {
+        format!("{}/releases?per_page=100", self.repo_url(session))
     }
 
     fn parse<T: for<'de> Deserialize<'de>>(
@@ -539,56 +857,201 @@ impl GitHubClient {
         })
     }
 
-    /// The release for `tag`, trying every form the tag stands for.
+    /// The shared listing of the session's repository.
+    fn listing(&self, session: &Session<'_>) -> Arc<Listing> {
+        let key = self.repo_url(session).to_ascii_lowercase();
+        let mut listings = self
+            .shared
+            .listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        listings.entry(key).or_default().clone()
+    }
+
+    /// One page of releases and its answer; `None` when the repository is missing.
+    async fn fetch_page(
+        &self,
+        session: &Session<'_>,
+        url: &str,
+    ) -> Result<(Vec<Release>, Answer), GitHubError> {
+        let Some(answer) = self.get(session, url).await? else {
+            return Err(self.repo_not_found(session));
+        };
+        let releases = Self::parse(session, url, &answer.body)?;
+        Ok((releases, answer))
+    }
+
+    /// The first page of the repository's releases (fetched once per client).
+    async fn first_page(&self, session: &Session<'_>) -> Result<FirstPage, GitHubError> {
+        let listing = self.listing(session);
+        let outcome = listing
+            .first
+            .get_or_try_init(|| async {
+                let url = self.first_page_url(session);
+                match self.fetch_page(session, &url).await {
+                    Ok((releases, answer)) => Ok(Ok(FirstPage {
+                        next: answer.link("next"),
+                        last: answer.link("last"),
+                        url,
+                        releases: Arc::new(releases),
+                    })),
+                    Err(error) => ListingFailure::keep(error),
+                }
+            })
+            .await?;
+        outcome
+            .clone()
+            .map_err(|failure| self.failure(session, failure))
+    }
+
+    /// Every release of the repository, across every page (fetched once per client).
+    async fn all_releases(&self, session: &Session<'_>) -> Result<Arc<Vec<Release>>, GitHubError> {
+        let listing = self.listing(session);
+        let outcome = listing
+            .all
+            .get_or_try_init(|| async {
+                let result = match self.first_page(session).await {
+                    Ok(first) => self.other_pages(session, &first).await,
+                    Err(error) => Err(error),
+                };
+                match result {
+                    Ok(releases) => Ok(Ok(Arc::new(releases))),
+                    Err(error) => ListingFailure::keep(error),
+                }
+            })
+            .await?;
+        outcome
+            .clone()
+            .map_err(|failure| self.failure(session, failure))
+    }
+
+    /// The first page's releases and every other page's: all at once when the first page's
+    /// `Link` names the last page, else one `rel="next"` after the other.
+    async fn other_pages(
+        &self,
+        session: &Session<'_>,
+        first: &FirstPage,
+    ) -> Result<Vec<Release>, GitHubError> {
+        let mut releases = first.releases.to_vec();
+        let mut seen_urls = HashSet::from([first.url.clone()]);
+        let mut next = first.next.clone();
+        if let Some(urls) = first
+            .next
+            .as_deref()
+            .zip(first.last.as_deref())
+            .and_then(|(next, last)| page_urls(next, last))
+        {
+            let pages = futures_util::future::join_all(
+                urls.iter().map(|url| self.fetch_page(session, url)),
+            )
+            .await;
+            next = None;
+            for (url, page) in urls.iter().zip(pages) {
+                let (page, answer) = page?;
+                seen_urls.insert(url.clone());
+                releases.extend(page);
+                next = answer.link("next");
+            }
+        }
+        // Pages the `last` link did not announce (or all of them, without one).
+        while let Some(url) = next.take().filter(|url| !seen_urls.contains(url)) {
+            if seen_urls.len() >= MAX_PAGES {
+                return Err(GitHubError::InvalidResponse {
+                    locator: session.locator.to_string(),
+                    url,
+                    reason: format!("more than {MAX_PAGES} pages of releases"),
+                });
+            }
+            seen_urls.insert(url.clone());
+            let (page, answer) = self.fetch_page(session, &url).await?;
+            releases.extend(page);
+            next = answer.link("next");
+        }
+        // A release published while the pages were read shifts the others by one.
+        let mut tags = HashSet::new();
+        releases.retain(|release| tags.insert(release.tag_name.clone()));
+        Ok(releases)
+    }
+
+    /// The release for `tag`, trying every form the tag stands for: in the first page of the
+    /// listing, then in every page.
     async fn release_by_tag(
         &self,
         session: &Session<'_>,
         tag: &str,
     ) -> Result<Release, GitHubError> {
         let tried = tag_candidates(session.locator.project_name.as_deref(), tag);
-        for candidate in &tried {
-            let url = format!(
-                "{}/releases/tags/{}",
-                self.repo_url(session),
-                encode_segment(candidate)
-            );
-            if let Some(response) = self.get(session, &url).await? {
-                return Self::parse(session, &url, &response.body);
-            }
+        let find = |releases: &[Release]| {
+            tried.iter().find_map(|candidate| {
+                releases
+                    .iter()
+                    .find(|release| !release.draft && &release.tag_name == candidate)
+                    .cloned()
+            })
+        };
+        let first = self.first_page(session).await?;
+        if let Some(release) = find(&first.releases) {
+            return Ok(release);
         }
-        // Every form was missing: tell a missing repository from a missing release.
-        if self.get(session, &self.repo_url(session)).await?.is_none() {
-            return Err(self.repo_not_found(session));
+        if first.next.is_some()
+            && let Some(release) = find(&self.all_releases(session).await?)
+        {
+            return Ok(release);
         }
         Err(GitHubError::TagNotFound {
             locator: session.locator.to_string(),
             tried,
         })
     }
+}
 
-    /// Every release of the repository, across every page.
-    async fn list_releases(&self, session: &Session<'_>) -> Result<Vec<Release>, GitHubError> {
-        let mut url = format!("{}/releases?per_page=100", self.repo_url(session));
-        let mut seen_urls = std::collections::HashSet::new();
-        let mut releases = Vec::new();
-        for _ in 0..MAX_PAGES {
-            seen_urls.insert(url.clone());
-            let Some(response) = self.get(session, &url).await? else {
-                return Err(self.repo_not_found(session));
-            };
-            let page: Vec<Release> = Self::parse(session, &url, &response.body)?;
-            releases.extend(page);
-            match response.next_link() {
-                Some(next) if !seen_urls.contains(&next) => url = next,
-                _ => return Ok(releases),
-            }
-        }
-        Err(GitHubError::InvalidResponse {
-            locator: session.locator.to_string(),
-            url,
-            reason: format!("more than {MAX_PAGES} pages of releases"),
-        })
+/// The URLs of pages `next` to `last`, when both name their page with a `page` query
+/// parameter and differ in nothing else.
+fn page_urls(next: &str, last: &str) -> Option<Vec<String>> {
+    let page_of = |url: &Url| {
+        url.query_pairs()
+            .find(|(key, _)| key == "page")
+            .and_then(|(_, value)| value.parse::<usize>().ok())
+    };
+    let (next_url, last_url) = (Url::parse(next).ok()?, Url::parse(last).ok()?);
+    let (from, to) = (page_of(&next_url)?, page_of(&last_url)?);
+    if to < from
+        || to - from >= MAX_PAGES
+        || with_page(&last_url, from) != with_page(&next_url, from)
+    {
+        return None;
     }
+    Some(
+        (from..=to)
+            .map(|page| {
+                if page == from {
+                    next.to_string()
+                } else if page == to {
+                    last.to_string()
+                } else {
+                    with_page(&next_url, page)
+                }
+            })
+            .collect(),
+    )
+}
+
+/// `url` with its `page` query parameter set to `page`.
+fn with_page(url: &Url, page: usize) -> String {
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(key, value)| {
+            let value = if key == "page" {
+                page.to_string()
+            } else {
+                value.into_owned()
+            };
+            (key.into_owned(), value)
+        })
+        .collect();
+    let mut out = url.clone();
+    out.query_pairs_mut().clear().extend_pairs(pairs);
+    out.to_string()
 }
 
 /// The version a tag stands for: for a project, only `project@`/`project-` followed by
@@ -848,6 +1311,29 @@ mod tests {
             ["foo@foo-bar-v1.0.0", "foo-foo-bar-v1.0.0"]
         );
         assert_eq!(tag_candidates(None, "v1.2.3"), ["v1.2.3"]);
+    }
+
+    #[test]
+    fn pages_between_next_and_last() {
+        let page =
+            |n: usize| format!("https://api.example.com/repos/a/b/releases?per_page=100&page={n}");
+        assert_eq!(
+            page_urls(&page(2), &page(4)),
+            Some(vec![page(2), page(3), page(4)])
+        );
+        assert_eq!(page_urls(&page(2), &page(2)), Some(vec![page(2)]));
+        assert_eq!(page_urls(&page(3), &page(2)), None);
+        assert_eq!(
+            page_urls(
+                &page(2),
+                "https://api.example.com/repos/a/c/releases?per_page=100&page=4"
+            ),
+            None
+        );
+        assert_eq!(
+            page_urls("https://x/a?cursor=abc", "https://x/a?cursor=def"),
+            None
+        );
     }
 
     #[test]

@@ -24,7 +24,10 @@
 //!   `403`/`429` with `x-ratelimit-remaining: 0` fails at once with [`HttpError::RateLimited`]:
 //!   the reset is usually minutes away. Certificate errors are not retried either.
 //! - **Status is always checked**: a non-`2xx` final answer is an error carrying the start of
-//!   the body.
+//!   the body; [`HttpClient::get_api_conditional`] also accepts `304 Not Modified`.
+//! - **Concurrency.** At most [`HttpOptions::max_requests_per_host`] requests (redirects and
+//!   body included) are in flight to one host at a time; callers may start as many as they
+//!   like. Where the server offers HTTP/2 (ALPN), requests to it share connections.
 //! - **Downloads** ([`HttpClient::download_to`]) stream into the destination while hashing,
 //!   refuse bodies over [`HttpOptions::max_download_size`] (from `Content-Length` up front, and
 //!   while streaming for bodies that lie or have none), and treat a body shorter than its
@@ -41,10 +44,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 use crate::checksum::{Checksum, Hasher};
@@ -59,6 +66,10 @@ pub const USER_AGENT: &str = concat!("warpgate/", env!("CARGO_PKG_VERSION"));
 
 /// The GitHub REST API version requested by [`HttpClient::get_api`].
 pub const GITHUB_API_VERSION: &str = "2022-11-28";
+
+/// The default of [`HttpOptions::max_requests_per_host`]: enough for a hundred plugins to
+/// take a few round trips, and under GitHub's limit of 100 concurrent API requests.
+pub const DEFAULT_REQUESTS_PER_HOST: usize = 64;
 
 /// How much of an error response's body is kept in [`HttpError::Status`].
 const BODY_START_LEN: usize = 200;
@@ -88,6 +99,8 @@ pub struct HttpOptions {
     pub user_agent: String,
     /// A PEM file whose certificates are trusted on top of the built-in roots.
     pub extra_ca_file: Option<PathBuf>,
+    /// How many requests may be in flight to one host (by the URL asked for) at once.
+    pub max_requests_per_host: usize,
 }
 
 impl Default for HttpOptions {
@@ -102,6 +115,7 @@ impl Default for HttpOptions {
             max_download_size: 256 * 1024 * 1024,
             user_agent: USER_AGENT.to_string(),
             extra_ca_file: env::var(env::SSL_CERT_FILE).map(PathBuf::from),
+            max_requests_per_host: DEFAULT_REQUESTS_PER_HOST,
         }
     }
 }
@@ -174,11 +188,26 @@ impl ApiResponse {
 
     /// The URL of the `rel="next"` entry of the `Link` header, for paginated APIs.
     pub fn next_link(&self) -> Option<String> {
+        self.link("next")
+    }
+
+    /// The URL of the `rel="last"` entry of the `Link` header, for paginated APIs.
+    pub fn last_link(&self) -> Option<String> {
+        self.link("last")
+    }
+
+    /// The URL of the `Link` header entry with relation `rel`.
+    pub fn link(&self, rel: &str) -> Option<String> {
         self.headers
             .get_all(header::LINK)
             .iter()
             .filter_map(|value| value.to_str().ok())
-            .find_map(parse_next_link)
+            .find_map(|value| parse_link(value, rel))
+    }
+
+    /// Whether the server answered `304 Not Modified` (to a conditional request).
+    pub fn is_not_modified(&self) -> bool {
+        self.status == StatusCode::NOT_MODIFIED.as_u16()
     }
 
     /// The `x-ratelimit-remaining` header as a number.
@@ -188,19 +217,25 @@ impl ApiResponse {
 }
 
 /// Finds the `rel="next"` URL in one `Link` header value.
+#[cfg(test)]
 fn parse_next_link(value: &str) -> Option<String> {
+    parse_link(value, "next")
+}
+
+/// Finds the URL with relation `rel` (`next`, `last`, …) in one `Link` header value.
+pub fn parse_link(value: &str, rel: &str) -> Option<String> {
     value.split(',').find_map(|entry| {
         let mut parts = entry.split(';');
         let target = parts.next()?.trim();
         let target = target.strip_prefix('<')?.strip_suffix('>')?;
-        let is_next = parts.any(|param| {
+        let matches = parts.any(|param| {
             let param = param.trim();
             param
                 .strip_prefix("rel=")
-                .map(|rel| rel.trim_matches('"'))
-                .is_some_and(|rel| rel.split_whitespace().any(|rel| rel == "next"))
+                .map(|rels| rels.trim_matches('"'))
+                .is_some_and(|rels| rels.split_whitespace().any(|found| found == rel))
         });
-        is_next.then(|| target.to_string())
+        matches.then(|| target.to_string())
     })
 }
 
@@ -385,6 +420,7 @@ impl StdError for RedirectRefused {}
 pub struct HttpClient {
     inner: reqwest::Client,
     options: HttpOptions,
+    hosts: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
 }
 
 /// How reading a body went wrong.
@@ -423,7 +459,33 @@ impl HttpClient {
         let inner = builder
             .build()
             .map_err(|source| HttpError::Client { source })?;
-        Ok(Self { inner, options })
+        Ok(Self {
+            inner,
+            options,
+            hosts: Arc::default(),
+        })
+    }
+
+    /// Waits for a free slot among the requests to `url`'s host.
+    async fn host_permit(&self, url: &Url) -> OwnedSemaphorePermit {
+        let host = format!(
+            "{}:{}",
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or_default()
+        );
+        let semaphore = {
+            let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+            hosts
+                .entry(host)
+                .or_insert_with(|| {
+                    Arc::new(Semaphore::new(self.options.max_requests_per_host.max(1)))
+                })
+                .clone()
+        };
+        semaphore
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
     }
 
     /// A client with [`HttpOptions::from_env`]: offline when `WARPGATE_OFFLINE` or
@@ -452,6 +514,18 @@ impl HttpClient {
         url: &str,
         token: Option<&ApiToken>,
     ) -> Result<ApiResponse, HttpError> {
+        self.get_api_conditional(url, token, None).await
+    }
+
+    /// [`HttpClient::get_api`] with `If-None-Match: etag` when `etag` is given; a
+    /// `304 Not Modified` answer is then returned too, with an empty body
+    /// ([`ApiResponse::is_not_modified`]).
+    pub async fn get_api_conditional(
+        &self,
+        url: &str,
+        token: Option<&ApiToken>,
+        etag: Option<&str>,
+    ) -> Result<ApiResponse, HttpError> {
         let parsed = self.check_url(url)?;
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -473,9 +547,17 @@ impl HttpClient {
             value.set_sensitive(true);
             headers.insert(header::AUTHORIZATION, value);
         }
+        if let Some(etag) = etag
+            && let Ok(value) = HeaderValue::from_str(etag)
+        {
+            headers.insert(header::IF_NONE_MATCH, value);
+        }
+        let _permit = self.host_permit(&parsed).await;
         let mut attempt = 0;
         loop {
-            let response = self.send(url, &parsed, &headers, &mut attempt).await?;
+            let response = self
+                .send(url, &parsed, &headers, etag.is_some(), &mut attempt)
+                .await?;
             let final_url = response.url().to_string();
             let status = response.status().as_u16();
             let response_headers = response.headers().clone();
@@ -518,9 +600,12 @@ impl HttpClient {
             path: dest.to_path_buf(),
             source,
         };
+        let _permit = self.host_permit(&parsed).await;
         let mut attempt = 0;
         loop {
-            let response = self.send(url, &parsed, &headers, &mut attempt).await?;
+            let response = self
+                .send(url, &parsed, &headers, false, &mut attempt)
+                .await?;
             if let Some(size) = response
                 .content_length()
                 .filter(|size| *size > self.options.max_download_size)
@@ -641,13 +726,14 @@ impl HttpClient {
         Ok(parsed)
     }
 
-    /// Sends a `GET` until it gets a `2xx` answer or a final error, counting attempts in
-    /// `attempt` (shared with the body retries of the caller).
+    /// Sends a `GET` until it gets a `2xx` answer (or a `304` when `conditional`) or a final
+    /// error, counting attempts in `attempt` (shared with the body retries of the caller).
     async fn send(
         &self,
         url: &str,
         parsed: &Url,
         headers: &HeaderMap,
+        conditional: bool,
         attempt: &mut u32,
     ) -> Result<reqwest::Response, HttpError> {
         loop {
@@ -660,6 +746,9 @@ impl HttpClient {
             let can_retry = *attempt < self.options.max_retries;
             let wait = match result {
                 Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) if conditional && response.status() == StatusCode::NOT_MODIFIED => {
+                    return Ok(response);
+                }
                 Ok(response) => {
                     let status = response.status();
                     let rate_limited = matches!(
@@ -846,6 +935,10 @@ mod tests {
         );
         assert_eq!(parse_next_link(r#"<https://a/x?page=1>; rel="prev""#), None);
         assert_eq!(parse_next_link(""), None);
+        assert_eq!(
+            parse_link(value, "last").as_deref(),
+            Some("https://api.example.com/x?page=5")
+        );
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub mod reporter;
 pub mod settings;
 
 #[cfg(feature = "fetch")]
+pub mod api_cache;
+#[cfg(feature = "fetch")]
 pub mod fetch;
 #[cfg(feature = "fetch")]
 pub mod github;

@@ -331,7 +331,9 @@ impl PluginLoader {
             source: crate::config::ConfigSource::WarpgateToml,
             plugins: Default::default(),
         };
-        match crate::lock::resolve_entry(&config, id, &entry, &self.fetcher, &self.github).await {
+        // A fresh view of the repository: this loader may live long after its last listing.
+        let github = self.github.fresh();
+        match crate::lock::resolve_entry(&config, id, &entry, &self.fetcher, &github).await {
             Ok(locked) => {
                 let path = self.fetcher.cache().blob_path(&locked.checksum);
                 self.write_record(

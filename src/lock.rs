@@ -14,6 +14,17 @@
 //!   re-resolved even though its lock entry still matches. Named ids are re-resolved whatever
 //!   their kind, so a pinned tag whose asset was replaced can be re-locked on purpose.
 //!
+//! Resolution runs every entry at once: the work is bounded by the HTTP client's per-host
+//! limit ([`crate::http::HttpOptions::max_requests_per_host`]), not by a fixed count here, and
+//! the entries of one GitHub repository share one release listing. Before any GitHub entry is
+//! resolved, [`GitHubClient::check_budget`] makes sure the rate limit left can cover them.
+//!
+//! **Nothing is downloaded when nothing changed.** A GitHub entry whose release asset is the
+//! one already locked (same tag, asset and URL) keeps its locked checksum when the cache still
+//! holds those bytes, unless the entry was named in `--update ID…` and the API gives no
+//! digest (the way to re-lock an asset replaced in place). When the API's `digest` names a
+//! blob the cache holds, that blob is used as well.
+//!
 //! An entry "matches" when the lock has the same locator string, the same `version`
 //! requirement, the asset named in the config (if any), and — for `file://` plugins — the
 //! file still hashes to the locked checksum.
@@ -25,13 +36,13 @@ use futures_util::StreamExt;
 use crate::checksum::Checksum;
 use crate::config::{Config, ConfigError, PluginEntry};
 use crate::fetch::{FetchError, Fetcher};
-use crate::github::{GitHubClient, GitHubError};
+use crate::github::{GitHubClient, GitHubError, ResolvedAsset};
 use crate::id::Id;
 use crate::locator::PluginLocator;
 use crate::lockfile::{LockedPlugin, Lockfile, LockfileError};
 
-/// How many plugins are resolved at once.
-const PARALLEL_RESOLUTIONS: usize = 32;
+/// The most plugins resolved or fetched at once; the HTTP client bounds requests per host.
+const MAX_PARALLEL: usize = 1024;
 
 /// Which floating entries to re-resolve.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -167,6 +178,9 @@ pub enum LockError {
         #[source]
         source: std::io::Error,
     },
+    /// The GitHub API rate limit left cannot cover the entries to resolve.
+    #[error(transparent)]
+    Budget(Box<GitHubError>),
     /// Resolving a GitHub release failed.
     #[error("failed to resolve plugin `{id}`")]
     GitHub {
@@ -349,13 +363,34 @@ pub async fn lock(
         });
     }
 
+    let repositories: Vec<&crate::locator::GitHubLocator> = to_resolve
+        .iter()
+        .filter_map(|(_, entry, _)| match &entry.locator {
+            PluginLocator::GitHub(locator) => Some(locator),
+            _ => None,
+        })
+        .collect();
+    github
+        .check_budget(&repositories)
+        .await
+        .map_err(|error| LockError::Budget(Box::new(error)))?;
+
+    let parallel = to_resolve.len().clamp(1, MAX_PARALLEL);
     let resolved: Vec<Result<(Id, LockedPlugin), LockError>> =
-        futures_util::stream::iter(to_resolve.into_iter().map(|(id, entry, _)| async move {
-            resolve_entry(config, id, entry, fetcher, github)
-                .await
-                .map(|locked| (id.clone(), locked))
+        futures_util::stream::iter(to_resolve.into_iter().map(|(id, entry, _)| {
+            let previous = old.plugins.get(id);
+            let named = matches!(&options.update, Update::Only(ids) if ids.contains(id));
+            async move {
+                let reuse = Reuse {
+                    previous,
+                    same_url_is_enough: !named,
+                };
+                resolve_entry_reusing(config, id, entry, fetcher, github, reuse)
+                    .await
+                    .map(|locked| (id.clone(), locked))
+            }
         }))
-        .buffer_unordered(PARALLEL_RESOLUTIONS)
+        .buffer_unordered(parallel)
         .collect()
         .await;
     for result in resolved {
@@ -390,6 +425,61 @@ pub async fn resolve_entry(
     entry: &PluginEntry,
     fetcher: &Fetcher,
     github: &GitHubClient,
+) -> Result<LockedPlugin, LockError> {
+    resolve_entry_reusing(config, id, entry, fetcher, github, Reuse::default()).await
+}
+
+/// What a resolution may take over instead of downloading (see the module docs).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Reuse<'a> {
+    /// The entry as locked before, if it was.
+    pub previous: Option<&'a LockedPlugin>,
+    /// Whether the same tag, asset and URL as `previous` are enough to keep its checksum when
+    /// the API gives no digest (`false` re-downloads, to catch an asset replaced in place).
+    pub same_url_is_enough: bool,
+}
+
+impl Reuse<'_> {
+    /// The cached checksum and size for `asset`, when its bytes need no download.
+    fn cached(
+        &self,
+        fetcher: &Fetcher,
+        asset: &ResolvedAsset,
+    ) -> Result<Option<(Checksum, u64)>, LockError> {
+        let cache = fetcher.cache();
+        let size_of = |path: &Path| std::fs::metadata(path).map(|metadata| metadata.len()).ok();
+        if let Some(digest) = &asset.digest {
+            if let Some(path) = cache.get(digest).map_err(FetchError::from)?
+                && let Some(size) = size_of(&path)
+            {
+                return Ok(Some((*digest, size)));
+            }
+            return Ok(None);
+        }
+        if let Some(previous) = self.previous
+            && self.same_url_is_enough
+            && previous.tag.as_deref() == Some(asset.tag.as_str())
+            && previous.asset.as_deref() == Some(asset.asset.as_str())
+            && previous.url.as_deref() == Some(asset.url.as_str())
+            && cache
+                .get(&previous.checksum)
+                .map_err(FetchError::from)?
+                .is_some()
+        {
+            return Ok(Some((previous.checksum, previous.size)));
+        }
+        Ok(None)
+    }
+}
+
+/// [`resolve_entry`], keeping bytes that `reuse` says need no download.
+pub async fn resolve_entry_reusing(
+    config: &Config,
+    id: &Id,
+    entry: &PluginEntry,
+    fetcher: &Fetcher,
+    github: &GitHubClient,
+    reuse: Reuse<'_>,
 ) -> Result<LockedPlugin, LockError> {
     fetcher.reporter().resolving(id);
     let mut locked = LockedPlugin {
@@ -430,9 +520,18 @@ pub async fn resolve_entry(
                     id: id.clone(),
                     source: Box::new(source),
                 })?;
-            let (_, checksum, size) = fetcher
-                .fetch_unpinned(id, &asset.url, asset.digest.as_ref())
-                .await?;
+            let (checksum, size) = match reuse.cached(fetcher, &asset)? {
+                Some(cached) => {
+                    tracing::debug!(%id, url = %asset.url, "unchanged and cached; not downloading");
+                    cached
+                }
+                None => {
+                    let (_, checksum, size) = fetcher
+                        .fetch_unpinned(id, &asset.url, asset.digest.as_ref())
+                        .await?;
+                    (checksum, size)
+                }
+            };
             locked.tag = Some(asset.tag);
             locked.asset = Some(asset.asset);
             locked.url = Some(asset.url);
@@ -457,7 +556,7 @@ pub async fn fetch_all(
                 .await
                 .map(|path| (id.clone(), path))
         }))
-        .buffer_unordered(PARALLEL_RESOLUTIONS)
+        .buffer_unordered(lockfile.plugins.len().clamp(1, MAX_PARALLEL))
         .collect()
         .await;
     let mut paths = results.into_iter().collect::<Result<Vec<_>, _>>()?;

@@ -34,7 +34,7 @@ pub async fn run(global: &GlobalArgs, args: LockArgs, output: &Output) -> Result
         (config, Some(lock))
     };
     let fetcher = global.fetcher(output)?;
-    let github = warpgate::github::GitHubClient::new(fetcher.http().clone());
+    let github = global.github(&fetcher);
     let update = match args.update {
         None => Update::Nothing,
         Some(ids) if ids.is_empty() => Update::All,
@@ -46,7 +46,9 @@ pub async fn run(global: &GlobalArgs, args: LockArgs, output: &Output) -> Result
         update,
         dry_run: false,
     };
-    let outcome = warpgate::lock::lock(&config, &options, &fetcher, &github).await?;
+    let outcome = warpgate::lock::lock(&config, &options, &fetcher, &github).await;
+    output.api_costs(github.stats());
+    let outcome = outcome?;
     for change in &outcome.changes {
         match (&change.old, &change.new) {
             (None, Some(new)) => {

@@ -210,6 +210,14 @@ impl GlobalArgs {
         Ok((self.load_config()?, lock))
     }
 
+    /// A GitHub client over `fetcher`'s HTTP client, keeping API answers in `fetcher`'s cache
+    /// for conditional requests.
+    pub fn github(&self, fetcher: &warpgate::fetch::Fetcher) -> warpgate::github::GitHubClient {
+        warpgate::github::GitHubClient::new(fetcher.http().clone()).with_api_cache(
+            warpgate::api_cache::ApiCache::new(fetcher.cache().http_dir()),
+        )
+    }
+
     /// A fetcher over the environment's cache, offline as the flags say, drawing progress
     /// on `output`.
     pub fn fetcher(&self, output: &Output) -> Result<warpgate::fetch::Fetcher, Failure> {

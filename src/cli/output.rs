@@ -62,6 +62,24 @@ impl Output {
         }
     }
 
+    /// With `-v`, what the GitHub API cost: requests, `304` answers served from the cache and
+    /// the rate limit left.
+    pub fn api_costs(&self, stats: warpgate::github::ApiStats) {
+        if self.verbose == 0 || self.quiet {
+            return;
+        }
+        let remaining = stats
+            .rate_limit_remaining
+            .map_or_else(|| "unknown".to_string(), |left| left.to_string());
+        self.status(
+            "GitHub API",
+            format!(
+                "{} requests, {} answered from cache (304), rate limit left: {remaining}",
+                stats.requests, stats.not_modified
+            ),
+        );
+    }
+
     /// A `warning:` line, unless quiet.
     pub fn warning(&self, message: impl std::fmt::Display) {
         if !self.quiet {

@@ -36,7 +36,7 @@ pub async fn update(
     }
     let (config, _project_lock) = global.load_config_exclusive()?;
     let fetcher = global.fetcher(output)?;
-    let github = warpgate::github::GitHubClient::new(fetcher.http().clone());
+    let github = global.github(&fetcher);
     let options = LockOptions {
         locked: None,
         offline: global.offline_reason(),
@@ -47,7 +47,9 @@ pub async fn update(
         },
         dry_run: args.dry_run,
     };
-    let outcome = warpgate::lock::lock(&config, &options, &fetcher, &github).await?;
+    let outcome = warpgate::lock::lock(&config, &options, &fetcher, &github).await;
+    output.api_costs(github.stats());
+    let outcome = outcome?;
     for change in &outcome.changes {
         let describe = |locked: &Option<warpgate::lockfile::LockedPlugin>| {
             locked
@@ -90,7 +92,7 @@ pub async fn outdated(
     let config = global.load_config()?;
     let lockfile = Lockfile::read(&config.lockfile_path())?.unwrap_or_default();
     let fetcher = global.fetcher(output)?;
-    let github = warpgate::github::GitHubClient::new(fetcher.http().clone());
+    let github = global.github(&fetcher);
     let (github_plugins, others): (Vec<_>, Vec<_>) = config
         .plugins
         .iter()
@@ -157,6 +159,7 @@ pub async fn outdated(
             "newest": newest.map(|release| release.tag.clone()),
         }));
     }
+    output.api_costs(github.stats());
     if args.json {
         println!("{}", serde_json::Value::Array(rows));
     } else {

@@ -74,12 +74,11 @@ async fn a_tag_naming_the_project_is_used_as_written() {
         resolved_tag(&github, "github://acme/plugins/hello@hello@v1.2.3").await,
         "hello@v1.2.3"
     );
-    // The first form that exists wins, and no listing is needed.
-    assert!(
-        github
-            .api_requests()
-            .iter()
-            .all(|path| path.contains("/releases/tags/"))
+    // The first form that exists wins, found in the listing: one request per client, no
+    // request per tag form.
+    assert_eq!(
+        github.api_requests(),
+        ["/repos/acme/plugins/releases?per_page=100"; 2]
     );
 }
 
@@ -582,4 +581,133 @@ async fn releases_lists_a_projects_versions_newest_first() {
             ("hello-v1.0.0".into(), "1.0.0".into(), false),
         ]
     );
+}
+
+/// A monorepo of 8 projects with 2 releases each, listed 3 per page (6 pages).
+fn monorepo() -> FakeGitHub {
+    let github = FakeGitHub::start();
+    github.page_size(3);
+    for minor in 0..2 {
+        for project in 0..8 {
+            github.release("acme/mono", release(&format!("proj{project}-v1.{minor}.0")));
+        }
+    }
+    github
+}
+
+fn page_path(page: usize) -> String {
+    format!("/repos/acme/mono/releases?per_page=100&page={page}")
+}
+
+#[tokio::test]
+async fn a_monorepos_projects_share_one_listing_and_each_page_is_fetched_once() {
+    let github = monorepo();
+    let client = github.client();
+    let mut inputs: Vec<String> = (0..8)
+        .map(|project| format!("github://acme/mono/proj{project}"))
+        .collect();
+    // A pinned tag and a range from the same repository share it too.
+    inputs.push("github://acme/mono/proj3@v1.0.0".into());
+    let locators: Vec<GitHubLocator> = inputs.iter().map(|input| locator(input)).collect();
+    let range = requirement("~1.0");
+    let resolutions = locators.iter().enumerate().map(|(index, locator)| {
+        let client = &client;
+        let version = (index == 0).then_some(&range);
+        async move { client.resolve(locator, version, None).await }
+    });
+    let resolved = futures_util::future::join_all(resolutions).await;
+    let tags: Vec<String> = resolved
+        .into_iter()
+        .map(|result| result.unwrap().tag)
+        .collect();
+    assert_eq!(tags[0], "proj0-v1.0.0");
+    assert_eq!(tags[1], "proj1-v1.1.0");
+    assert_eq!(tags[7], "proj7-v1.1.0");
+    assert_eq!(tags[8], "proj3-v1.0.0");
+
+    let server = github.server();
+    assert_eq!(server.hits("/repos/acme/mono/releases?per_page=100"), 1);
+    for page in 2..=6 {
+        assert_eq!(server.hits(&page_path(page)), 1, "page {page}");
+    }
+    assert_eq!(
+        github.api_requests().len(),
+        6,
+        "{:#?}",
+        github.api_requests()
+    );
+    assert_eq!(client.stats().requests, 6);
+}
+
+#[tokio::test]
+async fn a_pinned_tag_on_the_first_page_needs_no_other_request() {
+    let github = monorepo();
+    let client = github.client();
+    let resolved = client
+        .resolve(&locator("github://acme/mono/proj7@v1.1.0"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(resolved.tag, "proj7-v1.1.0");
+    // An older one is on a later page: the rest of the listing, once.
+    let resolved = client
+        .resolve(&locator("github://acme/mono/proj0@1.0.0"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(resolved.tag, "proj0-v1.0.0");
+    assert_eq!(
+        github.api_requests(),
+        std::iter::once("/repos/acme/mono/releases?per_page=100".to_string())
+            .chain((2..=6).map(page_path))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn stored_answers_are_sent_back_and_a_304_uses_them() {
+    let github = monorepo();
+    let dir = tempfile::tempdir().unwrap();
+    let store = warpgate::api_cache::ApiCache::new(dir.path());
+    let client = || {
+        github
+            .client()
+            .with_token("s3cret-token")
+            .with_api_cache(store.clone())
+    };
+    let first = client()
+        .resolve(&locator("github://acme/mono/proj5"), None, None)
+        .await
+        .unwrap();
+    let before = github.server().request_count();
+    let again = client();
+    let second = again
+        .resolve(&locator("github://acme/mono/proj5"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(first, second);
+    let requests = &github.server().requests()[before..];
+    assert_eq!(requests.len(), 6);
+    for request in requests {
+        assert!(request.header("if-none-match").is_some(), "{request:#?}");
+        assert_eq!(request.status, 304, "{request:#?}");
+    }
+    let stats = again.stats();
+    assert_eq!((stats.requests, stats.not_modified), (6, 6));
+    // Keyed by whether a token was sent: an anonymous client asks afresh.
+    let before = github.server().request_count();
+    github
+        .client()
+        .with_api_cache(store.clone())
+        .resolve(&locator("github://acme/mono/proj5"), None, None)
+        .await
+        .unwrap();
+    assert!(
+        github.server().requests()[before..]
+            .iter()
+            .all(|request| request.header("if-none-match").is_none())
+    );
+    // The token is never written.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(!text.contains("s3cret"), "{text}");
+    }
 }

@@ -428,12 +428,23 @@ fn cache_prune_keeps_referenced_blobs() {
             Checksum::of(&wasm("deno 1.0")).hex()
         )]
     );
+    // `clean` also removes the stored API answers.
+    let answers: Vec<u64> = std::fs::read_dir(project.cache_home().join("v1/http"))
+        .unwrap()
+        .map(|entry| entry.unwrap().metadata().unwrap().len())
+        .collect();
+    assert!(!answers.is_empty());
     let cleaned = run(&project, &github, &["cache", "clean"], &[]).success();
     assert_eq!(
         cleaned.stdout.trim(),
-        format!("1 files, {} bytes freed", wasm("deno 1.0").len())
+        format!(
+            "{} files, {} bytes freed",
+            1 + answers.len(),
+            wasm("deno 1.0").len() as u64 + answers.iter().sum::<u64>()
+        )
     );
     assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), 0);
+    assert!(!project.cache_home().join("v1/http").exists());
 }
 
 #[test]
@@ -731,4 +742,132 @@ fn no_proxy_bypasses_the_proxy_host_by_host() {
             .all(|target| *target == format!("localhost:{port}")),
         "{targets:?}"
     );
+}
+
+/// GitHub plugins only: floating, a range, and an asset without a digest.
+fn floating_config() -> &'static str {
+    "[plugins]\ndeno = \"github://acme/deno-plugin\"\nbun = { locator = \"github://acme/plugins/bun_tool\", version = \"^0.14\" }\nnode = \"github://acme/plugins/node_tool\"\nplain = \"github://acme/plain\"\n"
+}
+
+fn fake_with_plain() -> FakeGitHub {
+    let github = fake();
+    github.release(
+        "acme/plain",
+        FakeRelease::new("v1.0.0").asset(FakeAsset::new("plain.wasm", wasm("plain 1.0"))),
+    );
+    github
+}
+
+/// Requests that are not API calls: downloads and their redirects.
+fn downloads(github: &FakeGitHub, from: usize) -> Vec<String> {
+    github.server().requests()[from..]
+        .iter()
+        .map(|request| request.path.clone())
+        .filter(|path| !path.starts_with("/repos/"))
+        .collect()
+}
+
+#[test]
+fn an_unchanged_update_is_answered_by_304s_and_downloads_nothing() {
+    let github = fake_with_plain();
+    github.server().header_all("x-ratelimit-remaining", "4990");
+    let project = Project::new(floating_config());
+    let token = [("GITHUB_TOKEN", "gh-t0ken-value")];
+    run(&project, &github, &["lock"], &token).success();
+    let lock = project.read("warpgate.lock");
+    // One listing per repository, whatever the number of its plugins.
+    assert_eq!(
+        github.api_requests().len(),
+        3,
+        "{:#?}",
+        github.api_requests()
+    );
+
+    let before = github.server().request_count();
+    run(&project, &github, &["lock", "--update", "-v"], &token)
+        .success()
+        .stderr_has("GitHub API 3 requests, 3 answered from cache (304), rate limit left: 4990");
+    let requests = &github.server().requests()[before..];
+    assert_eq!(requests.len(), 3, "{requests:#?}");
+    for request in requests {
+        assert!(request.header("if-none-match").is_some(), "{request:#?}");
+        assert_eq!(request.status, 304, "{request:#?}");
+    }
+    assert_eq!(downloads(&github, before), Vec::<String>::new());
+    assert_eq!(project.read("warpgate.lock"), lock);
+
+    // The token is in no file of the cache.
+    for entry in walkdir::WalkDir::new(project.cache_home()) {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            let bytes = std::fs::read(entry.path()).unwrap();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains("gh-t0ken-value"),
+                "{}",
+                entry.path().display()
+            );
+        }
+    }
+
+    // A new release is a full answer and one download.
+    github.release(
+        "acme/deno-plugin",
+        FakeRelease::new("v1.1.0").wasm("deno.wasm", wasm("deno 1.1")),
+    );
+    let before = github.server().request_count();
+    run(&project, &github, &["lock", "--update"], &token)
+        .success()
+        .stderr_has("deno: v1.0.0");
+    assert!(project.read("warpgate.lock").contains("tag = \"v1.1.0\""));
+    assert_eq!(downloads(&github, before).len(), 2, "redirect and download");
+}
+
+#[test]
+fn a_named_update_without_a_digest_downloads_again() {
+    let github = fake_with_plain();
+    let project = Project::new(floating_config());
+    run(&project, &github, &["lock"], &[]).success();
+    // The asset is replaced in place: only a named update can tell, by downloading.
+    github.server().route(
+        "/objects/acme/plain/v1.0.0/plain.wasm",
+        Response::ok(wasm("plain 1.0, rebuilt")),
+    );
+    let before = github.server().request_count();
+    run(&project, &github, &["lock", "--update"], &[]).success();
+    assert_eq!(downloads(&github, before), Vec::<String>::new());
+    run(&project, &github, &["lock", "--update", "plain"], &[]).success();
+    assert_eq!(downloads(&github, before).len(), 2);
+    assert!(
+        project
+            .read("warpgate.lock")
+            .contains(&Checksum::of(&wasm("plain 1.0, rebuilt")).to_string())
+    );
+}
+
+#[test]
+fn a_run_larger_than_the_rate_limit_left_fails_before_resolving() {
+    let github = fake_with_plain();
+    github.server().header_all("x-ratelimit-remaining", "1");
+    let project = Project::new(floating_config());
+    run(&project, &github, &["lock"], &[])
+        .code(2)
+        .stderr_has(
+            "resolving 4 plugin(s) from 3 GitHub repositories needs at least 2 more API requests, but the rate limit allows only 1 more",
+        )
+        .stderr_has("`WARPGATE_GITHUB_TOKEN`, `GH_TOKEN` or `GITHUB_TOKEN`");
+    assert_eq!(github.server().request_count(), 1, "only the first listing");
+    assert!(!project.path("warpgate.lock").exists());
+}
+
+#[test]
+fn verbose_lock_reports_what_the_api_cost() {
+    let github = fake_with_plain();
+    github.server().header_all("x-ratelimit-remaining", "57");
+    let project = Project::new(floating_config());
+    run(&project, &github, &["lock", "-v"], &[])
+        .success()
+        .stderr_has("GitHub API 3 requests, 0 answered from cache (304), rate limit left: 57");
+    // Quiet by default.
+    let run = run(&project, &github, &["lock", "--update"], &[]).success();
+    assert!(!run.stderr.contains("GitHub API"), "{}", run.stderr);
 }

@@ -17,6 +17,7 @@
 //!   which 302-redirects to `https://localhost:<port>/objects/…` (another host, as GitHub
 //!   redirects to `objects.githubusercontent.com`).
 //!
+//! API answers carry an `ETag` (a request naming it in `If-None-Match` gets a `304`).
 //! [`FakeGitHub::rate_limit`] makes every request answer `403` with `x-ratelimit-remaining: 0`.
 
 use std::collections::BTreeMap;
@@ -251,7 +252,7 @@ impl FakeGitHub {
                     .map(|release| self.release_json(slug, release))
                     .collect::<Vec<_>>()
             );
-            let mut response = Response::json(&body);
+            let mut response = with_etag(Response::json(&body), &body);
             let mut links = Vec::new();
             if number < pages.len() {
                 links.push(format!(
@@ -285,9 +286,10 @@ impl FakeGitHub {
 
         for release in &releases {
             if !release.draft {
+                let body = self.release_json(slug, release);
                 self.server.route(
                     format!("{base}/releases/tags/{}", encode_segment(&release.tag)),
-                    Response::json(&self.release_json(slug, release)),
+                    with_etag(Response::json(&body), &body),
                 );
             }
             for asset in &release.assets {
@@ -319,6 +321,22 @@ impl FakeGitHub {
             })).collect::<Vec<_>>(),
         })
     }
+}
+
+/// Adds an `ETag` that changes whenever `body` does (GitHub's are opaque, like this one).
+fn with_etag(response: Response, body: &serde_json::Value) -> Response {
+    let digest = Checksum::of(&serde_json::to_vec(body).unwrap()).hex();
+    response.header("etag", format!("W/\"{}\"", &digest[..32]))
+}
+
+/// The API paths requested so far that were answered `304 Not Modified`.
+pub fn not_modified(server: &TestServer) -> Vec<String> {
+    server
+        .requests()
+        .into_iter()
+        .filter(|request| request.status == 304)
+        .map(|request| request.path)
+        .collect()
 }
 
 fn download_path(slug: &str, tag: &str, name: &str) -> String {

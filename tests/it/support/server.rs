@@ -10,6 +10,9 @@
 //! assert_eq!(server.hits("/flaky"), 2);
 //! ```
 //!
+//! A route whose answer has an `ETag` answers a request whose `If-None-Match` names it with
+//! `304 Not Modified` and no body (the log records the status).
+//!
 //! The server speaks just enough HTTP/1.1 (one request per connection, always
 //! `Connection: close`) for tests to misbehave on purpose: delay, cut a body short, hang up.
 //! It listens on `127.0.0.1:<random port>` with a certificate for both `127.0.0.1` and
@@ -164,6 +167,8 @@ pub struct RecordedRequest {
     pub host: Option<String>,
     /// Every header, names in lowercase, in order.
     pub headers: Vec<(String, String)>,
+    /// The status the server answered with (`304` for a matching `If-None-Match`).
+    pub status: u16,
 }
 
 impl RecordedRequest {
@@ -189,6 +194,8 @@ struct State {
     log: Vec<RecordedRequest>,
     intercept: Option<Response>,
     connections: usize,
+    delay: std::time::Duration,
+    extra_headers: Vec<(String, String)>,
 }
 
 impl State {
@@ -288,6 +295,16 @@ impl TestServer {
     /// Answers every request with `response` (e.g. a rate limit) until called with `None`.
     pub fn intercept(&self, response: Option<Response>) {
         self.state().intercept = response;
+    }
+
+    /// Adds `delay` to every answer (a latency-injecting server for benchmarks).
+    pub fn delay_all(&self, delay: Duration) {
+        self.state().delay = delay;
+    }
+
+    /// Adds header `name: value` to every answer that does not set it itself.
+    pub fn header_all(&self, name: impl Into<String>, value: impl Into<String>) {
+        self.state().extra_headers.push((name.into(), value.into()));
     }
 
     /// The port.
@@ -448,6 +465,7 @@ where
         method,
         path,
         headers,
+        status: 0,
     };
     // Drain a request body, if any (tests only send `GET`s, but be correct).
     let body_length: usize = request
@@ -466,8 +484,30 @@ where
         let mut state = state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let response = state.answer(&request.path);
-        state.log.push(request.clone());
+        let mut response = state.answer(&request.path);
+        // A conditional request whose `If-None-Match` names the answer's `ETag` gets a
+        // bodiless `304 Not Modified` with the same headers, as GitHub answers.
+        let etag = response
+            .headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("etag"))
+            .map(|(_, value)| value.clone());
+        if response.status == 200
+            && let (Some(etag), Some(wanted)) = (etag, request.header("if-none-match"))
+            && wanted.split(',').any(|candidate| candidate.trim() == etag)
+        {
+            response.status = 304;
+            response.body.clear();
+        }
+        for (name, value) in &state.extra_headers {
+            if !response.has_header(name) {
+                response.headers.push((name.clone(), value.clone()));
+            }
+        }
+        response.delay += state.delay;
+        let mut recorded = request.clone();
+        recorded.status = response.status;
+        state.log.push(recorded);
         response
     };
     if !response.delay.is_zero() {
