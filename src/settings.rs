@@ -99,7 +99,9 @@ impl RuntimeSettings {
             "memory" => {
                 self.memory_max_pages = Some(match value {
                     toml::Value::Integer(pages) => pages_from_count(*pages)?,
-                    toml::Value::String(size) => parse_memory(size)?,
+                    toml::Value::String(size) => {
+                        parse_memory(size).map_err(|error| format!("`memory`: {error}"))?
+                    }
                     other => {
                         return Err(expected(
                             key,
@@ -117,7 +119,8 @@ impl RuntimeSettings {
                         value,
                     ));
                 };
-                self.timeout = Some(parse_timeout(text)?);
+                self.timeout =
+                    Some(parse_timeout(text).map_err(|error| format!("`timeout`: {error}"))?);
             }
             "wasi" => {
                 let toml::Value::Boolean(enabled) = value else {

@@ -41,8 +41,8 @@ pub struct CallArgs {
     /// `memory`, else 1 GiB].
     #[arg(long, value_name = "SIZE")]
     memory: Option<String>,
-    /// Stop the call after this long: `500ms`, `30s`, `2m`, or `none` for no limit [default:
-    /// the entry's `timeout`, else 30s].
+    /// Stop the call after this long: `500ms`, `30s`, `2m` (a bare number is seconds), or
+    /// `none` for no limit [default: the entry's `timeout`, else 30s].
     #[arg(long, value_name = "DURATION")]
     timeout: Option<String>,
     /// Run the plugin without WASI.
@@ -105,8 +105,13 @@ impl CallArgs {
             None => {}
         }
         if let Some(timeout) = &self.timeout {
+            // A bare number is seconds, as this flag took before it took units.
+            let timeout = match timeout.parse::<u64>() {
+                Ok(seconds) => format!("{seconds}s"),
+                Err(_) => timeout.clone(),
+            };
             settings.timeout = Some(
-                settings::parse_timeout(timeout)
+                settings::parse_timeout(&timeout)
                     .map_err(|error| anyhow::anyhow!("invalid `--timeout`: {error}"))?,
             );
         }

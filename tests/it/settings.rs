@@ -472,6 +472,11 @@ fn call_timeouts_from_the_entry_and_the_flag() {
         .code(2)
         .stderr_has("timed out after `300ms`")
         .stderr_has("hint: raise `timeout`");
+    // A bare number is seconds.
+    project
+        .run(&["call", "looping", "spin", "--timeout", "1"])
+        .code(2)
+        .stderr_has("timed out after `1s`");
     project
         .run(&["call", "looping", "spin", "--timeout", "0s"])
         .code(2)
@@ -539,7 +544,7 @@ fn bad_settings_are_clear_errors_and_settings_do_not_stale_the_lock() {
     project
         .run(&["lock"])
         .code(2)
-        .stderr_has("plugin `s` (line 2, column 5): `lots` is not a memory size");
+        .stderr_has("plugin `s` (line 2, column 5): `memory`: `lots` is not a memory size");
 
     let project = self::project(r#", timeout = "5s""#);
     let config = project.read("warpgate.toml").replace("5s", "10s");
