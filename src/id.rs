@@ -12,7 +12,8 @@ const MAX_LEN: usize = 64;
 ///
 /// An id is also used as a file name (`<id>.wasm`) and a table key in the lockfile, so it is
 /// validated: 1 to 64 ASCII characters from `A-Z a-z 0-9 - _ .`, starting with a letter or
-/// digit, with no `..`. Path separators can therefore never appear.
+/// digit, with no `..`, and not a Windows device name (`con`, `nul.x`, `COM1`, …). Path
+/// separators can therefore never appear, and `<id>.wasm` is a file name on every system.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Id(String);
 
@@ -28,7 +29,9 @@ pub enum IdError {
     TooLong(String),
     /// The id holds a character outside `A-Z a-z 0-9 - _ .`.
     #[error(
-        "plugin id `{id}` contains `{character}`; ids may only contain letters, digits, `-`, `_` and `.`"
+        "plugin id `{}` contains `{}`; ids may only contain letters, digits, `-`, `_` and `.`",
+        id.escape_debug(),
+        character.escape_debug()
     )]
     InvalidCharacter {
         /// The rejected id.
@@ -42,7 +45,19 @@ pub enum IdError {
     /// The id contains `..`.
     #[error("plugin id `{0}` must not contain `..`")]
     DotDot(String),
+    /// The id names a Windows device (`con`, `nul`, `com1`, …): `<id>.wasm` could not be a file
+    /// there.
+    #[error(
+        "plugin id `{0}` is a reserved device name on Windows, where `{0}.wasm` cannot be a file\nhint: choose another id"
+    )]
+    DeviceName(String),
 }
+
+/// Names Windows reserves for devices, whatever the extension or letter case.
+const DEVICE_NAMES: [&str; 22] = [
+    "con", "prn", "aux", "nul", "com1", "com2", "com3", "com4", "com5", "com6", "com7", "com8",
+    "com9", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
+];
 
 impl Id {
     /// Validates `id`.
@@ -65,6 +80,13 @@ impl Id {
         }
         if id.contains("..") {
             return Err(IdError::DotDot(id));
+        }
+        let stem = id.split('.').next().unwrap_or_default();
+        if DEVICE_NAMES
+            .iter()
+            .any(|device| stem.eq_ignore_ascii_case(device))
+        {
+            return Err(IdError::DeviceName(id));
         }
         Ok(Self(id))
     }
@@ -170,6 +192,25 @@ mod tests {
             Id::new("a/b").unwrap_err().to_string(),
             "plugin id `a/b` contains `/`; ids may only contain letters, digits, `-`, `_` and `.`"
         );
+        // Control characters are shown escaped, never sent to the terminal.
+        assert_eq!(
+            Id::new("a\u{1b}[2J").unwrap_err().to_string(),
+            "plugin id `a\\u{1b}[2J` contains `\\u{1b}`; ids may only contain letters, digits, `-`, `_` and `.`"
+        );
+    }
+
+    #[test]
+    fn rejects_windows_device_names() {
+        for id in ["con", "NUL", "Com1", "lpt9", "aux.v2", "prn.x.y"] {
+            assert_eq!(
+                Id::new(id),
+                Err(IdError::DeviceName(id.to_string())),
+                "{id}"
+            );
+        }
+        for id in ["console", "nullable", "com10", "my-con", "com"] {
+            assert!(Id::new(id).is_ok(), "{id}");
+        }
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub struct GitHubLocator {
 
 /// Why a string is not a valid [`PluginLocator`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid plugin locator `{input}`: {reason}")]
+#[error("invalid plugin locator `{}`: {reason}", input.escape_debug())]
 pub struct LocatorError {
     /// The rejected string.
     pub input: String,
@@ -86,6 +86,17 @@ impl GitHubLocator {
     pub fn repo(&self) -> &str {
         self.repo_slug.split('/').nth(1).unwrap_or_default()
     }
+}
+
+/// A character that changes how text is shown rather than showing itself: ASCII and Unicode
+/// control characters, and the bidirectional overrides and isolates that can make a
+/// reviewer read a different string than the one stored.
+pub fn is_hidden_control(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
 /// Whether `host` is a loopback host: `localhost`, 127.0.0.0/8 or `::1`.
@@ -163,6 +174,12 @@ impl FromStr for PluginLocator {
         };
         if input.trim() != input {
             return Err(error("leading or trailing whitespace".into()));
+        }
+        if let Some(control) = input.chars().find(|c| is_hidden_control(*c)) {
+            return Err(error(format!(
+                "contains the control character `{}`; locators are plain text",
+                control.escape_unicode()
+            )));
         }
         if let Some(file) = input.strip_prefix("file://") {
             if file.is_empty() {
@@ -266,6 +283,25 @@ mod tests {
             assert_eq!(
                 serde_json::from_str::<PluginLocator>(&json).unwrap(),
                 locator
+            );
+        }
+    }
+
+    #[test]
+    fn control_and_bidi_characters_are_refused_and_shown_escaped() {
+        for input in [
+            "file://./x\u{1b}[2J.wasm",
+            "file://./a\nb.wasm",
+            "file://./evil\u{202e}mvsaw.wasm",
+            "https://example.com/\u{2066}x.wasm",
+            "github://org/repo@v1\u{7}",
+        ] {
+            let error = input.parse::<PluginLocator>().unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains("control character"), "{message}");
+            assert!(
+                !message.chars().any(is_hidden_control),
+                "raw control character in {message:?}"
             );
         }
     }

@@ -19,12 +19,24 @@ impl fmt::Display for Directive {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::RerunIfChanged(path) => {
-                write!(f, "cargo::rerun-if-changed={}", path.display())
+                let text = path.to_string_lossy();
+                if text.contains(['\n', '\r']) {
+                    // A line break would end the directive and start another one of the path's
+                    // choosing: the file is not watched, and Cargo is told why.
+                    write!(
+                        f,
+                        "cargo::warning=cannot watch `{}` for changes: its name holds a line break",
+                        text.escape_debug()
+                    )
+                } else {
+                    write!(f, "cargo::rerun-if-changed={text}")
+                }
             }
             Self::RerunIfEnvChanged(name) => write!(f, "cargo::rerun-if-env-changed={name}"),
             Self::Warning(message) => {
-                // A directive ends at the newline: print each line as its own warning.
-                let mut lines = message.lines();
+                // A directive ends at the newline: print each line as its own warning, with
+                // control characters (a lone `\r`, terminal escapes) shown escaped.
+                let mut lines = message.lines().map(escape_controls);
                 write!(f, "cargo::warning={}", lines.next().unwrap_or_default())?;
                 for line in lines {
                     write!(f, "\ncargo::warning={line}")?;
@@ -33,6 +45,18 @@ impl fmt::Display for Directive {
             }
         }
     }
+}
+
+fn escape_controls(line: &str) -> String {
+    line.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Prints `directives` to stdout, where Cargo reads them.
@@ -63,5 +87,15 @@ mod tests {
             Directive::Warning("one\ntwo".into()).to_string(),
             "cargo::warning=one\ncargo::warning=two"
         );
+    }
+
+    #[test]
+    fn nothing_can_inject_a_directive() {
+        let path = "plugins/x\ncargo::rustc-link-arg=-evil.wasm";
+        let line = Directive::RerunIfChanged(path.into()).to_string();
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(line.starts_with("cargo::warning=cannot watch"), "{line}");
+        let line = Directive::Warning("a\rcargo::rustc-cfg=evil \u{1b}[31m".into()).to_string();
+        assert_eq!(line, "cargo::warning=a\\rcargo::rustc-cfg=evil \\u{1b}[31m");
     }
 }
