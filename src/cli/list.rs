@@ -49,7 +49,7 @@ pub fn run(global: &GlobalArgs, args: ListArgs) -> Result<Outcome, Failure> {
         return Ok(Outcome::Success);
     }
     for row in &rows {
-        let text = |key: &str| row[key].as_str().unwrap_or("-").to_string();
+        let text = |key: &str| super::output::escape(row[key].as_str().unwrap_or("-"));
         let checksum = row["checksum"].as_str().map_or("-".to_string(), |c| {
             c.trim_start_matches("sha256:")[..12].to_string()
         });

@@ -58,7 +58,7 @@ impl Output {
     pub fn status(&self, verb: &str, message: impl std::fmt::Display) {
         if !self.quiet {
             let verb = self.paint("1;32", &format!("{verb:>12}"));
-            let _ = writeln!(std::io::stderr(), "{verb} {message}");
+            let _ = writeln!(std::io::stderr(), "{verb} {}", escape(&message.to_string()));
         }
     }
 
@@ -84,7 +84,11 @@ impl Output {
     pub fn warning(&self, message: impl std::fmt::Display) {
         if !self.quiet {
             let label = self.paint("1;33", "warning");
-            let _ = writeln!(std::io::stderr(), "{label}: {message}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "{label}: {}",
+                escape(&message.to_string())
+            );
         }
     }
 
@@ -93,6 +97,8 @@ impl Output {
     pub fn problem(&self, text: &str) {
         let mut stderr = std::io::stderr().lock();
         for (index, line) in text.lines().enumerate() {
+            let line = escape(line);
+            let line = line.as_str();
             let _ = match line.strip_prefix("hint: ") {
                 Some(hint) => writeln!(stderr, "  {}: {hint}", self.paint("1;36", "hint")),
                 None if index == 0 => writeln!(stderr, "{}: {line}", self.paint("1;31", "error")),
@@ -107,7 +113,14 @@ impl Output {
         let mut hints = Vec::new();
         let mut lines = Vec::new();
         for (index, cause) in error.chain().enumerate() {
-            let text = cause.to_string();
+            // Messages quote servers, tags and file names: what the network or a file says
+            // never reaches the terminal as control sequences.
+            let text = cause
+                .to_string()
+                .lines()
+                .map(escape)
+                .collect::<Vec<_>>()
+                .join("\n");
             let mut body = Vec::new();
             for line in text.lines() {
                 match line.strip_prefix("hint: ") {
@@ -157,4 +170,19 @@ mod tests {
         assert_eq!(super::plugin_count(1), "1 plugin");
         assert_eq!(super::plugin_count(2), "2 plugins");
     }
+}
+
+/// `text` with every control character (ANSI escapes, a lone `\r`, a line break inside a
+/// cell) and bidirectional override shown escaped (`\u{1b}`), so that untrusted text cannot
+/// rewrite the terminal or read differently than it is.
+pub fn escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if warpgate::locator::is_hidden_control(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }

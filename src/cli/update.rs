@@ -59,8 +59,8 @@ pub async fn update(
         println!(
             "{}: {} -> {}",
             change.id,
-            describe(&change.old),
-            describe(&change.new)
+            super::output::escape(&describe(&change.old)),
+            super::output::escape(&describe(&change.new))
         );
     }
     if outcome.changes.is_empty() {
@@ -168,7 +168,7 @@ pub async fn outdated(
             "ID", "LOCKED", "MATCHING", "NEWEST"
         );
         for row in &rows {
-            let cell = |key: &str| row[key].as_str().unwrap_or("-").to_string();
+            let cell = |key: &str| super::output::escape(row[key].as_str().unwrap_or("-"));
             println!(
                 "{:<20} {:<24} {:<24} {:<24}",
                 cell("id"),

@@ -871,3 +871,23 @@ fn verbose_lock_reports_what_the_api_cost() {
     let run = run(&project, &github, &["lock", "--update"], &[]).success();
     assert!(!run.stderr.contains("GitHub API"), "{}", run.stderr);
 }
+
+/// What a server says reaches the terminal escaped: an error body with terminal escape
+/// sequences (clear screen, set title) and a bidi override is shown as text.
+#[test]
+fn server_text_reaches_the_terminal_escaped() {
+    let github = FakeGitHub::start();
+    github.server().route(
+        "/evil.wasm",
+        Response::status(403).body("\u{1b}[2J\u{1b}]0;pwned\u{7} denied \u{202e}txt.exe"),
+    );
+    let project = Project::new(&format!(
+        "[plugins]\nevil = \"{}\"\n",
+        github.server().url("/evil.wasm")
+    ));
+    let run = run(&project, &github, &["lock"], &[]).code(2);
+    assert!(run.stderr.contains("403"), "{run:#?}");
+    for raw in ['\u{1b}', '\u{7}', '\u{202e}'] {
+        assert!(!run.stderr.contains(raw), "raw {raw:?} in {run:#?}");
+    }
+}
