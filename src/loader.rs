@@ -14,7 +14,11 @@
 //!   loads it by content, not by name.
 //! - With a lockfile ([`PluginLoader::with_lockfile`]), a plugin whose id and locator the
 //!   lock pins loads exactly the pinned bytes from the locked URL, without an API call. An id
-//!   the lock pins to another locator is loaded without the lock, with a logged warning.
+//!   the lock pins to another locator fails ([`LoaderError::NotPinned`]) unless
+//!   [`PluginLoader::allow_unpinned_locators`] lets it load without the lock (with a logged
+//!   warning): a stale lock or a swapped locator never silently floats.
+//! - [`PluginLoader::load_verified`] also returns the bytes' checksum ([`LoadedPlugin`]), so that
+//!   Extism re-checks the file it reads; [`PluginLoader::load_plugin`] returns the path only.
 //! - Otherwise a resolution is recorded in `v1/refs/<key>.json` (locator, tag, URL,
 //!   checksum, time). Pinned locators (a GitHub tag) reuse the record forever; floating ones
 //!   (no tag, URLs) are re-resolved after [`PluginLoader::set_cache_duration`] (default one
@@ -66,6 +70,18 @@ pub enum LoaderError {
         /// What disabled the network.
         reason: String,
     },
+    /// The lock pins this id to another locator.
+    #[error(
+        "plugin `{id}`: the lock pins `{locked}`, not `{requested}`\nhint: run `warpgate lock` to pin `{requested}`, or load the locked locator (`PluginLoader::allow_unpinned_locators` loads other locators without the lock)"
+    )]
+    NotPinned {
+        /// The plugin.
+        id: Id,
+        /// The locator the lock pins.
+        locked: String,
+        /// The locator asked for.
+        requested: String,
+    },
     /// Resolving or fetching failed.
     #[error(transparent)]
     Lock(#[from] LockError),
@@ -110,8 +126,31 @@ pub struct PluginLoader {
     fetcher: Fetcher,
     github: GitHubClient,
     lockfile: Option<(Lockfile, PathBuf)>,
+    /// Whether an id the lock pins may be loaded from another locator, without the lock.
+    unpinned_fallback: bool,
     cache_duration: Duration,
     offline: Option<String>,
+}
+
+/// Verified plugin bytes on this machine: where they are, and their checksum.
+///
+/// Hand both to Extism ([`LoadedPlugin::wasm`], feature `runtime`) so that it checks the bytes
+/// it reads against the checksum: the file could be changed between the check here and the
+/// read there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadedPlugin {
+    /// The absolute path of the bytes.
+    pub path: PathBuf,
+    /// Their SHA-256.
+    pub checksum: Checksum,
+}
+
+impl LoadedPlugin {
+    /// An Extism module for the bytes, carrying their hash for Extism to check on load.
+    #[cfg(feature = "runtime")]
+    pub fn wasm(&self) -> crate::container::Wasm {
+        crate::container::Wasm::file(&self.path).with_hash(self.checksum.hex())
+    }
 }
 
 fn now() -> u64 {
@@ -154,6 +193,7 @@ impl PluginLoader {
             plugins_dir,
             temp_dir: temp_dir.as_ref().to_path_buf(),
             lockfile: None,
+            unpinned_fallback: false,
             cache_duration: DEFAULT_CACHE_DURATION,
             offline,
         }
@@ -173,6 +213,13 @@ impl PluginLoader {
             .map(Path::to_path_buf)
             .unwrap_or_default();
         self.lockfile = Some((lockfile, root));
+        self
+    }
+
+    /// Lets an id that the lock pins be loaded from another locator, without the lock (with a
+    /// logged warning); by default that is an error ([`LoaderError::NotPinned`]).
+    pub fn allow_unpinned_locators(mut self, allow: bool) -> Self {
+        self.unpinned_fallback = allow;
         self
     }
 
@@ -197,20 +244,42 @@ impl PluginLoader {
     }
 
     /// The absolute path of verified bytes for `locator`, downloading when needed.
+    ///
+    /// Prefer [`PluginLoader::load_verified`], whose checksum lets Extism check the bytes it
+    /// reads.
     pub async fn load_plugin(
         &self,
         id: impl AsRef<Id>,
         locator: impl AsRef<PluginLocator>,
     ) -> Result<PathBuf, LoaderError> {
+        Ok(self.load_verified(id, locator).await?.path)
+    }
+
+    /// Verified bytes for `locator`, downloading when needed: their absolute path and checksum.
+    pub async fn load_verified(
+        &self,
+        id: impl AsRef<Id>,
+        locator: impl AsRef<PluginLocator>,
+    ) -> Result<LoadedPlugin, LoaderError> {
         let id = id.as_ref();
         let locator = locator.as_ref();
         if let Some((lockfile, root)) = &self.lockfile
             && let Some(locked) = lockfile.plugins.get(id)
         {
             if locked.locator.to_string() == locator.to_string() {
-                return self.load_locked(id, locked, root).await;
+                let path = self.load_locked(id, locked, root).await?;
+                return Ok(LoadedPlugin {
+                    path,
+                    checksum: locked.checksum,
+                });
             }
-            // Most likely a lock that is out of date: say so rather than silently float.
+            if !self.unpinned_fallback {
+                return Err(LoaderError::NotPinned {
+                    id: id.clone(),
+                    locked: locked.locator.to_string(),
+                    requested: locator.to_string(),
+                });
+            }
             tracing::warn!(
                 "plugin `{id}`: the lock pins `{}`, not `{locator}`; loading `{locator}` without the lock",
                 locked.locator
@@ -219,14 +288,19 @@ impl PluginLoader {
         if let PluginLocator::File { file, path } = locator {
             let path = path.clone().unwrap_or_else(|| PathBuf::from(file));
             let path = std::path::absolute(&path).unwrap_or(path);
-            return if path.is_file() {
-                Ok(path)
-            } else {
-                Err(LoaderError::MissingFile {
+            if !path.is_file() {
+                return Err(LoaderError::MissingFile {
                     id: id.clone(),
                     path,
-                })
-            };
+                });
+            }
+            let (checksum, _) =
+                Checksum::of_file(&path).map_err(|source| crate::cache::CacheError::Io {
+                    action: "read",
+                    path: path.clone(),
+                    source,
+                })?;
+            return Ok(LoadedPlugin { path, checksum });
         }
         self.load_remote(id, locator).await
     }
@@ -284,7 +358,11 @@ impl PluginLoader {
         Ok(())
     }
 
-    async fn load_remote(&self, id: &Id, locator: &PluginLocator) -> Result<PathBuf, LoaderError> {
+    async fn load_remote(
+        &self,
+        id: &Id,
+        locator: &PluginLocator,
+    ) -> Result<LoadedPlugin, LoaderError> {
         let key = Self::record_key(locator);
         let cache = self.fetcher.cache().clone();
         let lock_name = format!("ref-{key}");
@@ -310,7 +388,10 @@ impl PluginLoader {
             let fresh = !locator.is_floating()
                 || now().saturating_sub(record.resolved_at) < self.cache_duration.as_secs();
             if fresh || self.offline.is_some() {
-                return Ok(path.clone());
+                return Ok(LoadedPlugin {
+                    path: path.clone(),
+                    checksum: record.checksum,
+                });
             }
         }
         if let Some(reason) = &self.offline {
@@ -347,15 +428,21 @@ impl PluginLoader {
                         resolved_at: now(),
                     },
                 )?;
-                Ok(path)
+                Ok(LoadedPlugin {
+                    path,
+                    checksum: locked.checksum,
+                })
             }
             Err(error) => match cached {
-                Some((_, path)) => {
+                Some((record, path)) => {
                     tracing::warn!(
                         "could not refresh plugin `{id}` (`{locator}`), using the cached copy: {}",
                         error_chain(&error)
                     );
-                    Ok(path)
+                    Ok(LoadedPlugin {
+                        path,
+                        checksum: record.checksum,
+                    })
                 }
                 None => Err(error.into()),
             },

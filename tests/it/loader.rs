@@ -480,10 +480,10 @@ fn stale_if_error_on_rate_limit_is_logged() {
     assert_eq!(std::fs::read(&fresh).unwrap(), b"\0asm tool two");
 }
 
-/// An id that the lock pins to another locator loads what the caller asked for, and the
-/// loader warns that the lock was not used (most likely it is out of date).
+/// An id that the lock pins to another locator fails closed, naming both locators; with the
+/// opt-out it loads what the caller asked for, and the loader warns that the lock was not used.
 #[test]
-fn a_locator_the_lock_does_not_pin_is_loaded_with_a_warning() {
+fn a_locator_the_lock_does_not_pin_fails_unless_allowed() {
     let github = FakeGitHub::start();
     for (tag, bytes) in [("v1.0.0", b"\0asm v1"), ("v2.0.0", b"\0asm v2")] {
         github.release(
@@ -499,11 +499,34 @@ fn a_locator_the_lock_does_not_pin_is_loaded_with_a_warning() {
     );
     let lock_path = dir.path().join("warpgate.lock");
     let lockfile = Lockfile::parse(&lock_text, &lock_path).unwrap();
-    let loader = loader(&github, dir.path()).with_lockfile(lockfile, &lock_path);
+    let strict = loader(&github, dir.path()).with_lockfile(lockfile.clone(), &lock_path);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    let v2 = "github://acme/tool@v2.0.0"
+        .parse::<PluginLocator>()
+        .unwrap();
+    let before = github.server().requests().len();
+    let error = rt
+        .block_on(strict.load_plugin(id("tool"), &v2))
+        .unwrap_err();
+    assert!(matches!(error, LoaderError::NotPinned { .. }), "{error:?}");
+    assert!(
+        error.to_string().starts_with(
+            "plugin `tool`: the lock pins `github://acme/tool@v1.0.0`, not `github://acme/tool@v2.0.0`"
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        github.server().requests().len(),
+        before,
+        "no request when refused"
+    );
+
+    let loader = loader(&github, dir.path())
+        .with_lockfile(lockfile, &lock_path)
+        .allow_unpinned_locators(true);
     let log = CapturedLog::default();
     let path = log
         .during(|| {
@@ -524,4 +547,38 @@ fn a_locator_the_lock_does_not_pin_is_loaded_with_a_warning() {
         text.contains("plugin `tool`: the lock pins `github://acme/tool@v1.0.0`, not `github://acme/tool@v2.0.0`; loading `github://acme/tool@v2.0.0` without the lock"),
         "{text}"
     );
+}
+
+/// `load_verified` returns the bytes' checksum with their path; handed to Extism together
+/// (`LoadedPlugin::wasm`), a file swapped after loading is refused instead of run.
+#[test]
+fn verified_bytes_carry_their_checksum_to_extism() {
+    use warpgate::container::{CompileCache, PluginContainer, PluginManifest};
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("json_tools.wasm");
+    std::fs::copy(JSON_TOOLS, &file).unwrap();
+    let loader = PluginLoader::new(dir.path().join("home"), dir.path().join("tmp"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let locator: PluginLocator = format!("file://{}", file.display()).parse().unwrap();
+    let loaded = rt
+        .block_on(loader.load_verified(id("json"), &locator))
+        .unwrap();
+    assert_eq!(loaded.path, file);
+    assert_eq!(
+        loaded.checksum,
+        Checksum::of(&std::fs::read(JSON_TOOLS).unwrap())
+    );
+    let build = || {
+        PluginContainer::builder(id("json"), PluginManifest::new([loaded.wasm()]))
+            .compile_cache(CompileCache::Disabled)
+            .build()
+    };
+    build().unwrap();
+    std::fs::copy(crate::cli::FAILING, &file).unwrap();
+    let error = build().unwrap_err().to_string();
+    assert!(error.to_lowercase().contains("hash"), "{error}");
 }
