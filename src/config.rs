@@ -10,8 +10,11 @@
 //! Inside a Cargo project (a `Cargo.toml` in the start folder or an ancestor), the search for
 //! `warpgate.toml` stops at that project's workspace root ([`cargo_workspace_root`]): a stray
 //! `warpgate.toml` above it (in `$HOME`, say) never belongs to the project. Outside any Cargo
-//! project it goes up to the filesystem root, as `git` and `cargo` do when looking for their
-//! own files.
+//! project it goes up from the start folder and stops after the first of: the user's home
+//! folder, a version-control root (a folder with `.git`, `.hg`, `.svn` or `.jj`), the
+//! filesystem root; and it never enters a folder above the start folder that another user owns,
+//! nor reads a `warpgate.toml` there that another user owns, so a file planted in a shared
+//! folder such as `/tmp` is never picked up.
 //!
 //! The `warpgate` CLI and `warpgate-build` both use [`Config::discover`], so they follow the
 //! same rule: `warpgate lock` run anywhere in a crate writes exactly the lock that crate's
@@ -179,12 +182,22 @@ impl Config {
             }
             None => None,
         };
+        let home = dirs::home_dir();
         for folder in start.ancestors() {
+            let outside_cargo = boundary.is_none();
+            // Above the start folder, outside a Cargo project: never read a config that
+            // another user could have planted (in `/tmp`, say).
+            if outside_cargo && folder != start && !owned_by_current_user(folder) {
+                break;
+            }
             let candidate = folder.join(CONFIG_NAME);
-            if candidate.is_file() {
+            if candidate.is_file() && (folder == start || owned_by_current_user(&candidate)) {
                 return Self::load(&candidate);
             }
             if boundary.as_deref() == Some(folder) {
+                break;
+            }
+            if outside_cargo && (home.as_deref() == Some(folder) || is_vcs_root(folder)) {
                 break;
             }
         }
@@ -359,6 +372,29 @@ fn case_twin_message(twin: &Id) -> String {
     format!(
         "differs from `{twin}` only in letter case; their files would be one file on macOS and Windows\nhint: rename one of them"
     )
+}
+
+/// Whether `folder` is the root of a version-control checkout.
+fn is_vcs_root(folder: &Path) -> bool {
+    [".git", ".hg", ".svn", ".jj"]
+        .iter()
+        .any(|marker| folder.join(marker).exists())
+}
+
+/// Whether the current user owns `path` (always true where ownership is not known).
+fn owned_by_current_user(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: `geteuid` has no preconditions and cannot fail.
+        let user = unsafe { libc::geteuid() };
+        std::fs::metadata(path).is_ok_and(|metadata| metadata.uid() == user)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        true
+    }
 }
 
 /// The `Cargo.toml` in `start` or its nearest ancestor that has one.
@@ -546,6 +582,63 @@ fn check_entry(entry: &PluginEntry) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn discovery_stops_at_a_vcs_root() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_NAME),
+            "[plugins]\nx = \"file://x.wasm\"\n",
+        )
+        .unwrap();
+        let sub = dir.path().join("repo/sub");
+        std::fs::create_dir_all(&sub).unwrap();
+        assert!(Config::discover(&sub).is_ok());
+        std::fs::create_dir(dir.path().join("repo/.git")).unwrap();
+        assert!(matches!(
+            Config::discover(&sub),
+            Err(ConfigError::NotFound { .. })
+        ));
+    }
+
+    /// A config in a folder that another user owns, above the start folder, is never read
+    /// (needs root to give the folder away, as in CI).
+    #[cfg(unix)]
+    #[test]
+    fn discovery_never_reads_another_users_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let outer = dir.path().join("outer");
+        let inner = outer.join("inner");
+        std::fs::create_dir_all(&inner).unwrap();
+        std::fs::write(
+            outer.join(CONFIG_NAME),
+            "[plugins]\nx = \"file://x.wasm\"\n",
+        )
+        .unwrap();
+        assert!(Config::discover(&inner).is_ok());
+        // SAFETY: `geteuid` has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("not root: cannot give a folder to another user; skipping");
+            return;
+        }
+        let status = std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(&outer)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::process::Command::new("chown")
+            .args(["0:0"])
+            .arg(&inner)
+            .status()
+            .unwrap();
+        assert!(matches!(
+            Config::discover(&inner),
+            Err(ConfigError::NotFound { .. })
+        ));
+        // The start folder itself is the user's choice, whoever owns it.
+        assert!(Config::discover(&outer).is_ok());
+    }
 
     #[test]
     fn parses_strings_and_tables() {

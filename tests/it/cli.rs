@@ -960,3 +960,22 @@ cd "$COMPILED" && find . -mindepth 1 | sort"#;
         .success();
     assert_eq!(compiled_entries(&home).len(), 1);
 }
+
+/// Outside a Cargo project, discovery stops at the user's home: a `warpgate.toml` above it is
+/// never picked up.
+#[test]
+fn discovery_stops_at_home() {
+    let project = Project::new("[plugins]\njson = \"file://./plugins/json_tools.wasm\"\n");
+    let home = project.path("home-dir");
+    let work = home.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let mut command = project.command(&["list"]);
+    command.current_dir(&work).env("HOME", &home);
+    Run::from(command.output().unwrap())
+        .code(2)
+        .stderr_has("no `warpgate.toml` found");
+    // Without that home, the project's config above is found.
+    let mut command = project.command(&["list"]);
+    command.current_dir(&work).env("HOME", project.path("elsewhere"));
+    Run::from(command.output().unwrap()).success();
+}
