@@ -57,7 +57,13 @@
 //!
 //! **Limits.** [`PluginContainerBuilder::timeout`] sets the manifest's `timeout_ms`, which Extism
 //! enforces with wasmtime epoch interruption; a call that runs past it fails with
-//! [`ContainerError::Timeout`]. [`PluginContainerBuilder::memory_max_pages`] caps the memory of
+//! [`ContainerError::Timeout`]. Epoch interruption only reaches running WebAssembly, so with a
+//! timeout each call (and each instance creation, which runs the modules' start functions)
+//! runs on a thread of its own that the container waits for at most the timeout plus 100 ms:
+//! a plugin blocked in a host function (a WASI sleep, a slow HTTP request) or looping in a start
+//! function still ends with [`ContainerError::Timeout`] (or [`ContainerError::StartTimeout`])
+//! in time, and its instance is dropped when it finally returns. That thread costs some
+//! microseconds per call; containers without a timeout call on the caller's thread. [`PluginContainerBuilder::memory_max_pages`] caps the memory of
 //! one instance (64 KiB pages, counting every memory of the instance, Extism's kernel included).
 //! A value set on the builder wins over the one in the manifest; when neither is set there is no
 //! limit.
@@ -279,6 +285,16 @@ pub enum ContainerError {
         message: String,
         /// Everything Extism and wasmtime reported, the WebAssembly backtrace included.
         details: String,
+    },
+
+    /// The plugin's start function (run when an instance is created) did not finish within the
+    /// container's timeout.
+    #[error("The start function of plugin `{id}` did not finish within `{}`", format_duration(*timeout))]
+    StartTimeout {
+        /// The plugin.
+        id: Id,
+        /// The timeout that was exceeded.
+        timeout: Duration,
     },
 
     /// The plugin called WASI's `proc_exit` with a non-zero status.
@@ -558,7 +574,7 @@ impl PluginContainerBuilder {
             None => {
                 let (plugin, origin) = compiler.compile(&id)?;
                 // Instantiating checks the imports; the instance then serves the first call.
-                let probe = Plugin::new_from_compiled(&plugin).map_err(|error| {
+                let probe = instantiate(&id, &plugin, timeout)?.map_err(|error| {
                     instantiate_error(&id, &compiler.local, &provided, wasi, &error)
                 })?;
                 let exports = main_module(&compiler.local).and_then(exports::callable_exports);
@@ -765,6 +781,74 @@ impl Compiler {
             Some(store) => store.compile(&self.key, self.module_files, compile),
             None => compile(None).map(|compiled| (compiled, ModuleOrigin::Compiled)),
         }
+    }
+}
+
+/// How long past its timeout a call may take to come back before the container stops waiting
+/// for it: Extism's own timer interrupts WebAssembly code at the timeout, and this margin lets
+/// that interruption report itself.
+const TIMEOUT_MARGIN: Duration = Duration::from_millis(100);
+
+/// The result of one call: the output, or Extism's error and the exit code it reported.
+type CallResult = Result<Vec<u8>, (extism::Error, i32)>;
+
+/// Runs `work` on its own thread and waits at most `timeout` (plus a margin) for it, so that a
+/// limit holds even when the plugin is not running WebAssembly, where Extism's timer cannot
+/// reach it: blocked in a host function (a WASI sleep, a slow HTTP request), or in a start
+/// function (wasmtime runs it while Extism links the module, before any timer). `Ok(None)`
+/// when `work` is still running; its thread then ends with it, and drops what it holds.
+fn watched<T: Send + 'static>(
+    timeout: Duration,
+    name: String,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<Option<T>> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new().name(name).spawn(move || {
+        // The caller may have stopped waiting; the result is then dropped here.
+        let _ = sender.send(work());
+    })?;
+    Ok(receiver.recv_timeout(timeout + TIMEOUT_MARGIN).ok())
+}
+
+/// One call under [`watched`]: the instance comes back with the result.
+fn call_watched(
+    mut plugin: Plugin,
+    function: &str,
+    input: &[u8],
+    timeout: Duration,
+) -> std::io::Result<Option<(Plugin, CallResult)>> {
+    let name = format!("warpgate call {function}");
+    let function = function.to_string();
+    let input = input.to_vec();
+    watched(timeout, name, move || {
+        let result = plugin.call_get_error_code::<&[u8], Vec<u8>>(&function, &input);
+        (plugin, result)
+    })
+}
+
+/// A new instance of `compiled`; with a timeout, under [`watched`], since linking runs the
+/// modules' start functions.
+fn instantiate(
+    id: &Id,
+    compiled: &CompiledPlugin,
+    timeout: Option<Duration>,
+) -> Result<Result<Plugin, extism::Error>, ContainerError> {
+    let Some(timeout) = timeout else {
+        return Ok(Plugin::new_from_compiled(compiled));
+    };
+    let compiled = compiled.clone();
+    match watched(timeout, format!("warpgate start {id}"), move || {
+        Plugin::new_from_compiled(&compiled)
+    }) {
+        Ok(Some(result)) => Ok(result),
+        Ok(None) => Err(ContainerError::StartTimeout {
+            id: id.clone(),
+            timeout,
+        }),
+        Err(error) => Err(ContainerError::Instantiate {
+            id: id.clone(),
+            message: format!("cannot start a thread to instantiate the plugin: {error}"),
+        }),
     }
 }
 
@@ -1198,11 +1282,44 @@ impl PluginContainer {
                 function: function.to_string(),
             });
         }
-        let (engine, mut plugin) = self.checkout()?;
+        let (engine, plugin) = self.checkout()?;
         let started = Instant::now();
-        let result = plugin
-            .call_get_error_code::<&[u8], &[u8]>(function, input)
-            .map(read);
+        let (plugin, result) = match self.inner.timeout {
+            None => {
+                let mut plugin = plugin;
+                let result = plugin
+                    .call_get_error_code::<&[u8], &[u8]>(function, input)
+                    .map(read);
+                (plugin, result)
+            }
+            Some(timeout) => match call_watched(plugin, function, input, timeout) {
+                Ok(Some((plugin, result))) => (plugin, result.map(|output| read(&output))),
+                Err(error) => {
+                    self.checkin(Slot {
+                        engine,
+                        plugin: None,
+                    });
+                    return Err(ContainerError::Instantiate {
+                        id: self.inner.id.clone(),
+                        message: format!("cannot start a thread for the call: {error}"),
+                    });
+                }
+                Ok(None) => {
+                    // Still running (blocked in a host function, say): the instance is left to
+                    // its thread and dropped when the call ends. The engine is kept: its own
+                    // timer has already fired for this call.
+                    self.checkin(Slot {
+                        engine,
+                        plugin: None,
+                    });
+                    return Err(ContainerError::Timeout {
+                        id: self.inner.id.clone(),
+                        function: function.to_string(),
+                        timeout,
+                    });
+                }
+            },
+        };
         match result {
             Ok(output) => {
                 self.checkin(Slot {
@@ -1242,15 +1359,16 @@ impl PluginContainer {
             None => None,
         };
         let compiled = engine.as_ref().unwrap_or(&self.inner.compiled.plugin);
-        let plugin = Plugin::new_from_compiled(compiled).map_err(|error| {
-            instantiate_error(
-                &self.inner.id,
-                &self.inner.compiler.local,
-                &self.inner.provided,
-                self.inner.wasi,
-                &error,
-            )
-        })?;
+        let plugin =
+            instantiate(&self.inner.id, compiled, self.inner.timeout)?.map_err(|error| {
+                instantiate_error(
+                    &self.inner.id,
+                    &self.inner.compiler.local,
+                    &self.inner.provided,
+                    self.inner.wasi,
+                    &error,
+                )
+            })?;
         Ok((engine, plugin))
     }
 

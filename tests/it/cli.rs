@@ -976,6 +976,8 @@ fn discovery_stops_at_home() {
         .stderr_has("no `warpgate.toml` found");
     // Without that home, the project's config above is found.
     let mut command = project.command(&["list"]);
-    command.current_dir(&work).env("HOME", project.path("elsewhere"));
+    command
+        .current_dir(&work)
+        .env("HOME", project.path("elsewhere"));
     Run::from(command.output().unwrap()).success();
 }

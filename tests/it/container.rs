@@ -1017,3 +1017,68 @@ fn a_timeout_does_not_interrupt_other_calls() {
         .unwrap();
     assert_eq!(doubled.doubled, 6);
 }
+
+/// A call blocked in a host function (where Extism's timer cannot interrupt it) still ends
+/// with `Timeout` at the limit: the container stops waiting, the host function finishes later
+/// on its own, and the container keeps working.
+#[test]
+fn a_timeout_holds_while_a_host_function_blocks() {
+    use std::sync::atomic::AtomicBool;
+    static FINISHED: AtomicBool = AtomicBool::new(false);
+    host_fn!(host_double_slowly(value: i64) -> i64 {
+        std::thread::sleep(Duration::from_secs(3));
+        FINISHED.store(true, Ordering::SeqCst);
+        Ok(value * 2)
+    });
+    let function = Function::new(
+        "host_double",
+        [PTR],
+        [PTR],
+        UserData::new(()),
+        host_double_slowly,
+    );
+    let container = PluginContainer::builder(id("host_caller"), manifest("host_caller"))
+        .function(function)
+        .timeout(Duration::from_millis(300))
+        .compile_cache(CompileCache::Disabled)
+        .build()
+        .unwrap();
+    let error = container
+        .call_func_with::<_, Doubled>("double_via_host", json!({"value": 21}))
+        .unwrap_err();
+    assert!(matches!(error, ContainerError::Timeout { .. }), "{error:?}");
+    // The call came back while the host function was still sleeping.
+    assert!(!FINISHED.load(Ordering::SeqCst));
+}
+
+/// A module whose start function runs long (wasmtime runs it while Extism links the module,
+/// before any Extism timer) is stopped by the timeout too, when the container is built and
+/// when an instance is created for a call.
+#[test]
+fn a_timeout_holds_in_a_start_function() {
+    // About a second of spinning before the start function returns.
+    let wat = r#"(module
+        (global $left (mut i64) (i64.const 2000000000))
+        (func $spin
+            (loop $again
+                (global.set $left (i64.sub (global.get $left) (i64.const 1)))
+                (br_if $again (i64.gt_s (global.get $left) (i64.const 0)))))
+        (start $spin)
+        (func (export "check") (result i32) (i32.const 0)))"#;
+    let error = PluginContainer::builder(
+        id("slow_start"),
+        PluginManifest::new([Wasm::data(wat.as_bytes().to_vec())]),
+    )
+    .timeout(Duration::from_millis(100))
+    .compile_cache(CompileCache::Disabled)
+    .build()
+    .unwrap_err();
+    assert!(
+        matches!(error, ContainerError::StartTimeout { .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "The start function of plugin `slow_start` did not finish within `100ms`"
+    );
+}
