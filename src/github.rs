@@ -724,6 +724,22 @@ impl GitHubClient {
     /// `GET`s one API URL, conditionally when its answer is stored; maps a rate limit, and
     /// leaves a 404 to the caller.
     async fn get(&self, session: &Session<'_>, url: &str) -> Result<Option<Answer>, GitHubError> {
+        // `Link` URLs come from the answers: they must stay on the API's origin.
+        let same_origin = match (Url::parse(url), Url::parse(&session.base)) {
+            (Ok(url), Ok(base)) => url.origin() == base.origin(),
+            _ => false,
+        };
+        if !same_origin {
+            return Err(GitHubError::InvalidResponse {
+                locator: session.locator.to_string(),
+                url: url.to_string(),
+                reason: format!(
+                    "a `Link` header points away from the API at `{}` (from `{}`)",
+                    session.base,
+                    env::GITHUB_API_URL
+                ),
+            });
+        }
         let authenticated = session.token.is_some();
         let stored = self
             .store
