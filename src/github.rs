@@ -74,6 +74,7 @@ use crate::checksum::Checksum;
 use crate::env;
 use crate::http::{ApiToken, HttpClient, HttpError, parse_link};
 use crate::locator::{GitHubLocator, check_url_scheme};
+use crate::release::{download_url, encode_segment, tag_candidates, tag_version};
 
 /// The most release pages read for one repository (100 releases each).
 const MAX_PAGES: usize = 1000;
@@ -624,7 +625,7 @@ impl GitHubClient {
                 select_release(locator, releases.to_vec(), version)?
             }
         };
-        choose_asset(locator, release, asset)
+        choose_asset(&session, release, asset)
     }
 
     /// Every non-draft release of the locator's project (or repository) with a semver tag,
@@ -723,6 +724,22 @@ impl GitHubClient {
     /// `GET`s one API URL, conditionally when its answer is stored; maps a rate limit, and
     /// leaves a 404 to the caller.
     async fn get(&self, session: &Session<'_>, url: &str) -> Result<Option<Answer>, GitHubError> {
+        // `Link` URLs come from the answers: they must stay on the API's origin.
+        let same_origin = match (Url::parse(url), Url::parse(&session.base)) {
+            (Ok(url), Ok(base)) => url.origin() == base.origin(),
+            _ => false,
+        };
+        if !same_origin {
+            return Err(GitHubError::InvalidResponse {
+                locator: session.locator.to_string(),
+                url: url.to_string(),
+                reason: format!(
+                    "a `Link` header points away from the API at `{}` (from `{}`)",
+                    session.base,
+                    env::GITHUB_API_URL
+                ),
+            });
+        }
         let authenticated = session.token.is_some();
         let stored = self
             .store
@@ -1054,73 +1071,6 @@ fn with_page(url: &Url, page: usize) -> String {
     out.to_string()
 }
 
-/// The version a tag stands for: for a project, only `project@`/`project-` followed by
-/// `v<semver>` or `<semver>`; without one, `v<semver>` or `<semver>`.
-fn tag_version(tag: &str, project: Option<&str>) -> Option<Version> {
-    let rest = match project {
-        Some(project) => {
-            let rest = tag.strip_prefix(project)?;
-            rest.strip_prefix('@').or_else(|| rest.strip_prefix('-'))?
-        }
-        None => tag,
-    };
-    let rest = rest.strip_prefix('v').unwrap_or(rest);
-    Version::parse(rest).ok()
-}
-
-/// The tags to try, in order, for `tag` on a locator of `project`.
-fn tag_candidates(project: Option<&str>, tag: &str) -> Vec<String> {
-    let Some(project) = project else {
-        return vec![tag.to_string()];
-    };
-    let mut candidates = Vec::new();
-    // A tag that already names the project: `project@…` (unambiguous, as `@` is not allowed
-    // in project names) or `project-` + a version (so `foo-bar-v1` is not foo's).
-    let named = tag
-        .strip_prefix(project)
-        .and_then(|rest| {
-            rest.strip_prefix('@').or_else(|| {
-                rest.strip_prefix('-')
-                    .filter(|version| looks_like_version(version))
-            })
-        })
-        .filter(|rest| !rest.is_empty());
-    let version = match named {
-        Some(rest) => {
-            candidates.push(tag.to_string());
-            rest
-        }
-        None => tag,
-    };
-    let bare = version.strip_prefix('v').unwrap_or(version);
-    let forms = if looks_like_version(bare) {
-        vec![
-            format!("{project}@v{bare}"),
-            format!("{project}-v{bare}"),
-            format!("{project}@{bare}"),
-            format!("{project}-{bare}"),
-        ]
-    } else {
-        vec![
-            format!("{project}@{version}"),
-            format!("{project}-{version}"),
-        ]
-    };
-    for form in forms {
-        if !candidates.contains(&form) {
-            candidates.push(form);
-        }
-    }
-    candidates
-}
-
-/// Whether `text` starts like a version: an optional `v`, then a digit.
-fn looks_like_version(text: &str) -> bool {
-    text.strip_prefix('v')
-        .unwrap_or(text)
-        .starts_with(|c: char| c.is_ascii_digit())
-}
-
 /// The highest eligible release (see the module docs).
 fn select_release(
     locator: &GitHubLocator,
@@ -1185,12 +1135,15 @@ fn select_release(
     }
 }
 
-/// The named asset, else the single `.wasm` asset.
+/// The named asset, else the single `.wasm` asset. Its URL is derived from the API origin,
+/// the locator's repository, the tag and the asset name ([`download_url`]), never taken from
+/// the answer, so that the lock holds only URLs [`check_locked_release`] accepts.
 fn choose_asset(
-    locator: &GitHubLocator,
+    session: &Session<'_>,
     release: Release,
     asset: Option<&str>,
 ) -> Result<ResolvedAsset, GitHubError> {
+    let locator = session.locator;
     let names = || -> Vec<String> {
         release
             .assets
@@ -1244,74 +1197,25 @@ fn choose_asset(
         )?),
         _ => None,
     };
+    let url = download_url(&session.base, locator, &release.tag_name, &chosen.name).map_err(
+        |reason| GitHubError::InvalidResponse {
+            locator: locator.to_string(),
+            url: chosen.browser_download_url.clone(),
+            reason,
+        },
+    )?;
     Ok(ResolvedAsset {
         tag: release.tag_name.clone(),
         asset: chosen.name.clone(),
-        url: chosen.browser_download_url.clone(),
+        url,
         size: chosen.size,
         digest,
     })
 }
 
-/// Percent-encodes one URL path segment (`/`, `%`, spaces and the like; `@` stays).
-fn encode_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~@+!$&'()*,;=:".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn project_tags_never_cross_projects() {
-        let version = |tag: &str| tag_version(tag, Some("foo")).map(|v| v.to_string());
-        assert_eq!(version("foo@v1.2.3").as_deref(), Some("1.2.3"));
-        assert_eq!(version("foo-v1.2.3").as_deref(), Some("1.2.3"));
-        assert_eq!(version("foo@1.2.3").as_deref(), Some("1.2.3"));
-        assert_eq!(version("foo-1.2.3").as_deref(), Some("1.2.3"));
-        assert_eq!(version("foo-1.2.3-rc.1").as_deref(), Some("1.2.3-rc.1"));
-        assert_eq!(version("foo-bar-v1.0.0"), None);
-        assert_eq!(version("foo-bar@1.0.0"), None);
-        assert_eq!(version("foobar-1.0.0"), None);
-        assert_eq!(version("v1.0.0"), None);
-        assert_eq!(version("foo@v1.2"), None);
-        assert_eq!(tag_version("v1.0.0", None), Some(Version::new(1, 0, 0)));
-        assert_eq!(tag_version("1.0.0", None), Some(Version::new(1, 0, 0)));
-        assert_eq!(tag_version("foo-1.0.0", None), None);
-    }
-
-    #[test]
-    fn tag_forms() {
-        assert_eq!(
-            tag_candidates(Some("hello"), "v1.2.3"),
-            ["hello@v1.2.3", "hello-v1.2.3", "hello@1.2.3", "hello-1.2.3"]
-        );
-        assert_eq!(
-            tag_candidates(Some("hello"), "1.2.3"),
-            ["hello@v1.2.3", "hello-v1.2.3", "hello@1.2.3", "hello-1.2.3"]
-        );
-        assert_eq!(
-            tag_candidates(Some("hello"), "hello-1.2.3"),
-            ["hello-1.2.3", "hello@v1.2.3", "hello-v1.2.3", "hello@1.2.3"]
-        );
-        assert_eq!(
-            tag_candidates(Some("hello"), "hello@nightly"),
-            ["hello@nightly", "hello-nightly"]
-        );
-        assert_eq!(
-            tag_candidates(Some("foo"), "foo-bar-v1.0.0"),
-            ["foo@foo-bar-v1.0.0", "foo-foo-bar-v1.0.0"]
-        );
-        assert_eq!(tag_candidates(None, "v1.2.3"), ["v1.2.3"]);
-    }
 
     #[test]
     fn pages_between_next_and_last() {
@@ -1334,11 +1238,5 @@ mod tests {
             page_urls("https://x/a?cursor=abc", "https://x/a?cursor=def"),
             None
         );
-    }
-
-    #[test]
-    fn segments_are_encoded() {
-        assert_eq!(encode_segment("hello@v1.0.0"), "hello@v1.0.0");
-        assert_eq!(encode_segment("release/1 0%"), "release%2F1%200%25");
     }
 }

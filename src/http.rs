@@ -10,7 +10,8 @@
 //!   or empty file is an error that names it, rather than a silent fallback. Proxies come from the
 //!   environment (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`), as `reqwest` does by default.
 //! - **Schemes.** A URL, and every redirect, must be `https://`, or `http://` to a loopback host
-//!   ([`check_url_scheme`]). At most [`MAX_REDIRECTS`] redirects are followed.
+//!   ([`check_url_scheme`]). At most [`MAX_REDIRECTS`] redirects are followed; those of API
+//!   requests ([`HttpClient::get_api`]) only within the requested URL's origin.
 //! - **Credentials.** [`HttpClient::get_api`] takes an [`ApiToken`], which is bound to the API's
 //!   origin (scheme, host and port) when it is made. It is attached as `Authorization: Bearer`
 //!   only when the request URL has that exact origin, so handing the client a URL on another
@@ -419,6 +420,8 @@ impl StdError for RedirectRefused {}
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     inner: reqwest::Client,
+    /// For API requests: redirects stay on the requested URL's origin.
+    api: reqwest::Client,
     options: HttpOptions,
     hosts: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
 }
@@ -440,27 +443,33 @@ impl HttpClient {
     /// Builds a client; fails if the extra root certificates cannot be loaded (they are not
     /// read at all when offline).
     pub fn new(options: HttpOptions) -> Result<Self, HttpError> {
-        let mut builder = reqwest::Client::builder()
-            .user_agent(options.user_agent.clone())
-            .connect_timeout(options.connect_timeout)
-            .read_timeout(options.read_timeout)
-            .redirect(redirect_policy())
-            .tls_built_in_root_certs(true);
         // Offline, no connection is ever made, so a broken `SSL_CERT_FILE` does not matter.
-        if let Some(path) = options
+        let certificates = match options
             .extra_ca_file
             .as_ref()
             .filter(|_| options.offline.is_none())
         {
-            for certificate in load_certificates(path)? {
-                builder = builder.add_root_certificate(certificate);
+            Some(path) => load_certificates(path)?,
+            None => Vec::new(),
+        };
+        let build = |same_origin: bool| {
+            let mut builder = reqwest::Client::builder()
+                .user_agent(options.user_agent.clone())
+                .connect_timeout(options.connect_timeout)
+                .read_timeout(options.read_timeout)
+                .redirect(redirect_policy(same_origin))
+                .tls_built_in_root_certs(true);
+            for certificate in &certificates {
+                builder = builder.add_root_certificate(certificate.clone());
             }
-        }
-        let inner = builder
-            .build()
-            .map_err(|source| HttpError::Client { source })?;
+            builder
+                .build()
+                .map_err(|source| HttpError::Client { source })
+        };
+        let (inner, api) = (build(false)?, build(true)?);
         Ok(Self {
             inner,
+            api,
             options,
             hosts: Arc::default(),
         })
@@ -556,7 +565,14 @@ impl HttpClient {
         let mut attempt = 0;
         loop {
             let response = self
-                .send(url, &parsed, &headers, etag.is_some(), &mut attempt)
+                .send(
+                    &self.api,
+                    url,
+                    &parsed,
+                    &headers,
+                    etag.is_some(),
+                    &mut attempt,
+                )
                 .await?;
             let final_url = response.url().to_string();
             let status = response.status().as_u16();
@@ -604,7 +620,7 @@ impl HttpClient {
         let mut attempt = 0;
         loop {
             let response = self
-                .send(url, &parsed, &headers, false, &mut attempt)
+                .send(&self.inner, url, &parsed, &headers, false, &mut attempt)
                 .await?;
             if let Some(size) = response
                 .content_length()
@@ -730,6 +746,7 @@ impl HttpClient {
     /// error, counting attempts in `attempt` (shared with the body retries of the caller).
     async fn send(
         &self,
+        client: &reqwest::Client,
         url: &str,
         parsed: &Url,
         headers: &HeaderMap,
@@ -737,8 +754,7 @@ impl HttpClient {
         attempt: &mut u32,
     ) -> Result<reqwest::Response, HttpError> {
         loop {
-            let result = self
-                .inner
+            let result = client
                 .get(parsed.clone())
                 .headers(headers.clone())
                 .send()
@@ -818,11 +834,26 @@ impl HttpClient {
     }
 }
 
-/// Follows at most [`MAX_REDIRECTS`] redirects, each to an allowed scheme.
-fn redirect_policy() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
+/// Follows at most [`MAX_REDIRECTS`] redirects, each to an allowed scheme, and with
+/// `same_origin` only to the origin (scheme, host and port) of the URL first asked for.
+fn redirect_policy(same_origin: bool) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() > MAX_REDIRECTS {
             return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+        }
+        let first_origin = attempt.previous().first().map(Url::origin);
+        if same_origin
+            && let Some(origin) = first_origin
+            && origin != attempt.url().origin()
+        {
+            let location = attempt.url().to_string();
+            return attempt.error(RedirectRefused {
+                location,
+                reason: format!(
+                    "API requests stay on the API's origin `{}`",
+                    origin.ascii_serialization()
+                ),
+            });
         }
         if let Err(reason) = check_url_scheme(attempt.url()) {
             let location = attempt.url().to_string();

@@ -142,11 +142,9 @@ fn parse_github(input: &str, rest: &str) -> Result<GitHubLocator, LocatorError> 
         None => (rest, None),
     };
     if let Some(tag) = tag
-        && (tag.is_empty() || tag.chars().any(|c| c.is_whitespace() || c.is_control()))
+        && let Err(reason) = crate::release::check_tag(tag)
     {
-        return Err(error(
-            "the tag after `@` must be non-empty and without spaces",
-        ));
+        return Err(error(&format!("the tag after `@` {reason}")));
     }
     let parts: Vec<&str> = path.split('/').collect();
     if !(2..=3).contains(&parts.len()) {
@@ -337,8 +335,18 @@ mod tests {
             ("github://a/b/c/d", "expected `github://org/repo"),
             ("github://a//c", "not a valid GitHub"),
             ("github://a/../c", "not a valid GitHub"),
-            ("github://a/b@", "tag after `@`"),
-            ("github://a/b@v 1", "tag after `@`"),
+            ("github://a/b@", "tag after `@` is empty"),
+            ("github://a/b@v 1", "tag after `@` contains whitespace"),
+            ("github://a/b@../../x", "tag after `@` contains `/`"),
+            (
+                "github://a/b@v1..2",
+                "tag after `@` contains `/`, `\\` or `..`",
+            ),
+            ("github://a/b@a\\b", "tag after `@` contains `/`"),
+            (
+                "github://a/b@v1\u{7}",
+                "tag after `@` contains whitespace or control",
+            ),
             ("github://a b/c", "not a valid GitHub"),
         ] {
             let error = input.parse::<PluginLocator>().unwrap_err();

@@ -82,13 +82,21 @@ pub struct LockedPlugin {
 impl LockedPlugin {
     /// Checks that the entry has exactly the keys its locator kind calls for, and that they
     /// agree with the locator: a `file://` entry's `path` is the one its locator names, a URL
-    /// entry's `url` is its locator, a GitHub entry's `url` is `https://`. A hand-edited lock
-    /// therefore cannot point a plugin at another local file or at a plain-HTTP host.
-    fn check_shape(&self) -> Result<(), String> {
+    /// entry's `url` is its locator, a GitHub entry's `tag` is one its locator stands for and
+    /// its `url` the download URL of that tag and `asset` on the GitHub host of
+    /// `GITHUB_API_URL` ([`crate::release::check_locked_release`]); no `url` carries
+    /// credentials. A hand-edited lock therefore cannot point a plugin at another local file,
+    /// another host or another repository.
+    fn check_shape(&self, api_url: &str) -> Result<(), String> {
         let url_ok = |url: &str| {
             url::Url::parse(url)
                 .map_err(|e| format!("`url = \"{url}\"` is not a URL: {e}"))
                 .and_then(|parsed| {
+                    if !parsed.username().is_empty() || parsed.password().is_some() {
+                        return Err(format!(
+                            "`url = \"{url}\"` holds credentials (`user:password@`), which a lockfile never does"
+                        ));
+                    }
                     crate::locator::check_url_scheme(&parsed)
                         .map_err(|e| format!("`url = \"{url}\"`: {e}"))
                 })
@@ -106,6 +114,7 @@ impl LockedPlugin {
                 }
             }
             PluginLocator::Url { url } => {
+                url_ok(url)?;
                 if self.url.as_deref() != Some(url.as_str()) {
                     return Err(format!("a URL entry needs `url = \"{url}\"` (its locator)"));
                 }
@@ -113,17 +122,18 @@ impl LockedPlugin {
                     return Err("a URL entry has no `path`, `tag` or `asset`".into());
                 }
             }
-            PluginLocator::GitHub(_) => {
+            PluginLocator::GitHub(locator) => {
                 let Some(url) = &self.url else {
                     return Err("a GitHub entry needs a `url`".into());
                 };
                 url_ok(url)?;
-                if self.tag.is_none() || self.asset.is_none() {
+                let (Some(tag), Some(asset)) = (&self.tag, &self.asset) else {
                     return Err("a GitHub entry needs `tag` and `asset`".into());
-                }
+                };
                 if self.path.is_some() {
                     return Err("a GitHub entry has no `path`".into());
                 }
+                crate::release::check_locked_release(api_url, locator, tag, asset, url)?;
             }
         }
         Ok(())
@@ -197,8 +207,14 @@ struct RawLockfile {
 }
 
 impl Lockfile {
-    /// Parses lockfile text; `path` is only used in error messages.
+    /// Parses lockfile text; `path` is only used in error messages. GitHub entries' URLs are
+    /// checked against the API at `GITHUB_API_URL` (default `https://api.github.com`).
     pub fn parse(text: &str, path: &Path) -> Result<Self, LockfileError> {
+        Self::parse_for_api(text, path, &crate::env::github_api_url())
+    }
+
+    /// [`Lockfile::parse`], checking GitHub entries' URLs against the API at `api_url`.
+    pub fn parse_for_api(text: &str, path: &Path, api_url: &str) -> Result<Self, LockfileError> {
         let parse_error = |message: String| LockfileError::Parse {
             path: path.to_path_buf(),
             message,
@@ -220,7 +236,7 @@ impl Lockfile {
             toml::from_str(text).map_err(|e| parse_error(toml_message(&e, text)))?;
         for (id, plugin) in &raw.plugins {
             plugin
-                .check_shape()
+                .check_shape(api_url)
                 .map_err(|message| parse_error(format!("plugin `{id}`: {message}")))?;
         }
         Ok(Self {
@@ -380,7 +396,10 @@ mod tests {
                 requirement: Some("^1.2".parse().unwrap()),
                 tag: Some("alpha@v1.2.0".into()),
                 asset: Some("alpha.wasm".into()),
-                url: Some("https://example.com/a\"b.wasm".into()),
+                url: Some(
+                    "https://github.com/acme/plugins/releases/download/alpha@v1.2.0/alpha.wasm"
+                        .into(),
+                ),
                 path: None,
                 checksum: Checksum::of(b"alpha"),
                 size: 5,
@@ -402,7 +421,7 @@ locator = "github://acme/plugins/alpha"
 requirement = "^1.2"
 tag = "alpha@v1.2.0"
 asset = "alpha.wasm"
-url = 'https://example.com/a"b.wasm'
+url = "https://github.com/acme/plugins/releases/download/alpha@v1.2.0/alpha.wasm"
 checksum = "{}"
 size = 5
 
@@ -470,6 +489,34 @@ size = 4
             (
                 "locator = \"github://a/b@v1\"\nurl = \"https://e.com/x.wasm\"\n",
                 "needs `tag` and `asset`",
+            ),
+            (
+                "locator = \"github://a/b@v1\"\ntag = \"v1\"\nasset = \"x.wasm\"\nurl = \"https://attacker.example/x\"\n",
+                "`url = \"https://attacker.example/x\"` is not the download URL of its tag and asset; expected `https://github.com/a/b/releases/download/v1/x.wasm`",
+            ),
+            (
+                "locator = \"github://a/b@v1\"\ntag = \"v1\"\nasset = \"x.wasm\"\nurl = \"https://github.com/a/evil/releases/download/v1/x.wasm\"\n",
+                "is not the download URL",
+            ),
+            (
+                "locator = \"github://a/b@v1\"\ntag = \"v1\"\nasset = \"x.wasm\"\nurl = \"https://github.com/a/b/releases/download/v1/x.wasm?x=1\"\n",
+                "is not the download URL",
+            ),
+            (
+                "locator = \"github://a/b@v1\"\ntag = \"v2\"\nasset = \"x.wasm\"\nurl = \"https://github.com/a/b/releases/download/v2/x.wasm\"\n",
+                "`tag = \"v2\"` is not a tag of the locator; expected `v1`",
+            ),
+            (
+                "locator = \"github://a/b/p\"\ntag = \"q@v1.0.0\"\nasset = \"x.wasm\"\nurl = \"https://github.com/a/b/releases/download/q@v1.0.0/x.wasm\"\n",
+                "`tag = \"q@v1.0.0\"` is not a release tag of the locator",
+            ),
+            (
+                "locator = \"github://a/b@v1\"\ntag = \"v1\"\nasset = \"../x.wasm\"\nurl = \"https://github.com/a/b/releases/download/v1/x.wasm\"\n",
+                "is not a file name",
+            ),
+            (
+                "locator = \"github://a/b@v1\"\ntag = \"v1\"\nasset = \"x.wasm\"\nurl = \"https://me:secret@github.com/a/b/releases/download/v1/x.wasm\"\n",
+                "holds credentials",
             ),
             (
                 "locator = \"file://./x.wasm\"\npath = \"../../etc/passwd\"\n",

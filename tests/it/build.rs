@@ -771,3 +771,38 @@ fn embedded_plugins_carry_their_declared_settings() {
          hello EmbeddedSettings { config: [(\"greeting\", \"Howdy \\\"friend\\\"\")], allowed_paths: [(\"./data\", \"/data\")], allowed_hosts: [\"*.example.com\"], memory_max_pages: Some(16), timeout: Some(After(1.5s)), wasi: Some(false) }\n"
     );
 }
+
+#[test]
+fn a_github_entry_locked_to_another_host_fails_the_build() {
+    let evil = Plugin::new("evil");
+    let app = App::new("wg-it-build-injected", &[]);
+    app.cache(std::slice::from_ref(&evil));
+    std::fs::write(
+        app.path("warpgate.toml"),
+        "[plugins]\nhello = \"github://acme/plugins/hello@v1.0.0\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        app.path("warpgate.lock"),
+        format!(
+            "version = 1\n\n[plugins.hello]\nlocator = \"github://acme/plugins/hello@v1.0.0\"\ntag = \"hello@v1.0.0\"\nasset = \"hello.wasm\"\nurl = \"{}\"\nchecksum = \"{}\"\nsize = {}\n",
+            evil.url,
+            evil.checksum(),
+            evil.bytes.len()
+        ),
+    )
+    .unwrap();
+
+    let build = app.cargo_build(false, &[]).failure();
+    let stderr = &build.run.stderr;
+    for needle in [
+        "plugin `hello`: `url = \"https://plugins.example.invalid/evil.wasm\"` is not the download URL of its tag and asset; expected `https://github.com/acme/plugins/releases/download/hello@v1.0.0/hello.wasm`",
+        "hint: ",
+    ] {
+        assert!(
+            stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -711,3 +711,70 @@ async fn stored_answers_are_sent_back_and_a_304_uses_them() {
         assert!(!text.contains("s3cret"), "{text}");
     }
 }
+
+#[tokio::test]
+async fn link_urls_to_another_origin_are_refused() {
+    let github = FakeGitHub::start();
+    github.release("acme/tool", release("v1.0.0"));
+    // The first page names a next page on another host (same server, other name).
+    let elsewhere = github
+        .server()
+        .alt_url("/repos/acme/tool/releases?per_page=100&page=2");
+    github.server().route(
+        "/repos/acme/tool/releases?per_page=100",
+        crate::support::Response::json(&serde_json::json!([])).header(
+            "link",
+            format!("<{elsewhere}>; rel=\"next\", <{elsewhere}>; rel=\"last\""),
+        ),
+    );
+    let error = resolve(&github, "github://acme/tool").await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("unexpected answer from `{elsewhere}`"))
+            && message.contains("a `Link` header points away from the API"),
+        "{message}"
+    );
+    assert!(
+        !github.server().requests().iter().any(|r| r.is_alt_host()),
+        "the other origin was asked"
+    );
+}
+
+#[tokio::test]
+async fn api_redirects_to_another_origin_are_refused() {
+    let github = FakeGitHub::start();
+    github.release("acme/tool", release("v1.0.0"));
+    let elsewhere = github
+        .server()
+        .alt_url("/repos/acme/tool/releases?per_page=100");
+    github.server().route(
+        "/repos/acme/tool/releases?per_page=100",
+        crate::support::Response::redirect(elsewhere.clone()),
+    );
+    let error = resolve(&github, "github://acme/tool").await.unwrap_err();
+    let message = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+    assert!(
+        message.contains(&format!("to `{elsewhere}`"))
+            && message.contains("API requests stay on the API's origin"),
+        "{message}"
+    );
+    assert!(
+        !github.server().requests().iter().any(|r| r.is_alt_host()),
+        "the redirect was followed"
+    );
+}
+
+#[tokio::test]
+async fn tags_with_path_tricks_are_refused_before_any_request() {
+    for input in [
+        "github://acme/tool@../../x",
+        "github://acme/tool@v1/../../x",
+        "github://acme/tool@v1\u{1b}[2J",
+    ] {
+        let error = input.parse::<PluginLocator>().unwrap_err();
+        assert!(
+            error.to_string().contains("the tag after `@` contains"),
+            "{error}"
+        );
+    }
+}

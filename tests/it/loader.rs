@@ -106,7 +106,7 @@ fn lock_pinned_loads_the_pinned_bytes_without_api_calls() {
         Checksum::of(b"\0asm v1")
     );
     let lock_path = dir.path().join("warpgate.lock");
-    let lockfile = Lockfile::parse(&lock_text, &lock_path).unwrap();
+    let lockfile = Lockfile::parse_for_api(&lock_text, &lock_path, &github.api_url()).unwrap();
     let loader = loader(&github, dir.path()).with_lockfile(lockfile, &lock_path);
     let rt = runtime();
     let latest: PluginLocator = "github://acme/tool".parse().unwrap();
@@ -129,8 +129,10 @@ fn lock_pinned_loads_the_pinned_bytes_without_api_calls() {
         &Checksum::of(b"\0asm v1").to_string(),
         &Checksum::of(b"x").to_string(),
     );
-    let loader = self::loader(&github, &dir.path().join("other"))
-        .with_lockfile(Lockfile::parse(&bad_lock, &lock_path).unwrap(), &lock_path);
+    let loader = self::loader(&github, &dir.path().join("other")).with_lockfile(
+        Lockfile::parse_for_api(&bad_lock, &lock_path, &github.api_url()).unwrap(),
+        &lock_path,
+    );
     let error = rt
         .block_on(loader.load_plugin(id("tool"), &latest))
         .unwrap_err();
@@ -308,7 +310,7 @@ fn offline_lock_pinned_loads_make_no_request() {
         url = github.server().url("/pinned.wasm"),
     );
     let lock_path = dir.path().join("warpgate.lock");
-    let lockfile = Lockfile::parse(&lock_text, &lock_path).unwrap();
+    let lockfile = Lockfile::parse_for_api(&lock_text, &lock_path, &github.api_url()).unwrap();
     let mut loader = loader(&github, dir.path()).with_lockfile(lockfile, &lock_path);
     loader.set_offline(Some("`--offline`".into()));
     let rt = runtime();
@@ -498,7 +500,7 @@ fn a_locator_the_lock_does_not_pin_fails_unless_allowed() {
         Checksum::of(b"\0asm v1")
     );
     let lock_path = dir.path().join("warpgate.lock");
-    let lockfile = Lockfile::parse(&lock_text, &lock_path).unwrap();
+    let lockfile = Lockfile::parse_for_api(&lock_text, &lock_path, &github.api_url()).unwrap();
     let strict = loader(&github, dir.path()).with_lockfile(lockfile.clone(), &lock_path);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

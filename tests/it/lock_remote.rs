@@ -891,3 +891,85 @@ fn server_text_reaches_the_terminal_escaped() {
         assert!(!run.stderr.contains(raw), "raw {raw:?} in {run:#?}");
     }
 }
+
+#[test]
+fn a_hand_edited_github_entry_is_refused_by_every_command() {
+    let github = fake();
+    let project = Project::new("[plugins]\nnode = \"github://acme/plugins/node_tool@v0.13.0\"\n");
+    run(&project, &github, &["lock"], &[]).success();
+    let locked = project.read("warpgate.lock");
+    let node_url = github.download_url("acme/plugins", "node_tool-v0.13.0", "node_tool.wasm");
+    assert!(
+        locked.contains(&format!("url = \"{node_url}\"")),
+        "{locked}"
+    );
+
+    // Another host serving other bytes, with their checksum: reviewed as a checksum change.
+    let evil = b"\0asm evil".to_vec();
+    github
+        .server()
+        .route("/evil.wasm", Response::ok(evil.clone()));
+    let evil_url = github.server().url("/evil.wasm");
+    let node_sum = locked
+        .lines()
+        .find_map(|line| line.strip_prefix("checksum = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    let old_size = locked
+        .lines()
+        .find(|line| line.starts_with("size = "))
+        .unwrap()
+        .to_string();
+    let injected = locked
+        .replace(&node_url, &evil_url)
+        .replace(&node_sum, &Checksum::of(&evil).to_string())
+        .replace(&old_size, &format!("size = {}", evil.len()));
+    let credentials = locked.replace("https://", "https://me:secret@");
+    let other_tag = locked
+        .replace("node_tool-v0.13.0", "node_tool-v0.12.0")
+        .replace(
+            "github://acme/plugins/node_tool@v0.12.0",
+            "github://acme/plugins/node_tool@v0.13.0",
+        );
+    for (lock, field) in [
+        (
+            &injected,
+            format!(
+                "`url = \"{evil_url}\"` is not the download URL of its tag and asset; expected `{node_url}`"
+            ),
+        ),
+        (&credentials, "holds credentials".to_string()),
+        (
+            &other_tag,
+            "`tag = \"node_tool-v0.12.0\"` is not a tag of the locator".to_string(),
+        ),
+    ] {
+        std::fs::write(project.path("warpgate.lock"), lock).unwrap();
+        for args in [
+            &["lock", "--locked"][..],
+            &["list"],
+            &["fetch"],
+            &["vendor"],
+            &["verify"],
+        ] {
+            let run = run(&project, &github, args, &[]);
+            assert_ne!(run.code, 0, "{args:?} accepted {lock}: {run:#?}");
+            for needle in ["plugin `node`", field.as_str(), "hint: "] {
+                assert!(
+                    run.stderr.contains(needle),
+                    "{args:?}: stderr lacks {needle:?}: {run:#?}"
+                );
+            }
+        }
+    }
+    assert!(
+        !github
+            .server()
+            .requests()
+            .iter()
+            .any(|request| request.path.contains("evil")),
+        "the injected URL was requested"
+    );
+    assert!(!project.path("vendor").exists());
+}
