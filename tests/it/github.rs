@@ -771,9 +771,9 @@ async fn tags_with_path_tricks_are_refused_before_any_request() {
         "github://acme/tool@v1/../../x",
         "github://acme/tool@v1\u{1b}[2J",
     ] {
-        let error = input.parse::<PluginLocator>().unwrap_err();
+        let error = input.parse::<PluginLocator>().unwrap_err().to_string();
         assert!(
-            error.to_string().contains("the tag after `@` contains"),
+            error.contains("the tag after `@` contains") || error.contains("control character"),
             "{error}"
         );
     }
