@@ -162,16 +162,6 @@ pub fn plugin_count(count: usize) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn plugin_count_agrees_with_the_number() {
-        assert_eq!(super::plugin_count(0), "0 plugins");
-        assert_eq!(super::plugin_count(1), "1 plugin");
-        assert_eq!(super::plugin_count(2), "2 plugins");
-    }
-}
-
 /// `text` with every control character (ANSI escapes, a lone `\r`, a line break inside a
 /// cell) and bidirectional override shown escaped (`\u{1b}`), so that untrusted text cannot
 /// rewrite the terminal or read differently than it is.
@@ -185,4 +175,14 @@ pub fn escape(text: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plugin_count_agrees_with_the_number() {
+        assert_eq!(super::plugin_count(0), "0 plugins");
+        assert_eq!(super::plugin_count(1), "1 plugin");
+        assert_eq!(super::plugin_count(2), "2 plugins");
+    }
 }
