@@ -74,7 +74,7 @@ use crate::checksum::Checksum;
 use crate::env;
 use crate::http::{ApiToken, HttpClient, HttpError, parse_link};
 use crate::locator::{GitHubLocator, check_url_scheme};
-use crate::release::{download_url, encode_segment, tag_candidates, tag_version};
+use crate::release::{backticked, download_url, encode_segment, tag_candidates, tag_version};
 
 /// The most release pages read for one repository (100 releases each).
 const MAX_PAGES: usize = 1000;
@@ -313,14 +313,6 @@ fn reset_note(reset_in_seconds: Option<u64>) -> String {
     reset_in_seconds
         .map(|seconds| format!(" (it resets in {seconds} seconds)"))
         .unwrap_or_default()
-}
-
-fn backticked(items: &[String], separator: &str) -> String {
-    items
-        .iter()
-        .map(|item| format!("`{item}`"))
-        .collect::<Vec<_>>()
-        .join(separator)
 }
 
 fn backticked_or_none(items: &[String]) -> String {

@@ -255,7 +255,7 @@ pub(crate) fn encode_segment(segment: &str) -> String {
 }
 
 /// `items` in backticks, joined by `separator`.
-fn backticked(items: &[String], separator: &str) -> String {
+pub(crate) fn backticked(items: &[String], separator: &str) -> String {
     items
         .iter()
         .map(|item| format!("`{item}`"))

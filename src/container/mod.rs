@@ -188,7 +188,7 @@ pub enum ContainerError {
     /// The plugin imports host functions that were not provided.
     #[error(
         "Plugin `{id}` is incompatible with this host: it imports {}, not provided{}",
-        quoted_list(missing),
+        crate::release::backticked(missing, ", "),
         missing_hint(missing)
     )]
     Incompatible {
@@ -319,14 +319,6 @@ impl ContainerError {
             .collect::<Vec<_>>()
             .join("\n")
     }
-}
-
-fn quoted_list(items: &[String]) -> String {
-    items
-        .iter()
-        .map(|item| format!("`{item}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn missing_hint(missing: &[String]) -> &'static str {
