@@ -50,7 +50,7 @@ impl fmt::Display for Directive {
 fn escape_controls(line: &str) -> String {
     line.chars()
         .map(|c| {
-            if c.is_control() {
+            if warpgate::locator::is_hidden_control(c) {
                 c.escape_debug().to_string()
             } else {
                 c.to_string()

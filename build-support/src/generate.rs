@@ -59,8 +59,9 @@ fn settings(settings: &RuntimeSettings) -> String {
         None => "None".to_string(),
         Some(Timeout::Never) => "Some(Timeout::Never)".to_string(),
         Some(Timeout::After(duration)) => format!(
-            "Some(Timeout::After(::core::time::Duration::from_millis({})))",
-            duration.as_millis()
+            "Some(Timeout::After(::core::time::Duration::new({}, {})))",
+            duration.as_secs(),
+            duration.subsec_nanos()
         ),
     };
     format!(

@@ -83,7 +83,12 @@ impl CallArgs {
             .collect();
         settings.config.extend(self.plugin_config.iter().cloned());
         for path in &self.allow_paths {
-            let (host, guest) = path.split_once(':').unwrap_or((path, path));
+            // The guest path is absolute (`/data`), so a `:` in the host path (`C:\\data`)
+            // never splits it.
+            let (host, guest) = path
+                .rsplit_once(':')
+                .filter(|(_, guest)| guest.starts_with('/'))
+                .unwrap_or((path, path));
             settings
                 .allowed_paths
                 .insert(host.to_string(), guest.to_string());

@@ -190,15 +190,8 @@ impl ModuleKey {
     }
 
     fn hex(&self) -> String {
-        hex(&self.digest)
+        Checksum::from_bytes(self.digest).hex()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut out, byte| {
-        let _ = write!(out, "{byte:02x}");
-        out
-    })
 }
 
 /// The digest of everything besides the plugin's bytes that changes the machine code Extism's
@@ -238,7 +231,8 @@ fn engine_fingerprint() -> &'static str {
                 .ok()
                 .hash(&mut hasher);
         }
-        hex(&hasher.0.finalize()[..16])
+        let digest: [u8; 32] = hasher.0.finalize().into();
+        Checksum::from_bytes(digest).hex()[..32].to_string()
     })
 }
 
@@ -360,11 +354,12 @@ impl ModuleStore {
         if let Some(cache) = &self.cache {
             cache.ensure_layout().map_err(io::Error::other)?;
         }
-        fs::create_dir_all(&temp)?;
-        let tag = self.root.join(CACHEDIR_TAG);
+        // The mark first: a folder warpgate made is never left unmarked.
+        fs::create_dir_all(&self.root)?;
         if !is_marked(&self.root) {
-            crate::lockfile::write_atomically(&tag, TAG_TEXT.as_bytes())?;
+            crate::lockfile::write_atomically(&self.root.join(CACHEDIR_TAG), TAG_TEXT.as_bytes())?;
         }
+        fs::create_dir_all(&temp)?;
         sweep_stale(&temp);
         let stage = tempfile::Builder::new()
             .prefix("entry-")

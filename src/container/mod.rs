@@ -118,6 +118,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -616,6 +617,7 @@ impl PluginContainerBuilder {
                 compiler,
                 compiled,
                 origin,
+                start_timed_out: std::sync::atomic::AtomicBool::new(false),
                 idle: Mutex::new(idle),
                 cache: RwLock::new(HashMap::new()),
             }),
@@ -976,6 +978,10 @@ struct Inner {
     compiler: Compiler,
     compiled: Arc<Compiled>,
     origin: ModuleOrigin,
+    /// Set once creating an instance ran past the timeout: the start function is then still
+    /// running, and every later instance would do the same (Extism cannot stop it), so calls
+    /// fail at once instead of leaving one more thread behind each.
+    start_timed_out: std::sync::atomic::AtomicBool,
     idle: Mutex<Vec<Slot>>,
     cache: RwLock<CacheMap>,
 }
@@ -1351,16 +1357,25 @@ impl PluginContainer {
             None => None,
         };
         let compiled = engine.as_ref().unwrap_or(&self.inner.compiled.plugin);
-        let plugin =
-            instantiate(&self.inner.id, compiled, self.inner.timeout)?.map_err(|error| {
-                instantiate_error(
-                    &self.inner.id,
-                    &self.inner.compiler.local,
-                    &self.inner.provided,
-                    self.inner.wasi,
-                    &error,
-                )
-            })?;
+        if self.inner.start_timed_out.load(Ordering::Relaxed) {
+            return Err(ContainerError::StartTimeout {
+                id: self.inner.id.clone(),
+                timeout: self.inner.timeout.unwrap_or_default(),
+            });
+        }
+        let instance = instantiate(&self.inner.id, compiled, self.inner.timeout);
+        if let Err(ContainerError::StartTimeout { .. }) = &instance {
+            self.inner.start_timed_out.store(true, Ordering::Relaxed);
+        }
+        let plugin = instance?.map_err(|error| {
+            instantiate_error(
+                &self.inner.id,
+                &self.inner.compiler.local,
+                &self.inner.provided,
+                self.inner.wasi,
+                &error,
+            )
+        })?;
         Ok((engine, plugin))
     }
 
