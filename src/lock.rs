@@ -104,12 +104,47 @@ pub struct StaleEntry {
     pub id: Id,
     /// What differs.
     pub reason: StaleReason,
+    /// For [`StaleReason::FileChanged`]: the checksum the lock records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked_checksum: Option<Checksum>,
+    /// For [`StaleReason::FileChanged`]: the checksum of the file now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_checksum: Option<Checksum>,
+}
+
+impl StaleEntry {
+    /// An entry whose only detail is its reason.
+    pub fn new(id: Id, reason: StaleReason) -> Self {
+        Self {
+            id,
+            reason,
+            locked_checksum: None,
+            current_checksum: None,
+        }
+    }
+
+    /// A `file://` entry whose bytes changed from `locked` to `current`.
+    pub fn file_changed(id: Id, locked: Checksum, current: Checksum) -> Self {
+        Self {
+            locked_checksum: Some(locked),
+            current_checksum: Some(current),
+            ..Self::new(id, StaleReason::FileChanged)
+        }
+    }
 }
 
 fn list_stale(entries: &[StaleEntry]) -> String {
     entries
         .iter()
-        .map(|entry| format!("\n  - `{}`: {}", entry.id, entry.reason))
+        .map(|entry| {
+            let mut line = format!("\n  - `{}`: {}", entry.id, entry.reason);
+            if let (Some(locked), Some(current)) = (entry.locked_checksum, entry.current_checksum) {
+                line.push_str(&format!(
+                    "\n      Expected: `{locked}`\n      Computed: `{current}`"
+                ));
+            }
+            line
+        })
         .collect()
 }
 
@@ -222,14 +257,15 @@ pub fn file_path(root: &Path, file: &str) -> PathBuf {
     root.join(file)
 }
 
-/// Why `entry`'s lock entry no longer matches it, if it does not.
+/// Why `entry`'s lock entry no longer matches it, if it does not, and for a changed `file://`
+/// plugin the file's checksum now.
 fn staleness(
     config: &Config,
     entry: &PluginEntry,
     locked: Option<&LockedPlugin>,
-) -> Option<StaleReason> {
+) -> Option<(StaleReason, Option<Checksum>)> {
     let Some(locked) = locked else {
-        return Some(StaleReason::NotLocked);
+        return Some((StaleReason::NotLocked, None));
     };
     if locked.locator.to_string() != entry.locator.to_string()
         || locked.requirement != entry.version
@@ -238,13 +274,13 @@ fn staleness(
             .as_ref()
             .is_some_and(|asset| locked.asset.as_ref() != Some(asset))
     {
-        return Some(StaleReason::Changed);
+        return Some((StaleReason::Changed, None));
     }
     if let PluginLocator::File { file, .. } = &entry.locator {
         return match Checksum::of_file(&file_path(config.root(), file)) {
             Ok((checksum, size)) if checksum == locked.checksum && size == locked.size => None,
-            Ok(_) => Some(StaleReason::FileChanged),
-            Err(_) => Some(StaleReason::FileMissing),
+            Ok((checksum, _)) => Some((StaleReason::FileChanged, Some(checksum))),
+            Err(_) => Some((StaleReason::FileMissing, None)),
         };
     }
     None
@@ -257,9 +293,12 @@ pub fn stale_entries(config: &Config, lockfile: &Lockfile) -> Vec<StaleEntry> {
         .plugins
         .iter()
         .filter_map(|(id, entry)| {
-            staleness(config, entry, lockfile.plugins.get(id)).map(|reason| StaleEntry {
-                id: id.clone(),
-                reason,
+            let locked = lockfile.plugins.get(id);
+            staleness(config, entry, locked).map(|(reason, current)| match (current, locked) {
+                (Some(current), Some(locked)) => {
+                    StaleEntry::file_changed(id.clone(), locked.checksum, current)
+                }
+                _ => StaleEntry::new(id.clone(), reason),
             })
         })
         .collect();
@@ -268,10 +307,7 @@ pub fn stale_entries(config: &Config, lockfile: &Lockfile) -> Vec<StaleEntry> {
             .plugins
             .keys()
             .filter(|id| !config.plugins.contains_key(*id))
-            .map(|id| StaleEntry {
-                id: id.clone(),
-                reason: StaleReason::NotDeclared,
-            }),
+            .map(|id| StaleEntry::new(id.clone(), StaleReason::NotDeclared)),
     );
     stale.sort_by(|a, b| a.id.cmp(&b.id));
     stale
@@ -346,7 +382,7 @@ pub async fn lock(
                 next.plugins.insert(id.clone(), locked.clone());
             }
             (None, _) => to_resolve.push((id, entry, "was asked to update".to_string())),
-            (Some(stale), _) => to_resolve.push((id, entry, stale.to_string())),
+            (Some((stale, _)), _) => to_resolve.push((id, entry, stale.to_string())),
         }
     }
 
@@ -589,10 +625,11 @@ pub async fn fetch_one(
         return Err(LockError::Stale {
             path: config.lockfile_path(),
             flag: "`warpgate fetch`".into(),
-            entries: vec![StaleEntry {
-                id: id.clone(),
-                reason: StaleReason::FileChanged,
-            }],
+            entries: vec![StaleEntry::file_changed(
+                id.clone(),
+                locked.checksum,
+                checksum,
+            )],
         });
     }
     Ok(path)

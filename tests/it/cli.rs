@@ -301,10 +301,17 @@ fn fetch_verifies_file_plugins() {
         .success()
         .stderr_has("Fetched 2 plugins");
     std::fs::write(project.path("plugins/json_tools.wasm"), b"tampered").unwrap();
-    project
-        .run(&["fetch"])
-        .code(1)
-        .stderr_has("`json`: its file changed since it was locked");
+    let locked = sha(std::path::Path::new(JSON_TOOLS));
+    let current = warpgate::checksum::Checksum::of(b"tampered");
+    // Both checksums are named, for `fetch` and for `lock --locked`.
+    for args in [&["fetch"][..], &["lock", "--locked"][..]] {
+        project
+            .run(args)
+            .code(1)
+            .stderr_has("`json`: its file changed since it was locked")
+            .stderr_has(&format!("Expected: `{locked}`"))
+            .stderr_has(&format!("Computed: `{current}`"));
+    }
 }
 
 #[test]
