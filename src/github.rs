@@ -281,12 +281,17 @@ fn private_hint(token: TokenSource) -> String {
     }
 }
 
+/// The token variables, in the order they are read: `` `A`, `B` or `C` ``.
+fn token_variables() -> String {
+    let [first, second, third] = env::GITHUB_TOKEN_VARS;
+    format!("`{first}`, `{second}` or `{third}`")
+}
+
 fn rate_limit_hint(token: TokenSource) -> String {
     match token {
         TokenSource::None => format!(
-            "set `{}` (or `{}`) to a GitHub token for a higher rate limit",
-            env::GITHUB_TOKEN,
-            env::WARPGATE_GITHUB_TOKEN
+            "set {} to a GitHub token for a higher rate limit",
+            token_variables()
         ),
         token => format!("{token} was used; wait for the limit to reset"),
     }
@@ -294,17 +299,10 @@ fn rate_limit_hint(token: TokenSource) -> String {
 
 fn budget_hint(token: TokenSource) -> String {
     match token {
-        TokenSource::None => format!(
-            "set `{}`, `{}` or `{}` to a GitHub token for a higher rate limit",
-            env::WARPGATE_GITHUB_TOKEN,
-            env::GH_TOKEN,
-            env::GITHUB_TOKEN
-        ),
+        TokenSource::None => rate_limit_hint(token),
         token => format!(
-            "{token} was used; wait for the limit to reset, or use another token (`{}`, `{}` or `{}`)",
-            env::WARPGATE_GITHUB_TOKEN,
-            env::GH_TOKEN,
-            env::GITHUB_TOKEN
+            "{token} was used; wait for the limit to reset, or use another token ({})",
+            token_variables()
         ),
     }
 }
@@ -824,7 +822,7 @@ impl GitHubClient {
         }
     }
 
-    /// The error for a shared listing failure, naming this session's locator.
+    /// The error for a shared listing failure, naming the locator being resolved.
     fn failure(&self, session: &Session<'_>, failure: ListingFailure) -> GitHubError {
         match failure {
             ListingFailure::NotFound => self.repo_not_found(session),

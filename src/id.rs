@@ -208,6 +208,10 @@ mod tests {
                 "{id}"
             );
         }
+        assert_eq!(
+            Id::new("nul").unwrap_err().to_string(),
+            "plugin id `nul` is a reserved device name on Windows, where `nul.wasm` cannot be a file\nhint: choose another id"
+        );
         for id in ["console", "nullable", "com10", "my-con", "com"] {
             assert!(Id::new(id).is_ok(), "{id}");
         }

@@ -222,23 +222,9 @@ pub fn check_locked_release(
 
 /// Decodes `%XX` escapes of one URL path segment; invalid escapes stay as written.
 fn percent_decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%'
-            && let Some(hex) = segment.get(index + 1..index + 3)
-            && hex.bytes().all(|byte| byte.is_ascii_hexdigit())
-            && let Ok(byte) = u8::from_str_radix(hex, 16)
-        {
-            out.push(byte);
-            index += 3;
-        } else {
-            out.push(bytes[index]);
-            index += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Percent-encodes one URL path segment (`/`, `%`, spaces and the like; `@` stays).

@@ -316,6 +316,17 @@ wasi = false
             ("memory", "true", "must be a size"),
             ("timeout", "5", "must be a duration"),
             ("wasi", "\"yes\"", "`wasi` must be `true` or `false`"),
+            (
+                "allowed_paths",
+                "{ \"\" = \"/data\" }",
+                "`allowed_paths` has an empty host folder",
+            ),
+            (
+                "memory",
+                "\"5 GiB\"",
+                "out of range: expected more than 0 and at most 4 GiB",
+            ),
+            ("memory", "0", "out of range: expected 1 to 65536 pages"),
         ];
         for (key, value, message) in errors {
             let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))

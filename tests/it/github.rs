@@ -426,8 +426,9 @@ async fn a_rate_limit_says_so_and_names_the_token() {
         "{message}"
     );
     assert!(
-        message
-            .contains("\nhint: set `GITHUB_TOKEN` (or `WARPGATE_GITHUB_TOKEN`) to a GitHub token"),
+        message.contains(
+            "\nhint: set `WARPGATE_GITHUB_TOKEN`, `GH_TOKEN` or `GITHUB_TOKEN` to a GitHub token"
+        ),
         "{message}"
     );
     assert_eq!(github.server().request_count(), 1, "not retried");

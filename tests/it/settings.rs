@@ -445,6 +445,10 @@ fn call_caps_memory_from_the_entry_the_flag_and_by_default() {
     project
         .run(&["call", "settings", "grow", "8", "--memory", "64 MiB"])
         .success();
+    project
+        .run(&["call", "settings", "grow", "8", "--memory", "lots"])
+        .code(2)
+        .stderr_has("invalid `--memory`: `lots` is not a memory size");
     // Without a setting, `warpgate call` caps memory at 1 GiB.
     self::project("")
         .run(&["call", "settings", "grow", "1100"])
@@ -571,4 +575,26 @@ fn a_start_function_runs_once_per_instance() {
     for _ in 0..3 {
         container.call("check", "").unwrap();
     }
+}
+
+/// A plugin that needs host functions only its application provides: `warpgate call` says it
+/// cannot run it, rather than the library's advice about builder methods.
+#[test]
+fn call_explains_missing_host_functions() {
+    let project = project("");
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plugins/host_caller.wasm"),
+        project.path("plugins/host_caller.wasm"),
+    )
+    .unwrap();
+    let config =
+        project.read("warpgate.toml") + "host_caller = \"file://./plugins/host_caller.wasm\"\n";
+    std::fs::write(project.path("warpgate.toml"), config).unwrap();
+    project.run(&["lock"]).success();
+    let run = project
+        .run(&["call", "host_caller", "double_via_host", "{}"])
+        .code(2)
+        .stderr_has("imports `host_double`")
+        .stderr_has("hint: the plugin needs host functions that only the application it was written for provides");
+    assert!(!run.stderr.contains("PluginContainerBuilder"), "{run:#?}");
 }
