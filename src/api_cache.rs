@@ -16,6 +16,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cache::Cache;
 use crate::checksum::Checksum;
 
 /// One stored API answer.
@@ -35,13 +36,17 @@ pub struct StoredAnswer {
 /// The folder of stored API answers (see the module docs).
 #[derive(Clone, Debug)]
 pub struct ApiCache {
+    cache: Cache,
     dir: PathBuf,
 }
 
 impl ApiCache {
-    /// A store in `dir` (created on first write), usually [`crate::cache::Cache::http_dir`].
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+    /// The store in `cache` ([`Cache::http_dir`], created on first write).
+    pub fn new(cache: &Cache) -> Self {
+        Self {
+            cache: cache.clone(),
+            dir: cache.http_dir(),
+        }
     }
 
     /// The folder.
@@ -60,7 +65,12 @@ impl ApiCache {
 
     /// The stored answer for `url` (asked with or without a token), if there is a usable one.
     pub fn get(&self, url: &str, authenticated: bool) -> Option<StoredAnswer> {
-        let bytes = std::fs::read(self.path(url, authenticated)).ok()?;
+        let bytes = crate::fs::read_file(
+            &self.path(url, authenticated),
+            crate::fs::MAX_TEXT_SIZE,
+            crate::fs::Links::Refuse,
+        )
+        .ok()?;
         serde_json::from_slice::<StoredAnswer>(&bytes)
             .ok()
             .filter(|answer| answer.url == url)
@@ -70,10 +80,12 @@ impl ApiCache {
     /// an optimisation).
     pub fn put(&self, answer: &StoredAnswer, authenticated: bool) {
         let path = self.path(&answer.url, authenticated);
-        let result = std::fs::create_dir_all(&self.dir).and_then(|()| {
-            let bytes = serde_json::to_vec(answer).map_err(std::io::Error::other)?;
-            crate::lockfile::write_atomically(&path, &bytes)
-        });
+        let result = (self.cache.ensure_layout().map_err(std::io::Error::other))
+            .and_then(|()| std::fs::create_dir_all(&self.dir))
+            .and_then(|()| {
+                let bytes = serde_json::to_vec(answer).map_err(std::io::Error::other)?;
+                crate::fs::write_atomically(&path, &bytes)
+            });
         if let Err(error) = result {
             tracing::debug!(path = %path.display(), %error, "cannot store an API answer");
         }
@@ -87,7 +99,7 @@ mod tests {
     #[test]
     fn answers_are_keyed_by_url_and_token_use() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ApiCache::new(dir.path().join("http"));
+        let store = ApiCache::new(&Cache::new(dir.path().join("home")));
         let answer = StoredAnswer {
             url: "https://api.example.com/repos/a/b/releases".into(),
             etag: "W/\"1\"".into(),

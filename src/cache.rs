@@ -4,11 +4,11 @@
 //! `warpgate`, e.g. `~/.cache/warpgate`):
 //!
 //! ```text
-//! CACHEDIR.TAG                 marks the folder as a cache for backup tools
+//! CACHEDIR.TAG                 marks the folder as warpgate's cache (and for backup tools)
 //! v1/blobs/sha256/<hex>        verified plugin bytes, named by their SHA-256, read-only
-//! v1/locks/<hex>.lock          one cross-process lock file per blob (and `project-<hex>.lock`
-//!                              per project, `vendor-<hex>.lock` per vendor directory)
-//! v1/tmp/                      temp files, renamed into `blobs/` once verified
+//! v1/locks/<hex>.lock          one cross-process lock file per blob (and `vendor-<hex>.lock`
+//!                              per vendor directory)
+//! v1/tmp/download-*            temp files, renamed into `blobs/` once verified
 //! v1/refs/<hex>.json           what a floating locator last resolved to (`PluginLoader`)
 //! v1/http/<hex>.json           GitHub API answers with their `ETag` (`api_cache`), keyed by
 //!                              URL and whether a token was sent
@@ -18,6 +18,14 @@
 //!
 //! `v1` is the layout version: a future incompatible layout goes to `v2/` beside it.
 //!
+//! The root is claimed before anything is written in it: a new or empty folder gets
+//! warpgate's `CACHEDIR.TAG`, and a folder with other content and no such tag is refused (a
+//! mistaken `WARPGATE_HOME=~/Documents` writes and deletes nothing there). `clean` and
+//! `prune` need the tag too. Temp files are locked by the process that writes them; files
+//! that no live process holds (left by a `kill -9`) are swept by the next process that
+//! writes to the cache, and [`crate::fs::remove_temp_files`] deletes a process's own on
+//! Ctrl-C.
+//!
 //! The invariant: a path under `blobs/` only ever holds complete bytes whose SHA-256 is
 //! the file name. Writers stream into a temp file in the same filesystem, verify, then
 //! rename; readers re-hash on every [`Cache::get`] (plugins are small and hashing is cheap)
@@ -25,15 +33,18 @@
 //! and [`Cache::remove_blob`] hold the blob's lock, so pruning is safe while another
 //! process fetches.
 
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::checksum::{Checksum, Hasher};
+use crate::checksum::Checksum;
 use crate::env;
+use crate::fs::{FileLock, Links, TempFile};
 
 /// Layout version folder.
 const LAYOUT: &str = "v1";
+
+/// How the names of the cache's temp files start.
+const TEMP_PREFIX: &str = "download-";
 
 const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by warpgate.\n# For information about cache directory tags see https://bford.info/cachedir/\n";
 
@@ -61,8 +72,8 @@ pub enum CacheError {
         #[source]
         source: io::Error,
     },
-    /// The folder is not a warpgate cache (no `CACHEDIR.TAG` of ours).
-    #[error("`{}` does not look like a warpgate cache (no warpgate `CACHEDIR.TAG`); refusing to delete anything in it\nhint: check `WARPGATE_HOME`", root.display())]
+    /// The folder is not a warpgate cache (no `CACHEDIR.TAG` of ours) and not empty.
+    #[error("`{}` is not a warpgate cache: it is not empty and has no warpgate `CACHEDIR.TAG`; refusing to write or delete anything in it\nhint: set `WARPGATE_HOME` to a new or empty folder, or to an existing warpgate cache", root.display())]
     NotACache {
         /// The folder.
         root: PathBuf,
@@ -89,12 +100,6 @@ enum Verified {
     Intact(PathBuf),
     Missing,
     Corrupt,
-}
-
-/// An exclusive cross-process lock on one blob; released on drop.
-#[derive(Debug)]
-pub struct BlobLock {
-    _file: File,
 }
 
 impl Cache {
@@ -152,17 +157,41 @@ impl Cache {
         self.blobs_dir().join(checksum.hex())
     }
 
-    /// Creates the layout and `CACHEDIR.TAG` if missing.
+    /// Claims the root (see the module docs) and creates the layout if missing.
     pub fn ensure_layout(&self) -> Result<(), CacheError> {
+        self.claim()?;
         for dir in [self.blobs_dir(), self.locks_dir(), self.temp_dir()] {
             std::fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
         }
-        let tag = self.root.join("CACHEDIR.TAG");
-        if !tag.exists() {
-            crate::lockfile::write_atomically(&tag, CACHEDIR_TAG.as_bytes())
-                .map_err(io_error("write", &tag))?;
-        }
         Ok(())
+    }
+
+    /// Marks a new or empty root as warpgate's; refuses a folder with other content.
+    fn claim(&self) -> Result<(), CacheError> {
+        match crate::fs::claim_folder(&self.root, CACHEDIR_TAG) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.not_a_cache()),
+            Err(source) => Err(CacheError::Io {
+                action: "create",
+                path: self.root.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// Refuses a root without warpgate's tag, before anything in it is deleted.
+    fn check_claimed(&self) -> Result<(), CacheError> {
+        if crate::fs::is_claimed(&self.root, CACHEDIR_TAG) {
+            Ok(())
+        } else {
+            Err(self.not_a_cache())
+        }
+    }
+
+    fn not_a_cache(&self) -> CacheError {
+        CacheError::NotACache {
+            root: self.root.clone(),
+        }
     }
 
     /// The path of the blob for `checksum` if it is present and its bytes still hash to
@@ -202,10 +231,19 @@ impl Cache {
 
     fn verify(&self, checksum: &Checksum) -> Result<Verified, CacheError> {
         let path = self.blob_path(checksum);
-        match Checksum::of_file(&path) {
+        match crate::fs::hash_file(&path, crate::fs::MAX_PLUGIN_SIZE, Links::Refuse) {
             Ok((computed, _)) if computed == *checksum => Ok(Verified::Intact(path)),
             Ok(_) => Ok(Verified::Corrupt),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Verified::Missing),
+            // A link, a FIFO or an oversized file in place of a blob: removed like bad bytes.
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::InvalidInput | io::ErrorKind::FileTooLarge
+                ) =>
+            {
+                Ok(Verified::Corrupt)
+            }
             Err(source) => Err(CacheError::Io {
                 action: "read",
                 path,
@@ -215,31 +253,16 @@ impl Cache {
     }
 
     /// Takes the cross-process lock for `checksum`'s blob, waiting for other holders.
-    pub fn lock(&self, checksum: &Checksum) -> Result<BlobLock, CacheError> {
+    pub fn lock(&self, checksum: &Checksum) -> Result<FileLock, CacheError> {
         self.lock_named(&checksum.hex())
     }
 
     /// Takes a cross-process lock named `name` (checksum hex digits or another file-name-safe
     /// key), waiting for other holders.
-    pub fn lock_named(&self, name: &str) -> Result<BlobLock, CacheError> {
+    pub fn lock_named(&self, name: &str) -> Result<FileLock, CacheError> {
         self.ensure_layout()?;
         let path = self.locks_dir().join(format!("{name}.lock"));
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_error("open", &path))?;
-        file.lock().map_err(io_error("lock", &path))?;
-        Ok(BlobLock { _file: file })
-    }
-
-    /// Takes the cross-process lock of a project, named by its config file, so that two
-    /// `warpgate` processes never edit one project's config and lockfile at the same time.
-    /// The lock file lives in the cache, not in the project.
-    pub fn lock_project(&self, config_path: &Path) -> Result<BlobLock, CacheError> {
-        let key = Checksum::of(config_path.as_os_str().as_encoded_bytes()).hex();
-        self.lock_named(&format!("project-{key}"))
+        crate::fs::lock_file(&path).map_err(io_error("lock", &path))
     }
 
     /// Takes the cross-process lock of vendor directory `dir`, so that two `warpgate vendor`
@@ -247,30 +270,34 @@ impl Cache {
     /// that every spelling of the folder names one lock. Like the project lock, the lock file
     /// lives in the cache, not next to the folder (runs with different caches are therefore
     /// not serialised).
-    pub fn lock_vendor_dir(&self, dir: &Path) -> Result<BlobLock, CacheError> {
+    pub fn lock_vendor_dir(&self, dir: &Path) -> Result<FileLock, CacheError> {
         let key = Checksum::of(dir.as_os_str().as_encoded_bytes()).hex();
         self.lock_named(&format!("vendor-{key}"))
     }
 
-    /// A new temp file inside the cache (same filesystem as the blobs), deleted on drop.
-    pub fn temp_file(&self) -> Result<tempfile::NamedTempFile, CacheError> {
+    /// A new temp file inside the cache (same filesystem as the blobs), deleted on drop. The
+    /// first call in a process sweeps the temp files that no live process owns.
+    pub fn temp_file(&self) -> Result<TempFile, CacheError> {
         self.ensure_layout()?;
         let dir = self.temp_dir();
-        tempfile::Builder::new()
-            .prefix("download-")
-            .tempfile_in(&dir)
-            .map_err(io_error("create a temp file in", &dir))
+        static SWEPT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+        {
+            let mut swept = SWEPT
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !swept.contains(&dir) {
+                crate::fs::sweep_temp_files(&dir, TEMP_PREFIX);
+                swept.push(dir.clone());
+            }
+        }
+        TempFile::new_in(&dir, TEMP_PREFIX, "").map_err(io_error("create a temp file in", &dir))
     }
 
     /// Moves an already verified temp file into place as the blob for `checksum`.
     ///
     /// The caller must have checked that the temp file's bytes hash to `checksum`; this
     /// takes the blob's lock and renames. An existing blob is kept.
-    pub fn commit(
-        &self,
-        temp: tempfile::NamedTempFile,
-        checksum: &Checksum,
-    ) -> Result<PathBuf, CacheError> {
+    pub fn commit(&self, temp: TempFile, checksum: &Checksum) -> Result<PathBuf, CacheError> {
         let _lock = self.lock(checksum)?;
         self.commit_locked(temp, checksum)
     }
@@ -278,7 +305,7 @@ impl Cache {
     /// [`Cache::commit`] for a caller that already holds the blob's lock.
     pub fn commit_locked(
         &self,
-        temp: tempfile::NamedTempFile,
+        temp: TempFile,
         checksum: &Checksum,
     ) -> Result<PathBuf, CacheError> {
         let path = self.blob_path(checksum);
@@ -293,11 +320,8 @@ impl Cache {
         permissions.set_readonly(true);
         std::fs::set_permissions(temp.path(), permissions)
             .map_err(io_error("protect", temp.path()))?;
-        temp.persist(&path).map_err(|error| CacheError::Io {
-            action: "rename into",
-            path: path.clone(),
-            source: error.error,
-        })?;
+        temp.persist(&path)
+            .map_err(io_error("rename into", &path))?;
         Ok(path)
     }
 
@@ -308,20 +332,14 @@ impl Cache {
         source: &Path,
         expected: Option<&Checksum>,
     ) -> Result<(PathBuf, Checksum, u64), CacheError> {
-        let mut input = File::open(source).map_err(io_error("read", source))?;
+        let input = crate::fs::open_bounded(source, crate::fs::MAX_PLUGIN_SIZE, Links::Follow)
+            .map_err(io_error("read", source))?;
         let mut temp = self.temp_file()?;
-        let mut hasher = Hasher::new();
-        let mut buffer = vec![0; 256 * 1024];
-        loop {
-            let read = input.read(&mut buffer).map_err(io_error("read", source))?;
-            if read == 0 {
-                break;
-            }
-            hasher.update(&buffer[..read]);
-            temp.write_all(&buffer[..read])
-                .map_err(io_error("write", &self.temp_dir()))?;
-        }
-        let (computed, size) = hasher.finish();
+        let (computed, size) =
+            crate::fs::copy_hashed(input, &mut temp).map_err(|error| match error {
+                crate::fs::CopyError::Read(error) => io_error("read", source)(error),
+                crate::fs::CopyError::Write(error) => io_error("write", temp.path())(error),
+            })?;
         if let Some(expected) = expected
             && *expected != computed
         {
@@ -368,58 +386,23 @@ impl Cache {
         Ok(blobs)
     }
 
-    /// Deletes temp files older than `age` (left by killed processes; a live download
-    /// writes its temp file continuously, so it is younger). Returns files and bytes freed.
-    pub fn remove_stale_temp_files(
-        &self,
-        age: std::time::Duration,
-    ) -> Result<(u64, u64), CacheError> {
-        let dir = self.temp_dir();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),
-            Err(source) => {
-                return Err(CacheError::Io {
-                    action: "list",
-                    path: dir,
-                    source,
-                });
-            }
-        };
-        let (mut files, mut bytes) = (0, 0);
-        for entry in entries.flatten() {
-            let Ok(metadata) = entry.metadata() else {
-                continue;
-            };
-            let stale = metadata
-                .modified()
-                .ok()
-                .and_then(|modified| modified.elapsed().ok())
-                .is_some_and(|elapsed| elapsed >= age);
-            if metadata.is_file() && stale && std::fs::remove_file(entry.path()).is_ok() {
-                files += 1;
-                bytes += metadata.len();
-            }
-        }
-        Ok((files, bytes))
+    /// Deletes the temp files that no live process owns (see the module docs). Returns files
+    /// and bytes freed.
+    pub fn remove_abandoned_temp_files(&self) -> Result<(u64, u64), CacheError> {
+        self.check_claimed()?;
+        Ok(crate::fs::sweep_temp_files(&self.temp_dir(), TEMP_PREFIX))
     }
 
     /// Deletes every blob (each under its lock), every resolution record, the stored API
-    /// answers and the compiled-module cache, keeping nothing else but the (empty) layout. Refuses a folder that lacks warpgate's
-    /// `CACHEDIR.TAG`, so a mistaken `WARPGATE_HOME` never deletes someone's files.
-    /// Returns files and bytes freed.
+    /// answers, the compiled-module cache, abandoned temp files and the lock files no process
+    /// holds, keeping nothing else but the layout. Refuses a folder that lacks warpgate's
+    /// `CACHEDIR.TAG` (another program's tag is not enough), so a mistaken `WARPGATE_HOME`
+    /// never deletes someone's files. Returns files and bytes freed.
     pub fn clean(&self) -> Result<(u64, u64), CacheError> {
         if !self.root.exists() {
             return Ok((0, 0));
         }
-        let tag = self.root.join("CACHEDIR.TAG");
-        let is_ours = std::fs::read_to_string(&tag)
-            .is_ok_and(|text| text.starts_with("Signature: 8a477f597d28d172789f06886806bc55"));
-        if !is_ours {
-            return Err(CacheError::NotACache {
-                root: self.root.clone(),
-            });
-        }
+        self.check_claimed()?;
         let (mut files, mut bytes) = (0, 0);
         for (checksum, _) in self.blobs()? {
             bytes += self.remove_blob(&checksum)?;
@@ -433,9 +416,40 @@ impl Cache {
                 bytes += dir_bytes;
             }
         }
-        let (temp_files, temp_bytes) =
-            self.remove_stale_temp_files(std::time::Duration::from_secs(3600))?;
-        Ok((files + temp_files, bytes + temp_bytes))
+        let (temp_files, temp_bytes) = self.remove_abandoned_temp_files()?;
+        files += temp_files;
+        bytes += temp_bytes;
+        let locks = self.locks_dir();
+        for entry in std::fs::read_dir(&locks).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path
+                .extension()
+                .is_some_and(|extension| extension == "lock")
+                && crate::fs::remove_unheld_lock_file(&path).map_err(io_error("remove", &path))?
+            {
+                files += 1;
+            }
+        }
+        Ok((files, bytes))
+    }
+
+    /// Deletes every blob whose checksum is not in `keep` (each under its lock) and the
+    /// abandoned temp files. Refuses a folder that lacks warpgate's `CACHEDIR.TAG`.
+    pub fn prune(
+        &self,
+        keep: &std::collections::HashSet<Checksum>,
+    ) -> Result<(u64, u64), CacheError> {
+        if !self.root.exists() {
+            return Ok((0, 0));
+        }
+        let (mut files, mut bytes) = self.remove_abandoned_temp_files()?;
+        for (checksum, _) in self.blobs()? {
+            if !keep.contains(&checksum) {
+                bytes += self.remove_blob(&checksum)?;
+                files += 1;
+            }
+        }
+        Ok((files, bytes))
     }
 
     /// Deletes the blob for `checksum` under its lock; returns the bytes freed.
@@ -516,7 +530,7 @@ mod tests {
     #[test]
     fn remove_blob_reports_size() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::new(dir.path());
+        let cache = Cache::new(dir.path().join("home"));
         let source = dir.path().join("p");
         std::fs::write(&source, b"12345").unwrap();
         let (_, checksum, _) = cache.insert_file(&source, None).unwrap();

@@ -213,9 +213,11 @@ impl Config {
         if path.file_name().is_some_and(|name| name == "Cargo.toml") {
             return Self::from_cargo_metadata(path.parent().unwrap_or(Path::new(".")), None);
         }
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
-            path: path.clone(),
-            source,
+        let text = crate::fs::read_text(&path, crate::fs::Links::Follow).map_err(|source| {
+            ConfigError::Io {
+                path: path.clone(),
+                source,
+            }
         })?;
         Self::parse(&text, &path)
     }
@@ -464,10 +466,11 @@ pub fn cargo_workspace_root(package_dir: &Path) -> Result<PathBuf, ConfigError> 
 }
 
 fn read_cargo_manifest(path: &Path) -> Result<toml::Table, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        crate::fs::read_text(path, crate::fs::Links::Follow).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
     toml::from_str(&text).map_err(|error| ConfigError::Invalid {
         path: path.to_path_buf(),
         message: toml_message(&error, &text),

@@ -222,7 +222,7 @@ pub fn remove_entry(
 
 /// Reads `path` for editing.
 pub fn read(path: &Path) -> Result<String, EditError> {
-    std::fs::read_to_string(path).map_err(|source| EditError::Io {
+    crate::fs::read_text(path, crate::fs::Links::Follow).map_err(|source| EditError::Io {
         path: path.to_path_buf(),
         source,
     })

@@ -235,7 +235,7 @@ impl Fetcher {
         &self,
         id: &Id,
         checksum: &Checksum,
-    ) -> Result<crate::cache::BlobLock, FetchError> {
+    ) -> Result<crate::fs::FileLock, FetchError> {
         let cache = self.cache.clone();
         let checksum = *checksum;
         tokio::task::spawn_blocking(move || cache.lock(&checksum))
@@ -251,7 +251,7 @@ impl Fetcher {
         &self,
         id: &Id,
         url: &str,
-    ) -> Result<(tempfile::NamedTempFile, crate::http::Downloaded), FetchError> {
+    ) -> Result<(crate::fs::TempFile, crate::http::Downloaded), FetchError> {
         let temp = self.cache.temp_file()?;
         self.reporter.download_started(id, url);
         let reporter = &self.reporter;

@@ -50,6 +50,7 @@ pub mod checksum;
 pub mod config;
 pub mod edit;
 pub mod env;
+pub mod fs;
 pub mod id;
 pub mod locator;
 pub mod lockfile;

@@ -295,7 +295,8 @@ impl PluginLoader {
                 });
             }
             let (checksum, _) =
-                Checksum::of_file(&path).map_err(|source| crate::cache::CacheError::Io {
+                crate::fs::hash_file(&path, crate::fs::MAX_PLUGIN_SIZE, crate::fs::Links::Follow)
+                    .map_err(|source| crate::cache::CacheError::Io {
                     action: "read",
                     path: path.clone(),
                     source,
@@ -340,7 +341,8 @@ impl PluginLoader {
 
     fn read_record(&self, key: &str) -> Option<Resolution> {
         let path = self.fetcher.cache().refs_dir().join(format!("{key}.json"));
-        let text = std::fs::read(&path).ok()?;
+        let text =
+            crate::fs::read_file(&path, crate::fs::MAX_TEXT_SIZE, crate::fs::Links::Refuse).ok()?;
         serde_json::from_slice(&text).ok()
     }
 
@@ -352,9 +354,10 @@ impl PluginLoader {
             path: path.clone(),
             source,
         };
+        self.fetcher.cache().ensure_layout()?;
         std::fs::create_dir_all(&dir).map_err(io)?;
         let bytes = serde_json::to_vec_pretty(record).expect("a resolution serialises");
-        crate::lockfile::write_atomically(&path, &bytes).map_err(io)?;
+        crate::fs::write_atomically(&path, &bytes).map_err(io)?;
         Ok(())
     }
 

@@ -252,9 +252,18 @@ pub struct LockChange {
     pub new: Option<LockedPlugin>,
 }
 
-/// The absolute path of a `file://` locator's file, relative to `root`.
+/// The path of a `file://` locator's file, relative to `root`: the path the lock records
+/// ([`file_lock_path`](crate::lockfile::file_lock_path), `..` folded lexically as Cargo does
+/// for path dependencies), so that the file hashed is the file recorded, even when a folder
+/// before a `..` is a link.
 pub fn file_path(root: &Path, file: &str) -> PathBuf {
-    root.join(file)
+    root.join(crate::lockfile::file_lock_path(file))
+}
+
+/// The checksum and size of a `file://` plugin's file (a regular file, links followed, read
+/// up to [`MAX_PLUGIN_SIZE`](crate::fs::MAX_PLUGIN_SIZE)).
+fn hash_plugin_file(path: &Path) -> std::io::Result<(Checksum, u64)> {
+    crate::fs::hash_file(path, crate::fs::MAX_PLUGIN_SIZE, crate::fs::Links::Follow)
 }
 
 /// Why `entry`'s lock entry no longer matches it, if it does not, and for a changed `file://`
@@ -277,7 +286,7 @@ fn staleness(
         return Some((StaleReason::Changed, None));
     }
     if let PluginLocator::File { file, .. } = &entry.locator {
-        return match Checksum::of_file(&file_path(config.root(), file)) {
+        return match hash_plugin_file(&file_path(config.root(), file)) {
             Ok((checksum, size)) if checksum == locked.checksum && size == locked.size => None,
             Ok((checksum, _)) => Some((StaleReason::FileChanged, Some(checksum))),
             Err(_) => Some((StaleReason::FileMissing, None)),
@@ -531,7 +540,7 @@ pub async fn resolve_entry_reusing(
     match &entry.locator {
         PluginLocator::File { file, .. } => {
             let path = file_path(config.root(), file);
-            let (checksum, size) = Checksum::of_file(&path).map_err(|source| LockError::File {
+            let (checksum, size) = hash_plugin_file(&path).map_err(|source| LockError::File {
                 id: id.clone(),
                 locator: entry.locator.to_string(),
                 path: path.clone(),
@@ -612,7 +621,7 @@ pub async fn fetch_one(
         return Ok(fetcher.fetch_locked(id, url, &locked.checksum).await?);
     }
     let file = locked.path.clone().unwrap_or_default();
-    let path = config.root().join(&file);
+    let path = file_path(config.root(), &file);
     let file_error = |source| LockError::File {
         id: id.clone(),
         locator: locked.locator.to_string(),
@@ -620,7 +629,7 @@ pub async fn fetch_one(
         config: config.path.clone(),
         source,
     };
-    let (checksum, _) = Checksum::of_file(&path).map_err(file_error)?;
+    let (checksum, _) = hash_plugin_file(&path).map_err(file_error)?;
     if checksum != locked.checksum {
         return Err(LockError::Stale {
             path: config.lockfile_path(),

@@ -29,7 +29,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -246,7 +245,7 @@ impl Lockfile {
 
     /// Reads `path`; `Ok(None)` when it does not exist.
     pub fn read(path: &Path) -> Result<Option<Self>, LockfileError> {
-        match std::fs::read_to_string(path) {
+        match crate::fs::read_text(path, crate::fs::Links::Follow) {
             Ok(text) => Self::parse(&text, path).map(Some),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(LockfileError::Io {
@@ -286,50 +285,16 @@ impl Lockfile {
     /// already holds exactly these bytes. Returns whether the file was written.
     pub fn write(&self, path: &Path) -> Result<bool, LockfileError> {
         let text = self.to_canonical_string();
-        if std::fs::read(path).is_ok_and(|current| current == text.as_bytes()) {
+        if crate::fs::read_text(path, crate::fs::Links::Follow).is_ok_and(|current| current == text)
+        {
             return Ok(false);
         }
-        write_atomically(path, text.as_bytes()).map_err(|source| LockfileError::Io {
+        crate::fs::write_atomically(path, text.as_bytes()).map_err(|source| LockfileError::Io {
             path: path.to_path_buf(),
             source,
         })?;
         Ok(true)
     }
-}
-
-/// Writes `bytes` to `path` through a temp file in the same folder and a rename, so `path`
-/// holds either its old content or the new, never a mix.
-///
-/// An existing file keeps its permissions, and a symlink is written through (its target is
-/// replaced, the link stays). A new file gets mode `0644` on Unix.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let target = match std::fs::symlink_metadata(path) {
-        Ok(metadata) if metadata.file_type().is_symlink() => std::fs::canonicalize(path)?,
-        _ => path.to_path_buf(),
-    };
-    let folder = match target.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let mut temp = tempfile::Builder::new()
-        .prefix(".warpgate-")
-        .suffix(".tmp")
-        .tempfile_in(folder)?;
-    temp.write_all(bytes)?;
-    match std::fs::metadata(&target) {
-        Ok(metadata) => temp.as_file().set_permissions(metadata.permissions())?,
-        Err(_) => {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                temp.as_file()
-                    .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-            }
-        }
-    }
-    temp.as_file().sync_all()?;
-    temp.persist(&target).map_err(|error| error.error)?;
-    Ok(())
 }
 
 /// A TOML parse error as one line, with line and column.
@@ -436,32 +401,6 @@ size = 4
         );
         assert_eq!(text, expected);
         assert_eq!(Lockfile::parse(&text, Path::new("x")).unwrap(), sample());
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn atomic_writes_keep_permissions_and_symlinks() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let real = dir.path().join("real.toml");
-        std::fs::write(&real, "old").unwrap();
-        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
-        let link = dir.path().join("link.toml");
-        std::os::unix::fs::symlink(&real, &link).unwrap();
-        write_atomically(&link, b"new").unwrap();
-        assert!(
-            std::fs::symlink_metadata(&link)
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
-        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new");
-        let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o640);
-        let fresh = dir.path().join("fresh.lock");
-        write_atomically(&fresh, b"x").unwrap();
-        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o644);
     }
 
     #[test]

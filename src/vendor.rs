@@ -61,16 +61,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{Cache, CacheError};
-use crate::checksum::{Checksum, Hasher, Mismatch};
+use crate::checksum::{Checksum, Mismatch};
 use crate::config::Config;
 use crate::env;
 use crate::fetch::{FetchError, Fetcher};
+use crate::fs::{CopyError, Links};
 use crate::id::Id;
 use crate::lock::{self, LockError, StaleReason};
 use crate::lockfile::{LockedPlugin, Lockfile};
@@ -183,7 +184,7 @@ impl VendorManifest {
     /// Reads `dir`'s manifest: `Ok(None)` when it does not exist.
     pub fn read(dir: &Path) -> Result<Option<Self>, VendorError> {
         let path = dir.join(MANIFEST_NAME);
-        match std::fs::read_to_string(&path) {
+        match crate::fs::read_text(&path, crate::fs::Links::Refuse) {
             Ok(text) => Self::parse(&text)
                 .map(Some)
                 .map_err(|reason| VendorError::Manifest { path, reason }),
@@ -383,9 +384,10 @@ pub struct VendorReport {
     pub swept: Vec<PathBuf>,
 }
 
-/// Checksum and size of `path`, or `None` when it does not exist.
+/// Checksum and size of `path`, or `None` when it does not exist. It must be a regular file,
+/// not a link: files in the vendor directory and the cache are never links.
 fn hash_if_present(path: &Path) -> Result<Option<(Checksum, u64)>, VendorError> {
-    match Checksum::of_file(path) {
+    match crate::fs::hash_file(path, crate::fs::MAX_PLUGIN_SIZE, Links::Refuse) {
         Ok(hashed) => Ok(Some(hashed)),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(VendorError::Io {
@@ -405,21 +407,16 @@ fn copy_verified(
     expected: &Checksum,
     file: bool,
 ) -> Result<(), VendorError> {
-    let mut input = File::open(source).map_err(io_error("read", source))?;
+    // Only a `file://` plugin's own file may be a link.
+    let links = if file { Links::Follow } else { Links::Refuse };
+    let input = crate::fs::open_bounded(source, crate::fs::MAX_PLUGIN_SIZE, links)
+        .map_err(io_error("read", source))?;
     let mut output = File::create_new(target).map_err(io_error("create", target))?;
-    let mut hasher = Hasher::new();
-    let mut buffer = vec![0; 256 * 1024];
-    loop {
-        let read = input.read(&mut buffer).map_err(io_error("read", source))?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-        output
-            .write_all(&buffer[..read])
-            .map_err(io_error("write", target))?;
-    }
-    let (computed, _) = hasher.finish();
+    let (computed, _) =
+        crate::fs::copy_hashed(input, &mut output).map_err(|error| match error {
+            CopyError::Read(error) => io_error("read", source)(error),
+            CopyError::Write(error) => io_error("write", target)(error),
+        })?;
     if computed != *expected {
         return Err(VendorError::Mismatch {
             id: id.clone(),
@@ -483,7 +480,7 @@ pub async fn vendor(
     let swept = sweep_leftovers(&parent, &name)?;
 
     let manifest_path = dir.join(MANIFEST_NAME);
-    let old_manifest_text = match std::fs::read_to_string(&manifest_path) {
+    let old_manifest_text = match crate::fs::read_text(&manifest_path, crate::fs::Links::Refuse) {
         Ok(text) => Some(text),
         Err(error) if error.kind() == io::ErrorKind::NotFound => None,
         Err(source) => {
@@ -504,16 +501,23 @@ pub async fn vendor(
     let mut sources = Vec::with_capacity(lockfile.plugins.len());
     for (id, locked) in &lockfile.plugins {
         let target = plugin_path(&dir, id);
-        let existing = hash_if_present(&target)?;
-        let (source, path, change) = match existing {
-            Some((checksum, _)) if checksum == locked.checksum => (
+        let intact = match hash_if_present(&target) {
+            Ok(existing) => existing.map(|(checksum, _)| checksum == locked.checksum),
+            // A link or another non-file in the folder is replaced like a changed copy.
+            Err(VendorError::Io { source, .. }) if source.kind() == io::ErrorKind::InvalidInput => {
+                Some(false)
+            }
+            Err(error) => return Err(error),
+        };
+        let (source, path, change) = match intact {
+            Some(true) => (
                 ByteSource::Vendored {
                     path: target.clone(),
                 },
                 target,
                 FileChange::Unchanged,
             ),
-            Some(_) => {
+            Some(false) => {
                 let (source, path) = source_for(config, id, locked, fetcher).await?;
                 (source, path, FileChange::Updated)
             }
@@ -560,8 +564,16 @@ pub async fn vendor(
 
     for (plugin, source) in plugins.iter().zip(&sources) {
         let target = plugin_path(staging.path(), &plugin.id);
-        let linked =
+        // A linked file is hashed again: the copy may have changed since it was checked.
+        let mut linked =
             plugin.change == FileChange::Unchanged && std::fs::hard_link(source, &target).is_ok();
+        if linked
+            && !matches!(hash_if_present(&target), Ok(Some((checksum, _))) if checksum == plugin.checksum)
+        {
+            // Copying from the same file then fails with the checksums in the message.
+            std::fs::remove_file(&target).map_err(io_error("remove", &target))?;
+            linked = false;
+        }
         if !linked {
             let file = matches!(plugin.source, ByteSource::File { .. });
             copy_verified(&plugin.id, source, &target, &plugin.checksum, file)?;
@@ -721,7 +733,7 @@ async fn source_for(
     fetcher: &Fetcher,
 ) -> Result<(ByteSource, PathBuf), VendorError> {
     if let Some(path) = &locked.path {
-        let path = config.root().join(path);
+        let path = lock::file_path(config.root(), path);
         return Ok((ByteSource::File { path: path.clone() }, path));
     }
     if let Some(path) = fetcher.cache().get(&locked.checksum)? {

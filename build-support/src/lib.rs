@@ -121,6 +121,7 @@ use warpgate::cache::Cache;
 use warpgate::checksum::{Checksum, Hasher, Mismatch};
 use warpgate::config::Config;
 use warpgate::env;
+use warpgate::fs::Links;
 use warpgate::id::Id;
 use warpgate::lockfile::{LockedPlugin, Lockfile};
 
@@ -425,7 +426,7 @@ impl Sources<'_> {
         target: &Path,
     ) -> Result<(Source, bool), Error> {
         if let Some(path) = &locked.path {
-            let source = Source::File(self.config.root().join(path));
+            let source = Source::File(warpgate::lock::file_path(self.config.root(), path));
             let written = install_verified(id, locked, &source, target)?;
             return Ok((source, written));
         }
@@ -443,9 +444,18 @@ impl Sources<'_> {
                 let source = Source::Cache(path);
                 match install_verified(id, locked, &source, target) {
                     Ok(written) => return Ok((source, written)),
-                    // `get` re-checks under the blob's lock and deletes the corrupt entry;
-                    // the download below replaces it.
+                    // `get` re-checks under the blob's lock and deletes the corrupt entry (bad
+                    // bytes, or a link or another non-file in its place); the download below
+                    // replaces it.
                     Err(Error::Mismatch { .. }) => {
+                        cache.get(&locked.checksum)?;
+                    }
+                    Err(Error::Io { source, .. })
+                        if matches!(
+                            source.kind(),
+                            io::ErrorKind::InvalidInput | io::ErrorKind::FileTooLarge
+                        ) =>
+                    {
                         cache.get(&locked.checksum)?;
                     }
                     Err(error) => return Err(error),
@@ -494,8 +504,8 @@ impl Sources<'_> {
 
 /// Hashes `source` while comparing it with `target` byte for byte (a comparison costs far
 /// less than a second hash). Returns the source's checksum and whether the files are equal.
-fn hash_and_compare(source: &Path, target: &Path) -> Result<(Checksum, bool), Error> {
-    let mut input = std::fs::File::open(source).map_err(io_error("read", source))?;
+fn hash_and_compare(source: &Source, target: &Path) -> Result<(Checksum, bool), Error> {
+    let (mut input, source) = open_source(source)?;
     let mut existing = std::fs::File::open(target).map_err(io_error("read", target))?;
     let mut hasher = Hasher::new();
     let mut buffer = vec![0; 256 * 1024];
@@ -529,6 +539,19 @@ fn hash_and_compare(source: &Path, target: &Path) -> Result<(Checksum, bool), Er
     Ok((hasher.finish().0, identical))
 }
 
+/// Opens a source's file for a bounded read: a regular file, and not a link unless it is a
+/// `file://` plugin's own file.
+fn open_source(source: &Source) -> Result<(warpgate::fs::Bounded<std::fs::File>, &Path), Error> {
+    let (path, links) = match source {
+        Source::File(path) => (path, Links::Follow),
+        Source::Vendored(path) | Source::Cache(path) => (path, Links::Refuse),
+        Source::Download(_) | Source::Missing => unreachable!("only files are read"),
+    };
+    let input = warpgate::fs::open_bounded(path, warpgate::fs::MAX_PLUGIN_SIZE, links)
+        .map_err(io_error("read", path))?;
+    Ok((input, path))
+}
+
 fn mismatch(id: &Id, locked: &LockedPlugin, source: &Source, computed: Checksum) -> Error {
     Error::Mismatch {
         id: id.clone(),
@@ -550,13 +573,9 @@ fn install_verified(
     source: &Source,
     target: &Path,
 ) -> Result<bool, Error> {
-    let path = match source {
-        Source::Vendored(path) | Source::File(path) | Source::Cache(path) => path,
-        Source::Download(_) | Source::Missing => unreachable!("only files are installed"),
-    };
     let same_size = std::fs::metadata(target).is_ok_and(|metadata| metadata.len() == locked.size);
     if same_size {
-        let (computed, identical) = hash_and_compare(path, target)?;
+        let (computed, identical) = hash_and_compare(source, target)?;
         if computed != locked.checksum {
             return Err(mismatch(id, locked, source, computed));
         }
@@ -569,18 +588,12 @@ fn install_verified(
         .prefix(".warpgate-")
         .tempfile_in(dir)
         .map_err(io_error("create a temp file in", dir))?;
-    let mut input = std::fs::File::open(path).map_err(io_error("read", path))?;
-    let mut hasher = Hasher::new();
-    let mut buffer = vec![0; 256 * 1024];
-    loop {
-        let read = io::Read::read(&mut input, &mut buffer).map_err(io_error("read", path))?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-        io::Write::write_all(&mut temp, &buffer[..read]).map_err(io_error("write", temp.path()))?;
-    }
-    let (computed, _) = hasher.finish();
+    let (input, path) = open_source(source)?;
+    let (computed, _) =
+        warpgate::fs::copy_hashed(input, &mut temp).map_err(|error| match error {
+            warpgate::fs::CopyError::Read(error) => io_error("read", path)(error),
+            warpgate::fs::CopyError::Write(error) => io_error("write", temp.path())(error),
+        })?;
     if computed != locked.checksum {
         // Dropping `temp` deletes it: `OUT_DIR` never holds the bad bytes.
         return Err(mismatch(id, locked, source, computed));

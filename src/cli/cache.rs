@@ -84,14 +84,7 @@ pub fn run(global: &GlobalArgs, args: CacheArgs, output: &Output) -> Result<Outc
                 })?;
                 keep.extend(lockfile.plugins.values().map(|locked| locked.checksum));
             }
-            let (mut files, mut bytes) =
-                cache.remove_stale_temp_files(std::time::Duration::from_secs(3600))?;
-            for (checksum, _) in cache.blobs()? {
-                if !keep.contains(&checksum) {
-                    bytes += cache.remove_blob(&checksum)?;
-                    files += 1;
-                }
-            }
+            let (mut files, mut bytes) = cache.prune(&keep)?;
             if let Some(dir) = CompileCache::Default.directory() {
                 let pruned = warpgate::container::compile_cache::prune(&dir, &keep)
                     .with_context(|| format!("failed to prune `{}`", dir.display()))?;

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use warpgate::config::{CONFIG_NAME, Config, PluginEntry};
+use warpgate::fs::write_atomically;
 use warpgate::id::Id;
 use warpgate::locator::PluginLocator;
-use warpgate::lockfile::{Lockfile, write_atomically};
+use warpgate::lock::LockOptions;
+use warpgate::lockfile::Lockfile;
 
 use super::{Failure, GlobalArgs, Outcome, Output};
 
@@ -130,26 +132,34 @@ pub async fn add(global: &GlobalArgs, args: AddArgs, output: &Output) -> Result<
         .into());
     }
 
-    // An unreadable lockfile fails the command before anything is downloaded.
-    let lock_path = config.lockfile_path();
-    let mut lockfile = Lockfile::read(&lock_path)?.unwrap_or_default();
-
+    // The lock then covers the whole config, as `warpgate lock` would leave it: entries it
+    // already pins are kept, other declared but unlocked (or changed) entries are locked too.
     let mut new_config = config.clone();
     new_config.plugins.insert(args.id.clone(), entry.clone());
     let fetcher = global.fetcher(output)?;
     let github = global.github(&fetcher);
-    let locked =
-        warpgate::lock::resolve_entry(&new_config, &args.id, &entry, &fetcher, &github).await?;
+    let options = LockOptions {
+        offline: global.offline_reason(),
+        dry_run: true,
+        ..LockOptions::default()
+    };
+    let outcome = warpgate::lock::lock(&new_config, &options, &fetcher, &github).await?;
 
-    lockfile.plugins.insert(args.id.clone(), locked.clone());
+    let lock_path = config.lockfile_path();
     write_config_then_lock(&config.path, &text, &new_text, || {
-        lockfile.write(&lock_path)?;
+        outcome.lockfile.write(&lock_path)?;
         Ok(())
     })?;
-    output.status(
-        "Added",
-        format!("{} {}", args.id, super::lock::describe(&locked)),
+    super::lock::print_changes(
+        output,
+        outcome.changes.iter().filter(|change| change.id != args.id),
     );
+    if let Some(locked) = outcome.lockfile.plugins.get(&args.id) {
+        output.status(
+            "Added",
+            format!("{} {}", args.id, super::lock::describe(locked)),
+        );
+    }
     Ok(Outcome::Success)
 }
 

@@ -21,8 +21,12 @@ pub fn run(global: &GlobalArgs, args: ListArgs) -> Result<Outcome, Failure> {
     let vendor_dir = warpgate::vendor::dir_from_env(&config);
     let vendored = |id: &warpgate::id::Id, checksum: &warpgate::checksum::Checksum| {
         vendor_dir.as_ref().is_some_and(|dir| {
-            warpgate::checksum::Checksum::of_file(&warpgate::vendor::plugin_path(dir, id))
-                .is_ok_and(|(found, _)| found == *checksum)
+            warpgate::fs::hash_file(
+                &warpgate::vendor::plugin_path(dir, id),
+                warpgate::fs::MAX_PLUGIN_SIZE,
+                warpgate::fs::Links::Refuse,
+            )
+            .is_ok_and(|(found, _)| found == *checksum)
         })
     };
     let mut rows = Vec::new();

@@ -49,19 +49,7 @@ pub async fn run(global: &GlobalArgs, args: LockArgs, output: &Output) -> Result
     let outcome = warpgate::lock::lock(&config, &options, &fetcher, &github).await;
     output.api_costs(github.stats());
     let outcome = outcome?;
-    for change in &outcome.changes {
-        match (&change.old, &change.new) {
-            (None, Some(new)) => {
-                output.status("Adding", format!("{} {}", change.id, describe(new)))
-            }
-            (Some(_), None) => output.status("Removing", &change.id),
-            (Some(old), Some(new)) => output.status(
-                "Updating",
-                format!("{}: {} -> {}", change.id, describe(old), describe(new)),
-            ),
-            (None, None) => {}
-        }
-    }
+    print_changes(output, &outcome.changes);
     if args.json {
         println!(
             "{}",
@@ -85,6 +73,26 @@ pub async fn run(global: &GlobalArgs, args: LockArgs, output: &Output) -> Result
         );
     }
     Ok(Outcome::Success)
+}
+
+/// One status line per changed lock entry.
+pub fn print_changes<'a>(
+    output: &Output,
+    changes: impl IntoIterator<Item = &'a warpgate::lock::LockChange>,
+) {
+    for change in changes {
+        match (&change.old, &change.new) {
+            (None, Some(new)) => {
+                output.status("Adding", format!("{} {}", change.id, describe(new)))
+            }
+            (Some(_), None) => output.status("Removing", &change.id),
+            (Some(old), Some(new)) => output.status(
+                "Updating",
+                format!("{}: {} -> {}", change.id, describe(old), describe(new)),
+            ),
+            (None, None) => {}
+        }
+    }
 }
 
 /// A short description of a locked entry: tag or file, and short checksum.

@@ -203,9 +203,17 @@ impl GlobalArgs {
     /// commands that change the config or the lockfile.
     pub fn load_config_exclusive(
         &self,
-    ) -> Result<(warpgate::config::Config, warpgate::cache::BlobLock), Failure> {
+    ) -> Result<(warpgate::config::Config, warpgate::fs::FileLock), Failure> {
         let config = self.load_config()?;
-        let lock = warpgate::cache::Cache::from_env()?.lock_project(&config.path)?;
+        let lock = anyhow::Context::with_context(
+            warpgate::fs::lock_project_folder(config.root()),
+            || {
+                format!(
+                    "failed to lock the project in `{}`",
+                    config.root().display()
+                )
+            },
+        )?;
         // Another process may have changed the config while we waited.
         Ok((self.load_config()?, lock))
     }
@@ -213,9 +221,8 @@ impl GlobalArgs {
     /// A GitHub client over `fetcher`'s HTTP client, keeping API answers in `fetcher`'s cache
     /// for conditional requests.
     pub fn github(&self, fetcher: &warpgate::fetch::Fetcher) -> warpgate::github::GitHubClient {
-        warpgate::github::GitHubClient::new(fetcher.http().clone()).with_api_cache(
-            warpgate::api_cache::ApiCache::new(fetcher.cache().http_dir()),
-        )
+        warpgate::github::GitHubClient::new(fetcher.http().clone())
+            .with_api_cache(warpgate::api_cache::ApiCache::new(fetcher.cache()))
     }
 
     /// A fetcher over the environment's cache, offline as the flags say, drawing progress
@@ -246,6 +253,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    runtime.spawn(exit_on_interrupt());
     let result = runtime.block_on(run(cli, &output));
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
@@ -255,6 +263,32 @@ pub fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// On Ctrl-C (or `SIGTERM`), deletes the temp files being written and exits at once with the
+/// shell's code for the signal, so an interrupted download leaves nothing in the cache.
+async fn exit_on_interrupt() {
+    #[cfg(unix)]
+    let code = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => 130,
+            _ = terminate.recv() => 143,
+        }
+    };
+    #[cfg(not(unix))]
+    let code = match tokio::signal::ctrl_c().await {
+        Ok(()) => 130,
+        Err(_) => return,
+    };
+    warpgate::fs::remove_temp_files();
+    std::process::exit(code);
 }
 
 async fn run(cli: Cli, output: &Output) -> Result<Outcome, Failure> {

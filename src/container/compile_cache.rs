@@ -82,7 +82,6 @@ const TEMP_DIR: &str = "tmp";
 /// A `tmp/` folder older than this belongs to a process that died.
 const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 /// Marks the root as a cache for backup tools, and as warpgate's for `prune`.
-const CACHEDIR_TAG: &str = "CACHEDIR.TAG";
 const TAG_TEXT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by warpgate (compiled plugins).\n# For information about cache directory tags see https://bford.info/cachedir/\n";
 /// A `SEAL` larger than this is not one warpgate wrote.
 const MAX_SEAL_LEN: u64 = 64 * 1024;
@@ -354,10 +353,13 @@ impl ModuleStore {
         if let Some(cache) = &self.cache {
             cache.ensure_layout().map_err(io::Error::other)?;
         }
-        // The mark first: a folder warpgate made is never left unmarked.
-        fs::create_dir_all(&self.root)?;
-        if !is_marked(&self.root) {
-            crate::lockfile::write_atomically(&self.root.join(CACHEDIR_TAG), TAG_TEXT.as_bytes())?;
+        // The mark first: a folder warpgate made is never left unmarked, and a folder with
+        // someone else's files is never used.
+        if !crate::fs::claim_folder(&self.root, TAG_TEXT)? {
+            return Err(io::Error::other(format!(
+                "`{}` is not empty and has no warpgate `CACHEDIR.TAG`",
+                self.root.display()
+            )));
         }
         fs::create_dir_all(&temp)?;
         sweep_stale(&temp);
@@ -757,7 +759,7 @@ fn check(entry: &Path) -> Result<usize, Unusable> {
 
 /// Whether `root` holds the mark that warpgate writes when it creates a compiled-module cache.
 fn is_marked(root: &Path) -> bool {
-    fs::read_to_string(root.join(CACHEDIR_TAG)).is_ok_and(|text| text == TAG_TEXT)
+    crate::fs::is_claimed(root, TAG_TEXT)
 }
 
 /// Marks an entry as used now (least recently used entries go first); best effort.

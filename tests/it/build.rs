@@ -371,7 +371,7 @@ fn offline_build_from_the_vendor_directory_with_an_empty_cache() {
 
     // `warpgate vendor`'s library operation, fed from another (throw-away) cache.
     let filler = tempfile::tempdir().unwrap();
-    let other_cache = Cache::new(filler.path());
+    let other_cache = Cache::new(filler.path().join("home"));
     for plugin in &plugins {
         let source = filler.path().join(plugin.id);
         std::fs::write(&source, &plugin.bytes).unwrap();

@@ -794,7 +794,9 @@ fn cache_prune_without_a_lockfile_deletes_nothing_and_says_how() {
         .cache_home()
         .join("v1/blobs/sha256")
         .join(&sha(Path::new(JSON_TOOLS))["sha256:".len()..]);
-    std::fs::create_dir_all(blob.parent().unwrap()).unwrap();
+    warpgate::cache::Cache::new(project.cache_home())
+        .ensure_layout()
+        .unwrap();
     std::fs::copy(JSON_TOOLS, &blob).unwrap();
 
     // This project has no lockfile yet.
@@ -902,6 +904,9 @@ fn call_compiles_once_per_machine() {
 /// so that its mounts end with it; `$WARPGATE` is the binary, `$COMPILED` the project's
 /// compiled-module cache folder (created first).
 fn run_with_mounts(project: &Project, script: &str) -> Run {
+    warpgate::cache::Cache::new(project.cache_home())
+        .ensure_layout()
+        .unwrap();
     let compiled = project.cache_home().join("v1/compiled");
     std::fs::create_dir_all(&compiled).unwrap();
     let template = project.command(&[]);

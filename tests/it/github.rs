@@ -670,7 +670,7 @@ async fn a_pinned_tag_on_the_first_page_needs_no_other_request() {
 async fn stored_answers_are_sent_back_and_a_304_uses_them() {
     let github = monorepo();
     let dir = tempfile::tempdir().unwrap();
-    let store = warpgate::api_cache::ApiCache::new(dir.path());
+    let store = warpgate::api_cache::ApiCache::new(&warpgate::cache::Cache::new(dir.path()));
     let client = || {
         github
             .client()

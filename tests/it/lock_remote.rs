@@ -434,29 +434,74 @@ fn cache_prune_keeps_referenced_blobs() {
         .map(|entry| entry.unwrap().metadata().unwrap().len())
         .collect();
     assert!(!answers.is_empty());
+    // And the lock files (empty) that no process holds.
+    let locks = project.cache_home().join("v1/locks");
+    let lock_files = std::fs::read_dir(&locks).unwrap().count();
+    assert!(lock_files > 0);
     let cleaned = run(&project, &github, &["cache", "clean"], &[]).success();
     assert_eq!(
         cleaned.stdout.trim(),
         format!(
             "{} files, {} bytes freed",
-            1 + answers.len(),
+            1 + answers.len() + lock_files,
             wasm("deno 1.0").len() as u64 + answers.iter().sum::<u64>()
         )
     );
     assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(&locks).unwrap().count(), 0);
     assert!(!project.cache_home().join("v1/http").exists());
 }
 
+/// A `WARPGATE_HOME` that names a folder with someone's files (or another program's cache)
+/// is never written to or deleted from: no `CACHEDIR.TAG` is planted, `clean`, `prune` and
+/// `fetch` all refuse, and the files stay.
 #[test]
-fn cache_clean_refuses_a_folder_that_is_not_a_cache() {
-    let project = Project::new("[plugins]\n");
+fn a_folder_that_is_not_a_cache_is_never_touched() {
+    let github = fake();
+    let project = Project::new(&format!(
+        "[plugins]\nhello = \"{}\"\n",
+        github.server().url("/hello-1.0.0.wasm")
+    ));
     std::fs::create_dir_all(project.cache_home().join("precious")).unwrap();
     std::fs::write(project.cache_home().join("precious/data.txt"), "keep").unwrap();
-    project
-        .run(&["cache", "clean"])
+    let home = project.cache_home();
+    let listing = || {
+        let mut names: Vec<_> = walkdir::WalkDir::new(&home)
+            .into_iter()
+            .map(|entry| entry.unwrap().path().to_path_buf())
+            .collect();
+        names.sort();
+        names
+    };
+    std::fs::write(project.path("warpgate.lock"), "version = 1\n").unwrap();
+    let before = listing();
+    for args in [
+        &["cache", "clean"][..],
+        &["cache", "prune", "--lockfile", "warpgate.lock"],
+        &["lock"],
+    ] {
+        run(&project, &github, args, &[])
+            .code(2)
+            .stderr_has(
+                "is not a warpgate cache: it is not empty and has no warpgate `CACHEDIR.TAG`",
+            )
+            .stderr_has("hint: set `WARPGATE_HOME` to a new or empty folder");
+        assert_eq!(listing(), before, "{args:?}");
+    }
+    // Cargo's tag (the same signature line) does not make a folder warpgate's.
+    let cargo_target = project.path("target");
+    std::fs::create_dir_all(cargo_target.join("debug")).unwrap();
+    std::fs::write(
+        cargo_target.join("CACHEDIR.TAG"),
+        "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by cargo.\n",
+    )
+    .unwrap();
+    let mut command = project.command(&["cache", "clean"]);
+    command.env("WARPGATE_HOME", &cargo_target);
+    Run::from(command.output().unwrap())
         .code(2)
-        .stderr_has("does not look like a warpgate cache")
-        .stderr_has("WARPGATE_HOME");
+        .stderr_has("is not a warpgate cache");
+    assert!(cargo_target.join("debug").is_dir());
     assert_eq!(project.read("home/precious/data.txt"), "keep");
 }
 
