@@ -1,6 +1,7 @@
 mod build;
 mod cli;
 mod container;
+mod files;
 mod github;
 mod http;
 mod loader;
