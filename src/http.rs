@@ -208,7 +208,7 @@ impl HttpOptions {
         if let Some(seconds) = number_from_env(
             env::WARPGATE_HTTP_TIMEOUT,
             1,
-            "a whole number of seconds, at least 1",
+            "seconds from 1",
             DEFAULT_TIMEOUT.as_secs(),
         )? {
             let timeout = Duration::from_secs(seconds);
@@ -219,7 +219,7 @@ impl HttpOptions {
         if let Some(limit) = number_from_env(
             env::WARPGATE_HTTP_LOW_SPEED_LIMIT,
             0,
-            "a whole number of bytes per second (`0` turns the check off)",
+            "bytes per second from 0 (no check)",
             DEFAULT_LOW_SPEED_LIMIT,
         )? {
             self.low_speed_limit = limit;
@@ -227,7 +227,7 @@ impl HttpOptions {
         if let Some(seconds) = number_from_env(
             env::WARPGATE_HTTP_DEADLINE,
             0,
-            "a whole number of seconds (`0` means no deadline)",
+            "seconds from 0 (no deadline)",
             DEFAULT_DEADLINE.as_secs(),
         )? {
             self.deadline = (seconds > 0).then(|| Duration::from_secs(seconds));
@@ -241,10 +241,11 @@ impl HttpOptions {
 const MAX_ENV_NUMBER: u64 = 1_000_000_000;
 
 /// The whole number in variable `name`, if set: at least `min`, at most [`MAX_ENV_NUMBER`].
+/// `range` says so in words for the error ("seconds from 1").
 fn number_from_env(
     name: &'static str,
     min: u64,
-    expected: &'static str,
+    range: &'static str,
     default: u64,
 ) -> Result<Option<u64>, HttpError> {
     let Some(value) = env::var(name) else {
@@ -255,7 +256,7 @@ fn number_from_env(
         _ => Err(HttpError::InvalidSetting {
             name: name.to_string(),
             value,
-            expected: format!("{expected}, up to {MAX_ENV_NUMBER}"),
+            expected: format!("a whole number of {range} to {MAX_ENV_NUMBER}"),
             default: Some(default.to_string()),
         }),
     }
@@ -570,6 +571,17 @@ fn default_suffix(default: Option<&str>) -> String {
     default
         .map(|default| format!(" for the default (`{default}`)"))
         .unwrap_or_default()
+}
+
+impl HttpError {
+    /// Whether the server was too slow: [`HttpError::TimedOut`], [`HttpError::TooSlow`] or
+    /// [`HttpError::DeadlineExceeded`].
+    pub fn is_too_slow(&self) -> bool {
+        matches!(
+            self,
+            Self::TimedOut { .. } | Self::TooSlow { .. } | Self::DeadlineExceeded { .. }
+        )
+    }
 }
 
 fn body_suffix(body_start: &str) -> String {
