@@ -1070,11 +1070,14 @@ fn a_download_under_the_low_speed_limit_fails_fetch_and_leaves_nothing_behind() 
 #[test]
 fn an_api_answer_that_never_ends_fails_lock_at_the_deadline() {
     let github = fake();
-    // Fast enough for the low-speed check (200 bytes a second), but endless in practice.
+    // Fast enough for the low-speed check (200 bytes a second), but ten seconds long.
     let listing = "/repos/acme/deno-plugin/releases?per_page=100";
+    let mut body = vec![b' '; 2_000];
+    body[0] = b'[';
+    body[1_999] = b']';
     github.server().route(
         listing,
-        Response::ok(vec![b' '; 1_000_000]).trickle(20, Duration::from_millis(100)),
+        Response::ok(body).trickle(20, Duration::from_millis(100)),
     );
     let project = Project::new("[plugins]\ndeno = \"github://acme/deno-plugin\"\n");
     let started = std::time::Instant::now();
