@@ -208,8 +208,7 @@ impl HttpOptions {
         if let Some(seconds) = number_from_env(
             env::WARPGATE_HTTP_TIMEOUT,
             1,
-            "seconds from 1",
-            DEFAULT_TIMEOUT.as_secs(),
+            "a whole number of seconds from 1 to 1000000000 (default `30`)",
         )? {
             let timeout = Duration::from_secs(seconds);
             self.connect_timeout = timeout;
@@ -219,16 +218,14 @@ impl HttpOptions {
         if let Some(limit) = number_from_env(
             env::WARPGATE_HTTP_LOW_SPEED_LIMIT,
             0,
-            "bytes per second from 0 (no check)",
-            DEFAULT_LOW_SPEED_LIMIT,
+            "a whole number of bytes per second from 0 (no check) to 1000000000 (default `10`)",
         )? {
             self.low_speed_limit = limit;
         }
         if let Some(seconds) = number_from_env(
             env::WARPGATE_HTTP_DEADLINE,
             0,
-            "seconds from 0 (no deadline)",
-            DEFAULT_DEADLINE.as_secs(),
+            "a whole number of seconds from 0 (no deadline) to 1000000000 (default `600`)",
         )? {
             self.deadline = (seconds > 0).then(|| Duration::from_secs(seconds));
         }
@@ -241,12 +238,11 @@ impl HttpOptions {
 const MAX_ENV_NUMBER: u64 = 1_000_000_000;
 
 /// The whole number in variable `name`, if set: at least `min`, at most [`MAX_ENV_NUMBER`].
-/// `range` says so in words for the error ("seconds from 1").
+/// `expected` says so in words for the error, with the default.
 fn number_from_env(
     name: &'static str,
     min: u64,
-    range: &'static str,
-    default: u64,
+    expected: &'static str,
 ) -> Result<Option<u64>, HttpError> {
     let Some(value) = env::var(name) else {
         return Ok(None);
@@ -256,8 +252,7 @@ fn number_from_env(
         _ => Err(HttpError::InvalidSetting {
             name: name.to_string(),
             value,
-            expected: format!("a whole number of {range} to {MAX_ENV_NUMBER}"),
-            default: Some(default.to_string()),
+            expected,
         }),
     }
 }
@@ -505,19 +500,16 @@ pub enum HttpError {
     },
     /// An environment variable that configures the client holds an unusable value.
     #[error(
-        "invalid `{name}` value `{}`: expected {expected}\nhint: correct `{name}`, or unset it{}",
-        .value.escape_debug(),
-        default_suffix(.default.as_deref())
+        "invalid `{name}` value `{}`: expected {expected}\nhint: correct `{name}`, or unset it",
+        .value.escape_debug()
     )]
     InvalidSetting {
         /// The variable.
         name: String,
         /// Its value.
         value: String,
-        /// What it should hold.
-        expected: String,
-        /// The value used when it is unset, if there is one.
-        default: Option<String>,
+        /// What it should hold (and the default, if there is one).
+        expected: &'static str,
     },
     /// Writing the destination file failed.
     #[error("failed to write `{}`", .path.display())]
@@ -565,12 +557,6 @@ fn seconds(duration: Duration) -> String {
     } else {
         format!("{:.1} s", duration.as_secs_f64())
     }
-}
-
-fn default_suffix(default: Option<&str>) -> String {
-    default
-        .map(|default| format!(" for the default (`{default}`)"))
-        .unwrap_or_default()
 }
 
 impl HttpError {
@@ -657,8 +643,8 @@ enum BodyError {
 }
 
 impl HttpClient {
-    /// Builds a client; fails if the extra root certificates cannot be loaded (they are not
-    /// read at all when offline), or if a proxy variable holds no usable URL.
+    /// Builds a client; fails if the extra root certificates cannot be loaded, or if a proxy
+    /// variable holds no usable URL (neither is read at all when offline).
     pub fn new(options: HttpOptions) -> Result<Self, HttpError> {
         // Offline, no connection is ever made, so a broken `SSL_CERT_FILE` does not matter.
         let certificates = match options
@@ -669,7 +655,10 @@ impl HttpClient {
             Some(path) => load_certificates(path)?,
             None => Vec::new(),
         };
-        let proxies = proxies_from_env()?;
+        let proxies = match options.offline {
+            Some(_) => Vec::new(),
+            None => proxies_from_env()?,
+        };
         let build = |same_origin: bool| {
             // `no_proxy` drops the proxies `reqwest` would read itself; ours keep loopback
             // hosts out of every proxy.
@@ -1190,7 +1179,8 @@ fn proxies_from_env() -> Result<Vec<reqwest::Proxy>, HttpError> {
         None => LOOPBACK_NO_PROXY.to_string(),
     };
     let cgi = env::var(env::REQUEST_METHOD).is_some();
-    let kinds: [(&'static str, fn(String) -> reqwest::Result<reqwest::Proxy>); 3] = [
+    type MakeProxy = fn(String) -> reqwest::Result<reqwest::Proxy>;
+    let kinds: [(&str, MakeProxy); 3] = [
         (env::HTTPS_PROXY, reqwest::Proxy::https),
         (env::HTTP_PROXY, reqwest::Proxy::http),
         (env::ALL_PROXY, reqwest::Proxy::all),
@@ -1206,8 +1196,7 @@ fn proxies_from_env() -> Result<Vec<reqwest::Proxy>, HttpError> {
         let proxy = make(value.clone()).map_err(|_| HttpError::InvalidSetting {
             name,
             value,
-            expected: "a proxy URL such as `http://proxy.example:3128`".into(),
-            default: None,
+            expected: "a proxy URL such as `http://proxy.example:3128`",
         })?;
         proxies.push(proxy.no_proxy(reqwest::NoProxy::from_string(&no_proxy)));
     }
@@ -1389,6 +1378,25 @@ mod tests {
                 .map(Duration::from_millis)
                 .to_vec()
         );
+    }
+
+    #[test]
+    fn the_expected_forms_of_the_limit_variables_name_their_bounds_and_defaults() {
+        let source = include_str!("http.rs");
+        for (expected, default) in [
+            ("seconds from 1 to", DEFAULT_TIMEOUT.as_secs()),
+            (
+                "bytes per second from 0 (no check) to",
+                DEFAULT_LOW_SPEED_LIMIT,
+            ),
+            (
+                "seconds from 0 (no deadline) to",
+                DEFAULT_DEADLINE.as_secs(),
+            ),
+        ] {
+            let text = format!("{expected} {MAX_ENV_NUMBER} (default `{default}`)");
+            assert!(source.contains(&text), "{text}");
+        }
     }
 
     #[test]

@@ -202,6 +202,9 @@ fn main() {
             "WARPGATE_VENDOR_DIR",
             "DOCS_RS",
             "SSL_CERT_FILE",
+            "WARPGATE_HTTP_TIMEOUT",
+            "WARPGATE_HTTP_LOW_SPEED_LIMIT",
+            "WARPGATE_HTTP_DEADLINE",
             "RUSTFLAGS",
             "CARGO_ENCODED_RUSTFLAGS",
         ] {
