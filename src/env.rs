@@ -19,6 +19,29 @@ pub const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
 pub const GITHUB_API_URL: &str = "GITHUB_API_URL";
 /// PEM file of extra root certificates trusted on top of the built-in roots.
 pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+/// Seconds (a whole number, at least 1; default 30): the connect timeout, the longest wait for
+/// an answer or for the next bytes of a body, and the window of the low-speed check
+/// ([`WARPGATE_HTTP_LOW_SPEED_LIMIT`]). Cargo's `http.timeout`.
+pub const WARPGATE_HTTP_TIMEOUT: &str = "WARPGATE_HTTP_TIMEOUT";
+/// Bytes per second (a whole number; default 10; `0` turns the check off): a transfer that
+/// averages less over [`WARPGATE_HTTP_TIMEOUT`] seconds is aborted (and retried). Cargo's
+/// `http.low-speed-limit`.
+pub const WARPGATE_HTTP_LOW_SPEED_LIMIT: &str = "WARPGATE_HTTP_LOW_SPEED_LIMIT";
+/// Seconds (a whole number; default 600; `0` means no deadline): the longest one request may
+/// take, from its first byte sent to its last byte received, retries included.
+pub const WARPGATE_HTTP_DEADLINE: &str = "WARPGATE_HTTP_DEADLINE";
+/// Proxy for `https://` URLs (`https_proxy` is read too). Never used for loopback hosts.
+pub const HTTPS_PROXY: &str = "HTTPS_PROXY";
+/// Proxy for plain `http://` URLs (`http_proxy` is read too; ignored under CGI, where
+/// [`REQUEST_METHOD`] is set). Never used for loopback hosts.
+pub const HTTP_PROXY: &str = "HTTP_PROXY";
+/// Proxy for any URL without a scheme-specific proxy (`all_proxy` is read too).
+pub const ALL_PROXY: &str = "ALL_PROXY";
+/// Hosts reached without a proxy (`no_proxy` is read too); loopback hosts always are.
+pub const NO_PROXY: &str = "NO_PROXY";
+/// Set by a web server running a CGI program: `HTTP_PROXY` may then come from a request's
+/// `Proxy:` header, so it is ignored (as `curl` and `reqwest` do).
+pub const REQUEST_METHOD: &str = "REQUEST_METHOD";
 /// The compiled-module cache: `off` (or `0`, `false`, `no`) disables it, an absolute path
 /// moves it (default: `$WARPGATE_HOME/v1/compiled`).
 pub const WARPGATE_COMPILE_CACHE: &str = "WARPGATE_COMPILE_CACHE";
@@ -65,6 +88,14 @@ pub fn github_token() -> Option<(&'static str, String)> {
     GITHUB_TOKEN_VARS
         .into_iter()
         .find_map(|name| var(name).map(|token| (name, token)))
+}
+
+/// The variable and value of `name`, else of its lowercase spelling (`HTTPS_PROXY`, then
+/// `https_proxy`), if either is set and not empty.
+pub fn var_any_case(name: &str) -> Option<(String, String)> {
+    [name.to_string(), name.to_ascii_lowercase()]
+        .into_iter()
+        .find_map(|name| var(&name).map(|value| (name, value)))
 }
 
 /// The GitHub API base URL without a trailing slash.

@@ -112,7 +112,8 @@ impl Fetcher {
     /// `WARPGATE_OFFLINE` or `CARGO_NET_OFFLINE` say so).
     pub fn from_env() -> Result<Self, FetchError> {
         let cache = Cache::from_env()?;
-        let http = HttpClient::new(HttpOptions::from_env()).map_err(FetchError::Client)?;
+        let options = HttpOptions::from_env().map_err(FetchError::Client)?;
+        let http = HttpClient::new(options).map_err(FetchError::Client)?;
         Ok(Self::new(cache, http))
     }
 

@@ -668,7 +668,8 @@ impl GitHubClient {
     /// repositories need more than that (at least one request each; none for an
     /// authenticated one whose answer is stored, as its `304` is free). Nothing is checked
     /// when the API does not tell the budget; a failure of that first request is left to the
-    /// resolution, which reports it for its plugin.
+    /// resolution, which reports it for its plugin, except an API too slow to answer in time
+    /// ([`HttpError::is_too_slow`]), which is returned: asking again would wait as long again.
     pub async fn check_budget(&self, locators: &[&GitHubLocator]) -> Result<(), GitHubError> {
         let mut seen = HashSet::new();
         let repositories: Vec<&GitHubLocator> = locators
@@ -680,7 +681,12 @@ impl GitHubClient {
             return Ok(());
         };
         let session = self.session(first)?;
-        if self.first_page(&session).await.is_err() {
+        if let Err(error) = self.first_page(&session).await {
+            if let GitHubError::Http { source, .. } = &error
+                && source.is_too_slow()
+            {
+                return Err(error);
+            }
             return Ok(());
         }
         let Some(remaining) = self.stats().rate_limit_remaining else {

@@ -7,8 +7,12 @@
 //!   at once with [`HttpError::Offline`], before a URL is even resolved: no socket is opened.
 //! - **Trust.** The built-in webpki roots, plus every certificate in the PEM file named by
 //!   [`HttpOptions::extra_ca_file`] (by default the file named by `SSL_CERT_FILE`). An unreadable
-//!   or empty file is an error that names it, rather than a silent fallback. Proxies come from the
-//!   environment (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`), as `reqwest` does by default.
+//!   or empty file is an error that names it, rather than a silent fallback.
+//! - **Proxies** come from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
+//!   `NO_PROXY`, or their lowercase spellings), read the way `reqwest` reads them, except that
+//!   loopback hosts (`localhost`, 127.0.0.0/8, `::1`) are always reached directly: a loopback
+//!   server is on this machine, and a proxy would see what a plain `http://` request to it
+//!   carries, an API token included.
 //! - **Schemes.** A URL, and every redirect, must be `https://`, or `http://` to a loopback host
 //!   ([`check_url_scheme`]). At most [`MAX_REDIRECTS`] redirects are followed; those of API
 //!   requests ([`HttpClient::get_api`]) only within the requested URL's origin.
@@ -18,6 +22,18 @@
 //!   host cannot leak it. On a redirect to another host or port `reqwest` drops the
 //!   `Authorization` header (the integration tests check this against a real server). The token
 //!   never appears in an error message or in `Debug` output.
+//! - **Time limits**, modelled on Cargo's `http.timeout` and `http.low-speed-limit`:
+//!   connecting may take [`HttpOptions::connect_timeout`]; the answer (headers) must arrive,
+//!   and every read of a body must bring bytes, within [`HttpOptions::read_timeout`]; a body
+//!   that brings fewer than [`HttpOptions::low_speed_limit`] bytes per second on average over
+//!   a window of [`HttpOptions::low_speed_time`] is aborted ([`HttpError::TooSlow`]); and the
+//!   whole request, retries and their waits included, must finish within
+//!   [`HttpOptions::deadline`] ([`HttpError::DeadlineExceeded`]). [`HttpOptions::from_env`]
+//!   reads them from `WARPGATE_HTTP_TIMEOUT`, `WARPGATE_HTTP_LOW_SPEED_LIMIT` and
+//!   `WARPGATE_HTTP_DEADLINE`. Timeouts and too-slow bodies are retried like other transient
+//!   failures (a stall is usually a dropped connection, and Cargo retries them too); the
+//!   deadline is the bound on all of that and is never retried. The wait for a free slot to a
+//!   host (see *Concurrency*) is not part of the deadline.
 //! - **Retries.** Connect errors, timeouts, `5xx`, `429` and bodies cut short are retried up to
 //!   [`HttpOptions::max_retries`] times with exponential backoff from
 //!   [`HttpOptions::retry_backoff`]; a `Retry-After: <seconds>` header replaces the backoff.
@@ -33,7 +49,8 @@
 //!   refuse bodies over [`HttpOptions::max_download_size`] (from `Content-Length` up front, and
 //!   while streaming for bodies that lie or have none), and treat a body shorter than its
 //!   `Content-Length` or a connection lost mid-body as truncated: the file is truncated and the
-//!   download retried.
+//!   download retried. Whatever fails, the destination may hold a partial body: callers
+//!   download into a temp file and rename it only once verified.
 //!
 //! The client is asynchronous; callers that are not drive it from their own runtime.
 
@@ -53,6 +70,7 @@ use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use url::Url;
 
 use crate::checksum::{Checksum, Hasher};
@@ -75,6 +93,23 @@ pub const DEFAULT_REQUESTS_PER_HOST: usize = 64;
 /// How much of an error response's body is kept in [`HttpError::Status`].
 const BODY_START_LEN: usize = 200;
 
+/// The default of [`HttpOptions::connect_timeout`], [`HttpOptions::read_timeout`] and
+/// [`HttpOptions::low_speed_time`] (`WARPGATE_HTTP_TIMEOUT`): Cargo's `http.timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default of [`HttpOptions::low_speed_limit`] in bytes per second
+/// (`WARPGATE_HTTP_LOW_SPEED_LIMIT`): Cargo's `http.low-speed-limit`.
+pub const DEFAULT_LOW_SPEED_LIMIT: u64 = 10;
+
+/// The default of [`HttpOptions::deadline`] (`WARPGATE_HTTP_DEADLINE`): ten minutes. Long
+/// enough for a plugin of tens of MiB on a slow link (50 MiB at 100 KiB/s takes under nine
+/// minutes); short enough that a server trickling just above the low-speed limit cannot hold
+/// a `lock`, `fetch` or `cargo build` for longer than that per request.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
+
+/// Hosts always reached without a proxy, in `NO_PROXY` syntax: every loopback host.
+const LOOPBACK_NO_PROXY: &str = "localhost,127.0.0.0/8,::1";
+
 /// Settings for an [`HttpClient`].
 ///
 /// [`Default`] reads `SSL_CERT_FILE` for [`extra_ca_file`](Self::extra_ca_file) and nothing
@@ -86,8 +121,19 @@ pub struct HttpOptions {
     pub offline: Option<String>,
     /// How long establishing a connection (TCP + TLS) may take.
     pub connect_timeout: Duration,
-    /// How long a read may wait for the next bytes of a response.
+    /// How long the answer (its headers, redirects included) may take once the request is
+    /// sent, and how long a read may wait for the next bytes of a body.
     pub read_timeout: Duration,
+    /// The window of the low-speed check: a body must bring at least
+    /// [`low_speed_limit`](Self::low_speed_limit) bytes per second on average over each
+    /// window of this length.
+    pub low_speed_time: Duration,
+    /// The lowest average speed in bytes per second a body may have over a window of
+    /// [`low_speed_time`](Self::low_speed_time); `0` turns the check off.
+    pub low_speed_limit: u64,
+    /// The longest one request may take, retries and their waits included; `None` for no
+    /// limit.
+    pub deadline: Option<Duration>,
     /// How many times a failed request is retried (so at most `max_retries + 1` attempts).
     pub max_retries: u32,
     /// The wait before the first retry; it doubles for each further retry.
@@ -108,8 +154,11 @@ impl Default for HttpOptions {
     fn default() -> Self {
         Self {
             offline: None,
-            connect_timeout: Duration::from_secs(30),
-            read_timeout: Duration::from_secs(60),
+            connect_timeout: DEFAULT_TIMEOUT,
+            read_timeout: DEFAULT_TIMEOUT,
+            low_speed_time: DEFAULT_TIMEOUT,
+            low_speed_limit: DEFAULT_LOW_SPEED_LIMIT,
+            deadline: Some(DEFAULT_DEADLINE),
             max_retries: 3,
             retry_backoff: Duration::from_millis(200),
             max_retry_wait: Duration::from_secs(60),
@@ -122,8 +171,16 @@ impl Default for HttpOptions {
 }
 
 impl HttpOptions {
-    /// The default options, made offline if `WARPGATE_OFFLINE` or `CARGO_NET_OFFLINE` asks so.
-    pub fn from_env() -> Self {
+    /// The default options, made offline if `WARPGATE_OFFLINE` or `CARGO_NET_OFFLINE` asks so,
+    /// with the time limits of `WARPGATE_HTTP_TIMEOUT`, `WARPGATE_HTTP_LOW_SPEED_LIMIT` and
+    /// `WARPGATE_HTTP_DEADLINE` ([`Self::with_limits_from_env`]).
+    pub fn from_env() -> Result<Self, HttpError> {
+        Self::offline_from_env().with_limits_from_env()
+    }
+
+    /// The default options, made offline if `WARPGATE_OFFLINE` or `CARGO_NET_OFFLINE` asks so;
+    /// no other variable is read (but see [`Default`]).
+    pub fn offline_from_env() -> Self {
         let offline = env::offline_var().map(|name| {
             let value = env::var(name).unwrap_or_default();
             format!("`{name}={value}`")
@@ -132,6 +189,71 @@ impl HttpOptions {
             offline,
             ..Self::default()
         }
+    }
+
+    /// These options with the time limits set by the environment, each unset variable
+    /// leaving its option as it is:
+    ///
+    /// - `WARPGATE_HTTP_TIMEOUT` (whole seconds, at least 1) sets
+    ///   [`connect_timeout`](Self::connect_timeout), [`read_timeout`](Self::read_timeout)
+    ///   and [`low_speed_time`](Self::low_speed_time), as Cargo's `http.timeout` does;
+    /// - `WARPGATE_HTTP_LOW_SPEED_LIMIT` (whole bytes per second, `0` for no check) sets
+    ///   [`low_speed_limit`](Self::low_speed_limit);
+    /// - `WARPGATE_HTTP_DEADLINE` (whole seconds, `0` for none) sets
+    ///   [`deadline`](Self::deadline).
+    ///
+    /// A value that is not such a number is an [`HttpError::InvalidSetting`] naming the
+    /// variable.
+    pub fn with_limits_from_env(mut self) -> Result<Self, HttpError> {
+        if let Some(seconds) = number_from_env(
+            env::WARPGATE_HTTP_TIMEOUT,
+            1,
+            "a whole number of seconds from 1 to 1000000000 (default `30`)",
+        )? {
+            let timeout = Duration::from_secs(seconds);
+            self.connect_timeout = timeout;
+            self.read_timeout = timeout;
+            self.low_speed_time = timeout;
+        }
+        if let Some(limit) = number_from_env(
+            env::WARPGATE_HTTP_LOW_SPEED_LIMIT,
+            0,
+            "a whole number of bytes per second from 0 (no check) to 1000000000 (default `10`)",
+        )? {
+            self.low_speed_limit = limit;
+        }
+        if let Some(seconds) = number_from_env(
+            env::WARPGATE_HTTP_DEADLINE,
+            0,
+            "a whole number of seconds from 0 (no deadline) to 1000000000 (default `600`)",
+        )? {
+            self.deadline = (seconds > 0).then(|| Duration::from_secs(seconds));
+        }
+        Ok(self)
+    }
+}
+
+/// The largest number of seconds accepted from the environment (about 31 years), so that
+/// every deadline computed from one stays representable.
+const MAX_ENV_NUMBER: u64 = 1_000_000_000;
+
+/// The whole number in variable `name`, if set: at least `min`, at most [`MAX_ENV_NUMBER`].
+/// `expected` says so in words for the error, with the default.
+fn number_from_env(
+    name: &'static str,
+    min: u64,
+    expected: &'static str,
+) -> Result<Option<u64>, HttpError> {
+    let Some(value) = env::var(name) else {
+        return Ok(None);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(number) if (min..=MAX_ENV_NUMBER).contains(&number) => Ok(Some(number)),
+        _ => Err(HttpError::InvalidSetting {
+            name: name.to_string(),
+            value,
+            expected,
+        }),
     }
 }
 
@@ -332,6 +454,63 @@ pub enum HttpError {
         /// The bytes received on the last attempt.
         received: u64,
     },
+    /// The answer, or the next bytes of a body, did not come within the timeout
+    /// ([`HttpOptions::connect_timeout`] or [`HttpOptions::read_timeout`]), on every attempt.
+    #[error(
+        "no data from `{url}` for {}\nhint: a server this slow needs a larger `{}` (seconds)",
+        seconds(*.timeout),
+        env::WARPGATE_HTTP_TIMEOUT
+    )]
+    TimedOut {
+        /// The URL that was asked for.
+        url: String,
+        /// The timeout that expired.
+        timeout: Duration,
+    },
+    /// A body averaged fewer than [`HttpOptions::low_speed_limit`] bytes per second over a
+    /// window of [`HttpOptions::low_speed_time`], on every attempt.
+    #[error(
+        "the transfer from `{url}` is too slow: {received} bytes in {}, under the low-speed limit of {limit} bytes per second\nhint: allow slower transfers with `{}` (bytes per second, `0` turns the check off) or a longer window with `{}` (seconds)",
+        seconds(*.window),
+        env::WARPGATE_HTTP_LOW_SPEED_LIMIT,
+        env::WARPGATE_HTTP_TIMEOUT
+    )]
+    TooSlow {
+        /// The URL that was asked for.
+        url: String,
+        /// The limit in bytes per second.
+        limit: u64,
+        /// The window the average is taken over.
+        window: Duration,
+        /// The bytes received in the last window.
+        received: u64,
+    },
+    /// The request, retries included, took longer than [`HttpOptions::deadline`]. Not
+    /// retried: the deadline is the bound on every retry.
+    #[error(
+        "`{url}` did not finish within the deadline of {}\nhint: allow longer requests with `{}` (seconds, `0` means no deadline)",
+        seconds(*.deadline),
+        env::WARPGATE_HTTP_DEADLINE
+    )]
+    DeadlineExceeded {
+        /// The URL that was asked for.
+        url: String,
+        /// The deadline.
+        deadline: Duration,
+    },
+    /// An environment variable that configures the client holds an unusable value.
+    #[error(
+        "invalid `{name}` value `{}`: expected {expected}\nhint: correct `{name}`, or unset it",
+        .value.escape_debug()
+    )]
+    InvalidSetting {
+        /// The variable.
+        name: String,
+        /// Its value.
+        value: String,
+        /// What it should hold (and the default, if there is one).
+        expected: &'static str,
+    },
     /// Writing the destination file failed.
     #[error("failed to write `{}`", .path.display())]
     Io {
@@ -369,6 +548,26 @@ pub enum HttpError {
         #[source]
         source: reqwest::Error,
     },
+}
+
+/// `2 s`, or `1.5 s` for a duration that is not a whole number of seconds.
+fn seconds(duration: Duration) -> String {
+    if duration.subsec_nanos() == 0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{:.1} s", duration.as_secs_f64())
+    }
+}
+
+impl HttpError {
+    /// Whether the server was too slow: [`HttpError::TimedOut`], [`HttpError::TooSlow`] or
+    /// [`HttpError::DeadlineExceeded`].
+    pub fn is_too_slow(&self) -> bool {
+        matches!(
+            self,
+            Self::TimedOut { .. } | Self::TooSlow { .. } | Self::DeadlineExceeded { .. }
+        )
+    }
 }
 
 fn body_suffix(body_start: &str) -> String {
@@ -435,13 +634,17 @@ enum BodyError {
         received: u64,
         expected: Option<u64>,
     },
+    /// No bytes for [`HttpOptions::read_timeout`].
+    TimedOut,
+    /// Under [`HttpOptions::low_speed_limit`] over a window: `received` bytes in it.
+    TooSlow { received: u64 },
     /// Writing the bytes out failed.
     Write(io::Error),
 }
 
 impl HttpClient {
-    /// Builds a client; fails if the extra root certificates cannot be loaded (they are not
-    /// read at all when offline).
+    /// Builds a client; fails if the extra root certificates cannot be loaded, or if a proxy
+    /// variable holds no usable URL (neither is read at all when offline).
     pub fn new(options: HttpOptions) -> Result<Self, HttpError> {
         // Offline, no connection is ever made, so a broken `SSL_CERT_FILE` does not matter.
         let certificates = match options
@@ -452,13 +655,23 @@ impl HttpClient {
             Some(path) => load_certificates(path)?,
             None => Vec::new(),
         };
+        let proxies = match options.offline {
+            Some(_) => Vec::new(),
+            None => proxies_from_env()?,
+        };
         let build = |same_origin: bool| {
+            // `no_proxy` drops the proxies `reqwest` would read itself; ours keep loopback
+            // hosts out of every proxy.
             let mut builder = reqwest::Client::builder()
                 .user_agent(options.user_agent.clone())
                 .connect_timeout(options.connect_timeout)
                 .read_timeout(options.read_timeout)
                 .redirect(redirect_policy(same_origin))
-                .tls_built_in_root_certs(true);
+                .tls_built_in_root_certs(true)
+                .no_proxy();
+            for proxy in &proxies {
+                builder = builder.proxy(proxy.clone());
+            }
             for certificate in &certificates {
                 builder = builder.add_root_certificate(certificate.clone());
             }
@@ -498,9 +711,10 @@ impl HttpClient {
     }
 
     /// A client with [`HttpOptions::from_env`]: offline when `WARPGATE_OFFLINE` or
-    /// `CARGO_NET_OFFLINE` says so, extra roots from `SSL_CERT_FILE`.
+    /// `CARGO_NET_OFFLINE` says so, extra roots from `SSL_CERT_FILE`, time limits from
+    /// `WARPGATE_HTTP_*`.
     pub fn from_env() -> Result<Self, HttpError> {
-        Self::new(HttpOptions::from_env())
+        Self::new(HttpOptions::from_env()?)
     }
 
     /// The options the client was built with.
@@ -562,40 +776,43 @@ impl HttpClient {
             headers.insert(header::IF_NONE_MATCH, value);
         }
         let _permit = self.host_permit(&parsed).await;
-        let mut attempt = 0;
-        loop {
-            let response = self
-                .send(
-                    &self.api,
-                    url,
-                    &parsed,
-                    &headers,
-                    etag.is_some(),
-                    &mut attempt,
-                )
-                .await?;
-            let final_url = response.url().to_string();
-            let status = response.status().as_u16();
-            let response_headers = response.headers().clone();
-            let mut body = Vec::new();
-            match self
-                .read_body(response, &mut body, &mut Hasher::new(), &|_, _| {})
-                .await
-            {
-                Ok(()) => {
-                    return Ok(ApiResponse {
-                        url: final_url,
-                        status,
-                        headers: response_headers,
-                        body,
-                    });
-                }
-                Err(error) => {
-                    self.after_body_error(url, None, error, &mut attempt)
-                        .await?
+        self.within_deadline(url, async {
+            let mut attempt = 0;
+            loop {
+                let response = self
+                    .send(
+                        &self.api,
+                        url,
+                        &parsed,
+                        &headers,
+                        etag.is_some(),
+                        &mut attempt,
+                    )
+                    .await?;
+                let final_url = response.url().to_string();
+                let status = response.status().as_u16();
+                let response_headers = response.headers().clone();
+                let mut body = Vec::new();
+                match self
+                    .read_body(response, &mut body, &mut Hasher::new(), &|_, _| {})
+                    .await
+                {
+                    Ok(()) => {
+                        return Ok(ApiResponse {
+                            url: final_url,
+                            status,
+                            headers: response_headers,
+                            body,
+                        });
+                    }
+                    Err(error) => {
+                        self.after_body_error(url, None, error, &mut attempt)
+                            .await?
+                    }
                 }
             }
-        }
+        })
+        .await
     }
 
     /// Downloads `url` into `dest` (created or truncated), hashing as it streams.
@@ -617,34 +834,57 @@ impl HttpClient {
             source,
         };
         let _permit = self.host_permit(&parsed).await;
-        let mut attempt = 0;
-        loop {
-            let response = self
-                .send(&self.inner, url, &parsed, &headers, false, &mut attempt)
-                .await?;
-            if let Some(size) = response
-                .content_length()
-                .filter(|size| *size > self.options.max_download_size)
-            {
-                return Err(self.too_large(url, Some(size)));
-            }
-            let mut file = tokio::fs::File::create(dest).await.map_err(io_error)?;
-            let mut hasher = Hasher::new();
-            match self
-                .read_body(response, &mut file, &mut hasher, progress)
-                .await
-            {
-                Ok(()) => {
-                    let (checksum, size) = hasher.finish();
-                    return Ok(Downloaded { checksum, size });
+        self.within_deadline(url, async {
+            let mut attempt = 0;
+            loop {
+                let response = self
+                    .send(&self.inner, url, &parsed, &headers, false, &mut attempt)
+                    .await?;
+                if let Some(size) = response
+                    .content_length()
+                    .filter(|size| *size > self.options.max_download_size)
+                {
+                    return Err(self.too_large(url, Some(size)));
                 }
-                Err(error) => {
-                    drop(file);
-                    self.after_body_error(url, Some(dest), error, &mut attempt)
-                        .await?
+                let mut file = tokio::fs::File::create(dest).await.map_err(io_error)?;
+                let mut hasher = Hasher::new();
+                match self
+                    .read_body(response, &mut file, &mut hasher, progress)
+                    .await
+                {
+                    Ok(()) => {
+                        let (checksum, size) = hasher.finish();
+                        return Ok(Downloaded { checksum, size });
+                    }
+                    Err(error) => {
+                        drop(file);
+                        self.after_body_error(url, Some(dest), error, &mut attempt)
+                            .await?
+                    }
                 }
             }
-        }
+        })
+        .await
+    }
+
+    /// Runs `request` (every attempt of one request) under [`HttpOptions::deadline`].
+    async fn within_deadline<T>(
+        &self,
+        url: &str,
+        request: impl Future<Output = Result<T, HttpError>>,
+    ) -> Result<T, HttpError> {
+        let Some(deadline) = self.options.deadline else {
+            return request.await;
+        };
+        tokio::time::timeout(deadline, request)
+            .await
+            .unwrap_or_else(|_| {
+                tracing::debug!(%url, ?deadline, "deadline exceeded");
+                Err(HttpError::DeadlineExceeded {
+                    url: url.to_string(),
+                    deadline,
+                })
+            })
     }
 
     fn too_large(&self, url: &str, size: Option<u64>) -> HttpError {
@@ -680,6 +920,24 @@ impl HttpClient {
                 expected,
                 received,
             }),
+            BodyError::TimedOut | BodyError::TooSlow { .. }
+                if *attempt < self.options.max_retries =>
+            {
+                tracing::debug!(%url, "body too slow; retrying");
+                tokio::time::sleep(self.backoff(*attempt)).await;
+                *attempt += 1;
+                Ok(())
+            }
+            BodyError::TimedOut => Err(HttpError::TimedOut {
+                url: url.to_string(),
+                timeout: self.options.read_timeout,
+            }),
+            BodyError::TooSlow { received } => Err(HttpError::TooSlow {
+                url: url.to_string(),
+                limit: self.options.low_speed_limit,
+                window: self.options.low_speed_time,
+                received,
+            }),
         }
     }
 
@@ -699,12 +957,31 @@ impl HttpClient {
         }
         progress(0, expected);
         let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let Ok(chunk) = chunk else {
-                return Err(BodyError::Short {
-                    received: hasher.len(),
-                    expected,
-                });
+        let mut window =
+            LowSpeedWindow::start(self.options.low_speed_limit, self.options.low_speed_time);
+        loop {
+            let next = match window.as_ref().map(|window| window.end) {
+                Some(end) => match tokio::time::timeout_at(end, stream.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        if let Some(window) = &mut window {
+                            window.record(0)?;
+                        }
+                        continue;
+                    }
+                },
+                None => stream.next().await,
+            };
+            let Some(chunk) = next else { break };
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(error) if error.is_timeout() => return Err(BodyError::TimedOut),
+                Err(_) => {
+                    return Err(BodyError::Short {
+                        received: hasher.len(),
+                        expected,
+                    });
+                }
             };
             if hasher.len() + chunk.len() as u64 > limit {
                 return Err(BodyError::TooLarge { size: None });
@@ -712,6 +989,9 @@ impl HttpClient {
             out.write_all(&chunk).await.map_err(BodyError::Write)?;
             hasher.update(&chunk);
             progress(hasher.len(), expected);
+            if let Some(window) = &mut window {
+                window.record(chunk.len() as u64)?;
+            }
         }
         out.flush().await.map_err(BodyError::Write)?;
         if expected.is_some_and(|size| size != hasher.len()) {
@@ -798,7 +1078,7 @@ impl HttpClient {
                         return Err(HttpError::Status {
                             url: url.to_string(),
                             status: status.as_u16(),
-                            body_start: body_start(response).await,
+                            body_start: body_start(response, self.options.read_timeout).await,
                         });
                     }
                 }
@@ -811,6 +1091,16 @@ impl HttpClient {
                         });
                     }
                     if !(is_transient(&error) && can_retry) {
+                        if error.is_timeout() {
+                            return Err(HttpError::TimedOut {
+                                url: url.to_string(),
+                                timeout: if error.is_connect() {
+                                    self.options.connect_timeout
+                                } else {
+                                    self.options.read_timeout
+                                },
+                            });
+                        }
                         return Err(HttpError::Request {
                             url: url.to_string(),
                             source: error.without_url(),
@@ -832,6 +1122,85 @@ impl HttpClient {
             .saturating_mul(2u32.saturating_pow(attempt))
             .min(self.options.max_retry_wait)
     }
+}
+
+/// The low-speed check of one body: back-to-back windows of `length`, each of which must
+/// bring at least `needed` bytes (the limit times the window), as `curl` checks
+/// `CURLOPT_LOW_SPEED_LIMIT` over `CURLOPT_LOW_SPEED_TIME` for Cargo.
+struct LowSpeedWindow {
+    length: Duration,
+    needed: u64,
+    end: Instant,
+    received: u64,
+}
+
+impl LowSpeedWindow {
+    /// The check of a body starting now; `None` when `limit` is 0 (or the window is empty
+    /// or absurdly long).
+    fn start(limit: u64, length: Duration) -> Option<Self> {
+        if limit == 0 || length.is_zero() || length > Duration::from_secs(MAX_ENV_NUMBER) {
+            return None;
+        }
+        let needed = u128::from(limit) * length.as_millis() / 1000;
+        Some(Self {
+            length,
+            needed: u64::try_from(needed).unwrap_or(u64::MAX).max(1),
+            end: Instant::now().checked_add(length)?,
+            received: 0,
+        })
+    }
+
+    /// Counts `bytes` just received. Once the window is over, fails if it brought too few
+    /// bytes, else starts the next one.
+    fn record(&mut self, bytes: u64) -> Result<(), BodyError> {
+        self.received = self.received.saturating_add(bytes);
+        let now = Instant::now();
+        if now < self.end {
+            return Ok(());
+        }
+        if self.received < self.needed {
+            return Err(BodyError::TooSlow {
+                received: self.received,
+            });
+        }
+        self.received = 0;
+        self.end = now.checked_add(self.length).unwrap_or(self.end);
+        Ok(())
+    }
+}
+
+/// The proxies the environment asks for, each skipping the hosts in `NO_PROXY` and every
+/// loopback host ([`LOOPBACK_NO_PROXY`]). `HTTPS_PROXY` and `HTTP_PROXY` come before
+/// `ALL_PROXY`, so that a scheme's own proxy wins. Under CGI (`REQUEST_METHOD` set),
+/// `HTTP_PROXY` is ignored: a request's `Proxy:` header would arrive as that variable.
+fn proxies_from_env() -> Result<Vec<reqwest::Proxy>, HttpError> {
+    let no_proxy = match env::var_any_case(env::NO_PROXY) {
+        Some((_, list)) => format!("{list},{LOOPBACK_NO_PROXY}"),
+        None => LOOPBACK_NO_PROXY.to_string(),
+    };
+    let cgi = env::var(env::REQUEST_METHOD).is_some();
+    type MakeProxy = fn(String) -> reqwest::Result<reqwest::Proxy>;
+    let kinds: [(&str, MakeProxy); 3] = [
+        (env::HTTPS_PROXY, reqwest::Proxy::https),
+        (env::HTTP_PROXY, reqwest::Proxy::http),
+        (env::ALL_PROXY, reqwest::Proxy::all),
+    ];
+    let mut proxies = Vec::new();
+    for (name, make) in kinds {
+        if cgi && name == env::HTTP_PROXY {
+            continue;
+        }
+        let Some((name, value)) = env::var_any_case(name) else {
+            continue;
+        };
+        let proxy = make(value.clone()).map_err(|_| HttpError::InvalidSetting {
+            name,
+            value,
+            expected: "a proxy URL such as `http://proxy.example:3128`",
+        })?;
+        proxies.push(proxy.no_proxy(reqwest::NoProxy::from_string(&no_proxy)));
+    }
+    Ok(proxies)
 }
 
 /// Follows at most [`MAX_REDIRECTS`] redirects, each to an allowed scheme, and with
@@ -936,15 +1305,19 @@ fn reset_in_seconds(headers: &HeaderMap) -> Option<u64> {
     Some(reset.saturating_sub(now))
 }
 
-/// The first [`BODY_START_LEN`] characters of an error body, on one line.
-async fn body_start(mut response: reqwest::Response) -> String {
+/// The first [`BODY_START_LEN`] characters of an error body, on one line: what arrives
+/// within `timeout`.
+async fn body_start(mut response: reqwest::Response, timeout: Duration) -> String {
     let mut bytes = Vec::new();
-    while bytes.len() < BODY_START_LEN * 4 {
-        match response.chunk().await {
-            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
-            _ => break,
+    let read = async {
+        while bytes.len() < BODY_START_LEN * 4 {
+            match response.chunk().await {
+                Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+                _ => break,
+            }
         }
-    }
+    };
+    let _ = tokio::time::timeout(timeout, read).await;
     let text = String::from_utf8_lossy(&bytes);
     let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
     match line.char_indices().nth(BODY_START_LEN) {
@@ -1005,6 +1378,25 @@ mod tests {
                 .map(Duration::from_millis)
                 .to_vec()
         );
+    }
+
+    #[test]
+    fn the_expected_forms_of_the_limit_variables_name_their_bounds_and_defaults() {
+        let source = include_str!("http.rs");
+        for (expected, default) in [
+            ("seconds from 1 to", DEFAULT_TIMEOUT.as_secs()),
+            (
+                "bytes per second from 0 (no check) to",
+                DEFAULT_LOW_SPEED_LIMIT,
+            ),
+            (
+                "seconds from 0 (no deadline) to",
+                DEFAULT_DEADLINE.as_secs(),
+            ),
+        ] {
+            let text = format!("{expected} {MAX_ENV_NUMBER} (default `{default}`)");
+            assert!(source.contains(&text), "{text}");
+        }
     }
 
     #[test]

@@ -161,9 +161,19 @@ fn now() -> u64 {
 
 impl PluginLoader {
     /// A loader caching into `plugins_dir`, with network settings from the environment
-    /// (`GITHUB_API_URL`, tokens, `SSL_CERT_FILE`, offline variables).
+    /// (`GITHUB_API_URL`, tokens, `SSL_CERT_FILE`, offline variables, `WARPGATE_HTTP_*`).
+    ///
+    /// It cannot fail: an unusable `WARPGATE_HTTP_*` value or `SSL_CERT_FILE` is logged as a
+    /// warning and the default used instead.
     pub fn new(plugins_dir: impl AsRef<Path>, temp_dir: impl AsRef<Path>) -> Self {
-        let options = HttpOptions::from_env();
+        let options = HttpOptions::offline_from_env();
+        let options = options
+            .clone()
+            .with_limits_from_env()
+            .unwrap_or_else(|error| {
+                tracing::warn!("using the default HTTP time limits: {error}");
+                options
+            });
         let offline = options.offline.clone();
         let http = HttpClient::new(options.clone()).unwrap_or_else(|error| {
             tracing::warn!("ignoring extra certificates: {error}");

@@ -116,14 +116,9 @@ impl Error {
     /// The message and its causes, one per line, as printed by `Debug`.
     pub fn report(&self) -> String {
         let mut text = self.to_string();
+        // A transparent variant forwards both `Display` and `source` to the error it wraps,
+        // so the chain below starts at that error's cause.
         let mut source = std::error::Error::source(self);
-        // A transparent variant's Display already is its source's.
-        if matches!(
-            self,
-            Self::Config(_) | Self::Lockfile(_) | Self::Locked(_) | Self::Fetch(_) | Self::Cache(_)
-        ) {
-            source = source.and_then(std::error::Error::source);
-        }
         while let Some(cause) = source {
             text.push_str(&format!("\n  caused by: {cause}"));
             source = cause.source();
@@ -135,5 +130,26 @@ impl Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.report())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_names_the_cause_of_a_wrapped_error() {
+        let error = Error::Fetch(warpgate::fetch::FetchError::Download {
+            id: warpgate::id::Id::new("slow").unwrap(),
+            url: "https://plugins.example.invalid/slow.wasm".into(),
+            source: warpgate::http::HttpError::DeadlineExceeded {
+                url: "https://plugins.example.invalid/slow.wasm".into(),
+                deadline: std::time::Duration::from_secs(2),
+            },
+        });
+        assert_eq!(
+            error.report(),
+            "failed to download plugin `slow` from `https://plugins.example.invalid/slow.wasm`\n  caused by: `https://plugins.example.invalid/slow.wasm` did not finish within the deadline of 2 s\nhint: allow longer requests with `WARPGATE_HTTP_DEADLINE` (seconds, `0` means no deadline)"
+        );
     }
 }

@@ -491,7 +491,9 @@ impl Sources<'_> {
                 Some(cache) => cache.clone(),
                 None => Cache::from_env()?,
             };
-            let http = warpgate::http::HttpClient::new(warpgate::http::HttpOptions::from_env())
+            let options = warpgate::http::HttpOptions::from_env()
+                .map_err(warpgate::fetch::FetchError::Client)?;
+            let http = warpgate::http::HttpClient::new(options)
                 .map_err(warpgate::fetch::FetchError::Client)?;
             self.fetcher = Some(warpgate::fetch::Fetcher::new(cache, http));
         }

@@ -151,7 +151,7 @@ pub async fn run(global: &GlobalArgs, args: CallArgs) -> Result<Outcome, Failure
         .into());
     };
     let cache = warpgate::cache::Cache::from_env()?;
-    let mut http_options = warpgate::http::HttpOptions::from_env();
+    let mut http_options = warpgate::http::HttpOptions::from_env()?;
     if let Some(reason) = global.offline_reason() {
         http_options.offline = Some(reason);
     }

@@ -231,7 +231,7 @@ impl GlobalArgs {
         let cache = warpgate::cache::Cache::from_env()?;
         let options = warpgate::http::HttpOptions {
             offline: self.offline_reason(),
-            ..warpgate::http::HttpOptions::default()
+            ..warpgate::http::HttpOptions::default().with_limits_from_env()?
         };
         let http = warpgate::http::HttpClient::new(options)?;
         Ok(warpgate::fetch::Fetcher::new(cache, http).with_reporter(output.reporter()))

@@ -202,6 +202,9 @@ fn main() {
             "WARPGATE_VENDOR_DIR",
             "DOCS_RS",
             "SSL_CERT_FILE",
+            "WARPGATE_HTTP_TIMEOUT",
+            "WARPGATE_HTTP_LOW_SPEED_LIMIT",
+            "WARPGATE_HTTP_DEADLINE",
             "RUSTFLAGS",
             "CARGO_ENCODED_RUSTFLAGS",
         ] {
@@ -805,4 +808,49 @@ fn a_github_entry_locked_to_another_host_fails_the_build() {
         );
     }
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_download_under_the_low_speed_limit_fails_the_build_naming_the_limit() {
+    let bytes = b"\0asm a plugin served slowly".to_vec();
+    // Two bytes a second, under the limit of 10 a second over a one-second window.
+    let server = TestServer::start([(
+        "/plugins/slow.wasm",
+        crate::support::Response::ok(bytes.clone())
+            .trickle(1, std::time::Duration::from_millis(500)),
+    )]);
+    let url = server.url("/plugins/slow.wasm");
+    let plugins = [Plugin {
+        id: "slow",
+        bytes,
+        url: url.clone(),
+    }];
+    let app = App::new("wg-it-build-slow", &plugins);
+    let mut env = server.env();
+    env.push(("WARPGATE_HTTP_TIMEOUT", "1".into()));
+    let env: Vec<(&str, &std::ffi::OsStr)> = env
+        .iter()
+        .map(|(name, value)| (*name, value.as_os_str()))
+        .collect();
+
+    let build = app.cargo_build(true, &env).failure();
+    assert!(
+        build
+            .run
+            .stderr
+            .contains(&format!("the transfer from `{url}` is too slow")),
+        "{}",
+        build.run.stderr
+    );
+    assert!(
+        build.run.stderr.contains("WARPGATE_HTTP_LOW_SPEED_LIMIT"),
+        "{}",
+        build.run.stderr
+    );
+    assert!(
+        Cache::new(app.home())
+            .get(&plugins[0].checksum())
+            .unwrap()
+            .is_none()
+    );
 }

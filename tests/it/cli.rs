@@ -62,6 +62,9 @@ impl Project {
             "RUST_LOG",
             "WARPGATE_VENDOR_DIR",
             "WARPGATE_COMPILE_CACHE",
+            "WARPGATE_HTTP_TIMEOUT",
+            "WARPGATE_HTTP_LOW_SPEED_LIMIT",
+            "WARPGATE_HTTP_DEADLINE",
         ] {
             command.env_remove(name);
         }

@@ -657,3 +657,125 @@ fn offline_clients_do_not_read_the_certificate_file() {
     .unwrap();
     assert!(client.is_offline());
 }
+
+#[tokio::test]
+async fn a_body_under_the_low_speed_limit_is_retried_then_fails() {
+    // Four bytes a second against a limit of ten a second over one-second windows.
+    let server = TestServer::start([(
+        "/slow.wasm",
+        Response::ok(body(100)).trickle(1, Duration::from_millis(250)),
+    )]);
+    let client = client_with(&server, |options| {
+        options.low_speed_limit = 10;
+        options.low_speed_time = Duration::from_secs(1);
+        options.max_retries = 1;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url("/slow.wasm");
+    let error = client
+        .download_to(&url, &dir.path().join("x"), &no_progress)
+        .await
+        .unwrap_err();
+    let HttpError::TooSlow {
+        limit,
+        window,
+        received,
+        ..
+    } = &error
+    else {
+        panic!("expected TooSlow, got {error:?}");
+    };
+    assert_eq!((*limit, *window), (10, Duration::from_secs(1)));
+    assert!(*received < 10, "{error}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!("the transfer from `{url}` is too slow: ")),
+        "{message}"
+    );
+    assert!(
+        message.contains("WARPGATE_HTTP_LOW_SPEED_LIMIT"),
+        "{message}"
+    );
+    assert!(message.contains("WARPGATE_HTTP_TIMEOUT"), "{message}");
+    assert_eq!(server.hits("/slow.wasm"), 2, "retried once");
+
+    // The same for an API answer.
+    let error = client.get_api(&url, None).await.unwrap_err();
+    assert!(matches!(error, HttpError::TooSlow { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_slow_body_over_the_low_speed_limit_completes() {
+    // 100 bytes a second in pieces, against a limit of 10 a second over half-second windows.
+    let bytes = body(150);
+    let server = TestServer::start([(
+        "/steady.wasm",
+        Response::ok(bytes.clone()).trickle(10, Duration::from_millis(100)),
+    )]);
+    let client = client_with(&server, |options| {
+        options.low_speed_limit = 10;
+        options.low_speed_time = Duration::from_millis(500);
+        options.max_retries = 0;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("x");
+    let downloaded = client
+        .download_to(&server.url("/steady.wasm"), &dest, &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(downloaded.checksum, Checksum::of(&bytes));
+    assert_eq!(std::fs::read(dest).unwrap(), bytes);
+}
+
+#[tokio::test]
+async fn the_deadline_ends_a_request_that_keeps_going_and_is_not_retried() {
+    let server = TestServer::start([(
+        "/endless",
+        Response::ok(body(1_000_000)).trickle(50, Duration::from_millis(50)),
+    )]);
+    let client = client_with(&server, |options| {
+        options.deadline = Some(Duration::from_millis(1500));
+        options.max_retries = 3;
+    });
+    let url = server.url("/endless");
+    let error = client.get_api(&url, None).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            HttpError::DeadlineExceeded { deadline, .. } if deadline == Duration::from_millis(1500)
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "`{url}` did not finish within the deadline of 1.5 s\nhint: allow longer requests with `WARPGATE_HTTP_DEADLINE` (seconds, `0` means no deadline)"
+        )
+    );
+    assert_eq!(server.hits("/endless"), 1);
+}
+
+#[tokio::test]
+async fn an_answer_that_never_comes_times_out_naming_the_variable() {
+    let server = TestServer::start([(
+        "/silent",
+        Response::ok("late").delay(Duration::from_secs(30)),
+    )]);
+    let client = client_with(&server, |options| {
+        options.read_timeout = Duration::from_secs(1);
+        options.max_retries = 1;
+    });
+    let url = server.url("/silent");
+    let error = client.get_api(&url, None).await.unwrap_err();
+    assert!(
+        matches!(error, HttpError::TimedOut { timeout, .. } if timeout == Duration::from_secs(1)),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "no data from `{url}` for 1 s\nhint: a server this slow needs a larger `WARPGATE_HTTP_TIMEOUT` (seconds)"
+        )
+    );
+    assert_eq!(server.hits("/silent"), 2, "retried once");
+}

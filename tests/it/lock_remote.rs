@@ -6,6 +6,7 @@ use std::time::Duration;
 use warpgate::checksum::Checksum;
 
 use crate::cli::{Project, Run, run_concurrently};
+use crate::support::server::{NAMED_ALT_HOST, NAMED_HOST};
 use crate::support::{FakeAsset, FakeGitHub, FakeRelease, Response, TestProxy};
 
 /// A plugin's bytes (any bytes do: locking does not run them).
@@ -22,7 +23,11 @@ fn run(project: &Project, github: &FakeGitHub, args: &[&str], env: &[(&str, &str
 
 /// A fake GitHub with a monorepo and a single-project repo, plus a plain URL plugin.
 fn fake() -> FakeGitHub {
-    let github = FakeGitHub::start();
+    populate(FakeGitHub::start())
+}
+
+/// [`fake`]'s repositories and plain URL plugin on `github`.
+fn populate(github: FakeGitHub) -> FakeGitHub {
     github
         .release(
             "acme/plugins",
@@ -715,14 +720,15 @@ fn run_through(
 
 #[test]
 fn https_proxy_from_the_environment_carries_every_request() {
-    let github = fake();
+    // Host names that only the proxy can reach: loopback hosts never go through a proxy.
+    let github = populate(FakeGitHub::start_named());
     let proxy = TestProxy::start();
     let project = Project::new(&config(&github));
     let port = github.server().port();
 
     run_through(&project, &github, &proxy, None, &["lock"]).success();
-    let direct = format!("127.0.0.1:{port}");
-    let redirected = format!("localhost:{port}");
+    let direct = format!("{NAMED_HOST}:{port}");
+    let redirected = format!("{NAMED_ALT_HOST}:{port}");
     let targets = proxy.connect_targets();
     // API calls and the plain URL plugin, then GitHub's redirect to another host: the proxy
     // is asked for each host by name, and nothing else.
@@ -759,7 +765,6 @@ fn https_proxy_from_the_environment_carries_every_request() {
 fn no_proxy_bypasses_the_proxy_host_by_host() {
     let github = fake();
     let proxy = TestProxy::start();
-    let port = github.server().port();
 
     // Both loopback names exempt: the proxy is never contacted, and everything still works.
     let project = Project::new(&config(&github));
@@ -775,18 +780,65 @@ fn no_proxy_bypasses_the_proxy_host_by_host() {
     assert!(github.server().hits("/hello-1.0.0.wasm") >= 1);
     assert_eq!(proxy.connection_count(), 0, "{:?}", proxy.requests());
 
-    // Only `127.0.0.1` exempt: that host is reached directly, while the download host GitHub
-    // redirects to (`localhost`) still goes through the proxy.
+    // Entries that name neither host (a parent domain without the dot rule, another host, an
+    // address range) leave both going through the proxy. (A named host that `NO_PROXY`
+    // exempts would be resolved, which a test without a network cannot do.)
+    let github = populate(FakeGitHub::start_named());
+    let port = github.server().port();
     let project = Project::new(&config(&github));
-    run_through(&project, &github, &proxy, Some("127.0.0.1"), &["lock"]).success();
-    let targets = proxy.connect_targets();
-    assert!(!targets.is_empty());
-    assert!(
-        targets
-            .iter()
-            .all(|target| *target == format!("localhost:{port}")),
-        "{targets:?}"
+    run_through(
+        &project,
+        &github,
+        &proxy,
+        Some("hub.test,other.test,10.0.0.0/8"),
+        &["lock"],
+    )
+    .success();
+    let mut targets = proxy.connect_targets();
+    targets.sort();
+    targets.dedup();
+    assert_eq!(
+        targets,
+        [
+            format!("{NAMED_HOST}:{port}"),
+            format!("{NAMED_ALT_HOST}:{port}")
+        ],
     );
+}
+
+#[test]
+fn loopback_never_goes_through_a_proxy_so_a_token_stays_on_the_machine() {
+    // A plain `http://` API on loopback (the token would cross the proxy in clear text),
+    // and the `https://` one.
+    for github in [FakeGitHub::start_plain(), FakeGitHub::start()] {
+        let github = populate(github);
+        let proxy = TestProxy::start();
+        let project = Project::new(&config(&github));
+        let secret = "ghp_l00pback_only";
+        let mut command = project.command(&["lock"]);
+        command.envs(github.env()).env("GITHUB_TOKEN", secret);
+        // Every proxy variable, in both cases, and no `NO_PROXY`.
+        proxy.configure_every_variable(&mut command);
+        let run = Run::from(command.output().unwrap()).success();
+        assert!(!run.stderr.contains(secret), "{run:#?}");
+        assert!(project.read("warpgate.lock").contains("[plugins.hello]"));
+        assert_eq!(proxy.connection_count(), 0, "{:?}", proxy.requests());
+        // The token went straight to the API, and the downloads (on `localhost` too) were
+        // direct as well.
+        let requests = github.server().requests();
+        let api: Vec<_> = requests
+            .iter()
+            .filter(|request| request.path.starts_with("/repos/"))
+            .collect();
+        assert!(!api.is_empty());
+        for request in api {
+            assert_eq!(
+                request.header("authorization"),
+                Some(format!("Bearer {secret}").as_str())
+            );
+        }
+        assert!(requests.iter().any(|request| request.is_alt_host()));
+    }
 }
 
 /// GitHub plugins only: floating, a range, and an asset without a digest.
@@ -1017,4 +1069,125 @@ fn a_hand_edited_github_entry_is_refused_by_every_command() {
         "the injected URL was requested"
     );
     assert!(!project.path("vendor").exists());
+}
+
+#[test]
+fn a_download_under_the_low_speed_limit_fails_fetch_and_leaves_nothing_behind() {
+    let github = fake();
+    let project = Project::new(&config(&github));
+    run(&project, &github, &["lock"], &[]).success();
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    // Two bytes a second, under the limit of 10 a second over a one-second window; every
+    // read brings bytes, so only the low-speed check can stop it.
+    github.server().route(
+        "/hello-1.0.0.wasm",
+        Response::ok(wasm("hello")).trickle(1, Duration::from_millis(500)),
+    );
+    let url = github.server().url("/hello-1.0.0.wasm");
+    let hits = github.server().hits("/hello-1.0.0.wasm");
+    let started = std::time::Instant::now();
+    run(
+        &project,
+        &github,
+        &["fetch"],
+        &[
+            ("WARPGATE_HTTP_TIMEOUT", "1"),
+            ("WARPGATE_HTTP_LOW_SPEED_LIMIT", "10"),
+        ],
+    )
+    .code(2)
+    .stderr_has(&format!("the transfer from `{url}` is too slow"))
+    .stderr_has("under the low-speed limit of 10 bytes per second")
+    .stderr_has("hint: allow slower transfers with `WARPGATE_HTTP_LOW_SPEED_LIMIT`");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    // Retried like any transient failure (three retries), then given up.
+    assert_eq!(github.server().hits("/hello-1.0.0.wasm") - hits, 4);
+    let blobs = project.cache_home().join("v1/blobs/sha256");
+    assert!(!blobs.join(Checksum::of(&wasm("hello")).hex()).exists());
+    assert_eq!(
+        std::fs::read_dir(project.cache_home().join("v1/tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn an_api_answer_that_never_ends_fails_lock_at_the_deadline() {
+    let github = fake();
+    // Fast enough for the low-speed check (200 bytes a second), but ten seconds long.
+    let listing = "/repos/acme/deno-plugin/releases?per_page=100";
+    let mut body = vec![b' '; 2_000];
+    body[0] = b'[';
+    body[1_999] = b']';
+    github.server().route(
+        listing,
+        Response::ok(body).trickle(20, Duration::from_millis(100)),
+    );
+    let project = Project::new("[plugins]\ndeno = \"github://acme/deno-plugin\"\n");
+    let started = std::time::Instant::now();
+    run(
+        &project,
+        &github,
+        &["lock"],
+        &[
+            ("WARPGATE_HTTP_TIMEOUT", "1"),
+            ("WARPGATE_HTTP_DEADLINE", "2"),
+        ],
+    )
+    .code(2)
+    .stderr_has("cannot resolve `github://acme/deno-plugin`")
+    .stderr_has(&format!(
+        "`{}` did not finish within the deadline of 2 s",
+        github.server().url(listing)
+    ))
+    .stderr_has("hint: allow longer requests with `WARPGATE_HTTP_DEADLINE`");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    // The deadline covers the retries, so it ends the request: one attempt.
+    assert_eq!(github.server().hits(listing), 1);
+    assert!(!project.path("warpgate.lock").exists());
+}
+
+#[test]
+fn unusable_http_settings_are_refused_naming_the_variable() {
+    let github = fake();
+    // `fetch` on an empty cache, and `lock` with an entry to resolve: both need the network.
+    let fetching = Project::new(&config(&github));
+    run(&fetching, &github, &["lock"], &[]).success();
+    std::fs::remove_dir_all(fetching.cache_home()).unwrap();
+    let locking = Project::new("[plugins]\ndeno = \"github://acme/deno-plugin\"\n");
+    let requests = github.server().request_count();
+    for (name, value, expected) in [
+        (
+            "WARPGATE_HTTP_TIMEOUT",
+            "abc",
+            "a whole number of seconds from 1",
+        ),
+        (
+            "WARPGATE_HTTP_TIMEOUT",
+            "0",
+            "a whole number of seconds from 1",
+        ),
+        (
+            "WARPGATE_HTTP_LOW_SPEED_LIMIT",
+            "-1",
+            "a whole number of bytes per second from 0 (no check)",
+        ),
+        (
+            "WARPGATE_HTTP_DEADLINE",
+            "1.5",
+            "a whole number of seconds from 0 (no deadline)",
+        ),
+        ("WARPGATE_HTTP_DEADLINE", "99999999999", "to 1000000000"),
+    ] {
+        for (project, command) in [(&fetching, "fetch"), (&locking, "lock")] {
+            run(project, &github, &[command], &[(name, value)])
+                .code(2)
+                .stderr_has(&format!("invalid `{name}` value `{value}`: expected"))
+                .stderr_has(expected)
+                .stderr_has(&format!("hint: correct `{name}`, or unset it"));
+        }
+    }
+    assert_eq!(github.server().request_count(), requests);
+    assert!(!locking.path("warpgate.lock").exists());
 }

@@ -123,8 +123,24 @@ pub struct FakeGitHub {
 impl FakeGitHub {
     /// Starts a fake API with no repositories.
     pub fn start() -> Self {
+        Self::on(TestServer::empty())
+    }
+
+    /// [`Self::start`] on [`TestServer::empty_named`]: the API and downloads on
+    /// `github.test`, the objects on `objects.test`, reachable only through
+    /// [`TestProxy`](super::TestProxy).
+    pub fn start_named() -> Self {
+        Self::on(TestServer::empty_named())
+    }
+
+    /// [`Self::start`] on [`TestServer::empty_plain`]: plain `http://` on loopback.
+    pub fn start_plain() -> Self {
+        Self::on(TestServer::empty_plain())
+    }
+
+    fn on(server: TestServer) -> Self {
         Self {
-            server: TestServer::empty(),
+            server,
             repos: Mutex::new(BTreeMap::new()),
             page_size: Mutex::new(30),
         }

@@ -1,22 +1,24 @@
 //! A loopback HTTP proxy for tests of proxies from the environment (`HTTPS_PROXY`, `NO_PROXY`).
 //!
 //! ```ignore
+//! let server = TestServer::empty_named(); // URLs on `github.test`: loopback skips proxies
 //! let proxy = TestProxy::start();
 //! let mut command = project.command(&["lock"]);
 //! command.envs(server.env());
 //! proxy.configure(&mut command, None); // HTTPS_PROXY=http://127.0.0.1:<port>, no NO_PROXY
 //! // … run it …
-//! assert_eq!(proxy.connect_targets(), [format!("127.0.0.1:{}", server.port())]);
+//! assert_eq!(proxy.connect_targets(), [format!("github.test:{}", server.port())]);
 //! ```
 //!
 //! It listens on `127.0.0.1:<random port>` and speaks only `CONNECT host:port`, the way a
 //! client reaches an `https://` URL through a proxy: it records the target, answers
 //! `HTTP/1.1 200 Connection established` and then copies bytes both ways, so TLS runs end to
-//! end between the client and the real server. It tunnels to loopback targets only
-//! (`127.0.0.0/8`, `[::1]`, and `localhost`, which it dials as `127.0.0.1` because that is
-//! where [`TestServer`](super::TestServer) listens): anything else gets a `403`, any other
-//! method a `405`, and an unreachable target a `502`; all of these are still recorded. Dropping
-//! the proxy stops it: its runtime, and with it every open tunnel, is shut down and its thread
+//! end between the client and the real server. It tunnels to loopback targets and to the
+//! test names [`NAMED_HOST`] and [`NAMED_ALT_HOST`] only (`127.0.0.0/8`, `[::1]`, and the
+//! names, which it dials as `127.0.0.1` because that is where
+//! [`TestServer`](super::TestServer) listens): anything else gets a `403`, any other method a
+//! `405`, and an unreachable target a `502`; all of these are still recorded. Dropping the
+//! proxy stops it: its runtime, and with it every open tunnel, is shut down and its thread
 //! joined.
 
 use std::ffi::OsString;
@@ -28,6 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::listener::LoopbackListener;
+use super::server::{NAMED_ALT_HOST, NAMED_HOST};
 
 /// Every variable that can point a client at a proxy or exempt hosts from it, in both cases.
 pub const PROXY_VARS: [&str; 9] = [
@@ -98,6 +101,17 @@ impl TestProxy {
             command.env_remove(name);
         }
         command.envs(self.env(no_proxy));
+    }
+
+    /// Clears every proxy variable, then points all of `HTTPS_PROXY`, `HTTP_PROXY` and
+    /// `ALL_PROXY` (in both cases) at this proxy, with no `NO_PROXY`.
+    pub fn configure_every_variable(&self, command: &mut Command) {
+        for name in PROXY_VARS {
+            command.env_remove(name);
+        }
+        for name in &PROXY_VARS[..6] {
+            command.env(name, self.url());
+        }
     }
 
     /// `HTTPS_PROXY` for this proxy and, when given, `NO_PROXY`.
@@ -189,12 +203,14 @@ async fn refuse(mut client: TcpStream, status: &str) {
     let _ = client.shutdown().await;
 }
 
-/// The address to dial for a `CONNECT` target `host:port`, if the host is loopback.
+/// The address to dial for a `CONNECT` target `host:port`, if the host is loopback or a
+/// test name.
 fn loopback_address(target: &str) -> Option<SocketAddr> {
     let (host, port) = target.rsplit_once(':')?;
     let port: u16 = port.parse().ok()?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let ip = if host.eq_ignore_ascii_case("localhost") {
+    let names = ["localhost", NAMED_HOST, NAMED_ALT_HOST];
+    let ip = if names.iter().any(|name| host.eq_ignore_ascii_case(name)) {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
     } else {
         host.parse::<IpAddr>().ok()?
@@ -226,7 +242,7 @@ fn only_connect_to_loopback_is_tunnelled() {
     );
     assert_eq!(proxy.requests().len(), 3);
 
-    // A loopback target is tunnelled: bytes go through both ways.
+    // A test name is tunnelled (to 127.0.0.1): bytes go through both ways.
     let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let echo_port = echo.local_addr().unwrap().port();
     let echo_thread = std::thread::spawn(move || {
@@ -238,7 +254,7 @@ fn only_connect_to_loopback_is_tunnelled() {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", proxy.port())).unwrap();
     write!(
         stream,
-        "CONNECT localhost:{echo_port} HTTP/1.1\r\n\r\nhello"
+        "CONNECT {NAMED_HOST}:{echo_port} HTTP/1.1\r\n\r\nhello"
     )
     .unwrap();
     let mut answer = String::new();
@@ -247,6 +263,6 @@ fn only_connect_to_loopback_is_tunnelled() {
     echo_thread.join().unwrap();
     assert_eq!(
         proxy.connect_targets().last(),
-        Some(&format!("localhost:{echo_port}"))
+        Some(&format!("{NAMED_HOST}:{echo_port}"))
     );
 }

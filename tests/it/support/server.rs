@@ -19,6 +19,11 @@
 //! `localhost`, so [`TestServer::alt_url`] reaches the same server under a *different host*
 //! (for cross-host redirect and credential tests). The certificate is signed by a per-server
 //! test CA whose PEM is in [`TestServer::ca_pem_path`] (for `SSL_CERT_FILE`).
+//!
+//! Loopback hosts never go through a proxy, so tests of proxies use
+//! [`TestServer::empty_named`]: its URLs name [`NAMED_HOST`] and [`NAMED_ALT_HOST`] (the
+//! certificate covers them too), which only [`TestProxy`](super::TestProxy) can reach: it
+//! dials them as `127.0.0.1`. [`TestServer::empty_plain`] speaks plain `http://`.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -36,6 +41,13 @@ use warpgate::http::{HttpClient, HttpOptions};
 
 use super::listener::LoopbackListener;
 
+/// The host name of [`TestServer::url`] on a [`TestServer::empty_named`] server; not
+/// resolvable, only reachable through [`TestProxy`](super::TestProxy).
+pub const NAMED_HOST: &str = "github.test";
+
+/// The host name of [`TestServer::alt_url`] on a [`TestServer::empty_named`] server.
+pub const NAMED_ALT_HOST: &str = "objects.test";
+
 /// One scripted answer.
 #[derive(Clone, Debug)]
 pub struct Response {
@@ -46,6 +58,7 @@ pub struct Response {
     truncate_to: Option<usize>,
     hang_up: bool,
     close_delimited: bool,
+    trickle: Option<(usize, Duration)>,
 }
 
 impl Response {
@@ -59,6 +72,7 @@ impl Response {
             truncate_to: None,
             hang_up: false,
             close_delimited: false,
+            trickle: None,
         }
     }
 
@@ -113,6 +127,14 @@ impl Response {
     /// Announces the full `Content-Length` but closes after `bytes` bytes of the body.
     pub fn truncate_to(mut self, bytes: usize) -> Self {
         self.truncate_to = Some(bytes);
+        self
+    }
+
+    /// Sends the body `bytes` at a time, waiting `interval` before each piece (the headers go
+    /// at once). Stops when the client goes away.
+    pub fn trickle(mut self, bytes: usize, interval: Duration) -> Self {
+        assert!(bytes > 0);
+        self.trickle = Some((bytes, interval));
         self
     }
 
@@ -180,11 +202,12 @@ impl RecordedRequest {
             .map(|(_, value)| value.as_str())
     }
 
-    /// Whether the request was sent to the `localhost` name (see [`TestServer::alt_url`]).
+    /// Whether the request was sent to the other name (`localhost` or [`NAMED_ALT_HOST`]; see
+    /// [`TestServer::alt_url`]).
     pub fn is_alt_host(&self) -> bool {
         self.host
             .as_deref()
-            .is_some_and(|host| host.starts_with("localhost"))
+            .is_some_and(|host| host.starts_with("localhost") || host.starts_with(NAMED_ALT_HOST))
     }
 }
 
@@ -228,6 +251,10 @@ pub struct TestServer {
     state: Arc<Mutex<State>>,
     ca_pem: String,
     ca_file: tempfile::NamedTempFile,
+    /// `https` or `http`.
+    scheme: &'static str,
+    /// The hosts of [`Self::url`] and [`Self::alt_url`].
+    hosts: (&'static str, &'static str),
 }
 
 impl TestServer {
@@ -246,6 +273,21 @@ impl TestServer {
 
     /// Starts a server with no routes (every request gets a 404 until routes are added).
     pub fn empty() -> Self {
+        Self::launch("https", ("127.0.0.1", "localhost"))
+    }
+
+    /// [`Self::empty`], with URLs on [`NAMED_HOST`] and [`NAMED_ALT_HOST`] instead of the
+    /// loopback names: for tests that go through [`TestProxy`](super::TestProxy).
+    pub fn empty_named() -> Self {
+        Self::launch("https", (NAMED_HOST, NAMED_ALT_HOST))
+    }
+
+    /// [`Self::empty`] speaking plain `http://` (no TLS).
+    pub fn empty_plain() -> Self {
+        Self::launch("http", ("127.0.0.1", "localhost"))
+    }
+
+    fn launch(scheme: &'static str, hosts: (&'static str, &'static str)) -> Self {
         let (ca_pem, tls) = certificates();
         let mut ca_file = tempfile::Builder::new()
             .prefix("warpgate-test-ca-")
@@ -262,11 +304,16 @@ impl TestServer {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .connections += 1;
-            let acceptor = acceptor.clone();
+            let acceptor = (scheme == "https").then(|| acceptor.clone());
             let state = Arc::clone(&connection_state);
             async move {
-                if let Ok(stream) = acceptor.accept(stream).await {
-                    serve(stream, state).await;
+                match acceptor {
+                    Some(acceptor) => {
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            serve(stream, state).await;
+                        }
+                    }
+                    None => serve(stream, state).await,
                 }
             }
         });
@@ -275,6 +322,8 @@ impl TestServer {
             state,
             ca_pem,
             ca_file,
+            scheme,
+            hosts,
         }
     }
 
@@ -312,14 +361,18 @@ impl TestServer {
         self.listener.port()
     }
 
-    /// `https://127.0.0.1:<port><path>`.
+    /// `https://127.0.0.1:<port><path>` (or the [`NAMED_HOST`], or `http://`; see the
+    /// constructors).
     pub fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.listener.port())
+        let (scheme, (host, _)) = (self.scheme, self.hosts);
+        format!("{scheme}://{host}:{}{path}", self.listener.port())
     }
 
-    /// `https://localhost:<port><path>`: the same server under another host name.
+    /// `https://localhost:<port><path>` (or the [`NAMED_ALT_HOST`], or `http://`): the same
+    /// server under another host name.
     pub fn alt_url(&self, path: &str) -> String {
-        format!("https://localhost:{}{path}", self.listener.port())
+        let (scheme, (_, host)) = (self.scheme, self.hosts);
+        format!("{scheme}://{host}:{}{path}", self.listener.port())
     }
 
     /// The test CA's certificate (PEM).
@@ -405,8 +458,13 @@ fn certificates() -> (String, rustls::ServerConfig) {
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca_params, ca_key);
 
-    let mut leaf_params =
-        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let mut leaf_params = CertificateParams::new(vec![
+        "127.0.0.1".to_string(),
+        "localhost".to_string(),
+        NAMED_HOST.to_string(),
+        NAMED_ALT_HOST.to_string(),
+    ])
+    .unwrap();
     leaf_params
         .distinguished_name
         .push(DnType::CommonName, "localhost");
@@ -530,14 +588,32 @@ where
     }
     out.push_str("connection: close\r\n\r\n");
     let mut bytes = out.into_bytes();
-    if request.method != "HEAD" {
-        let sent = response
-            .truncate_to
-            .unwrap_or(response.body.len())
-            .min(response.body.len());
-        bytes.extend_from_slice(&response.body[..sent]);
+    let sent = response
+        .truncate_to
+        .unwrap_or(response.body.len())
+        .min(response.body.len());
+    let body = if request.method == "HEAD" {
+        &[][..]
+    } else {
+        &response.body[..sent]
+    };
+    match response.trickle {
+        Some((piece, interval)) => {
+            if stream.write_all(&bytes).await.is_err() || stream.flush().await.is_err() {
+                return;
+            }
+            for chunk in body.chunks(piece) {
+                tokio::time::sleep(interval).await;
+                if stream.write_all(chunk).await.is_err() || stream.flush().await.is_err() {
+                    return;
+                }
+            }
+        }
+        None => {
+            bytes.extend_from_slice(body);
+            let _ = stream.write_all(&bytes).await;
+        }
     }
-    let _ = stream.write_all(&bytes).await;
     let _ = stream.flush().await;
     let _ = stream.shutdown().await;
 }
