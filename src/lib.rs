@@ -53,6 +53,7 @@ pub mod env;
 pub mod id;
 pub mod locator;
 pub mod lockfile;
+pub mod oci;
 pub mod release;
 pub mod reporter;
 pub mod settings;

@@ -19,7 +19,8 @@
 //!
 //! The bytes are canonical: plugins sorted by id, keys in the order above, keys that do not
 //! apply left out (`requirement` only when the config gave a `version`; `tag`/`asset` for
-//! GitHub plugins; `url` for downloads; `path` — relative to the lockfile's folder, with `/`
+//! GitHub plugins; `registry`, `repository`, `tag` and the manifest `digest` for registry
+//! plugins, whose `checksum` is the wasm layer's digest; `url` for downloads; `path` — relative to the lockfile's folder, with `/`
 //! separators — for `file://` plugins), no timestamps, no absolute paths, no credentials.
 //!
 //! This version of warpgate reads and writes format `version = 1`. A lockfile with a higher
@@ -61,12 +62,21 @@ pub struct LockedPlugin {
     /// The config's `version` requirement, when it had one.
     #[serde(default)]
     pub requirement: Option<semver::VersionReq>,
-    /// The release tag (GitHub plugins).
+    /// The registry host (registry plugins; the locator's host).
+    #[serde(default)]
+    pub registry: Option<String>,
+    /// The repository in the registry (registry plugins; the locator's repository).
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// The release tag (GitHub plugins), or the tag resolved (registry plugins).
     #[serde(default)]
     pub tag: Option<String>,
     /// The release asset's file name (GitHub plugins).
     #[serde(default)]
     pub asset: Option<String>,
+    /// The manifest digest the tag resolved to (registry plugins); pulls go by digest only.
+    #[serde(default)]
+    pub digest: Option<Checksum>,
     /// Where the bytes are downloaded from (GitHub and URL plugins).
     #[serde(default)]
     pub url: Option<String>,
@@ -135,6 +145,16 @@ impl LockedPlugin {
                 }
                 crate::release::check_locked_release(api_url, locator, tag, asset, url)?;
             }
+            PluginLocator::Registry(locator) => {
+                crate::oci::reference::check_locked(locator, self)?;
+            }
+        }
+        if !matches!(self.locator, PluginLocator::Registry(_))
+            && (self.registry.is_some() || self.repository.is_some() || self.digest.is_some())
+        {
+            return Err(
+                "only a `registry://` entry has `registry`, `repository` or `digest`".into(),
+            );
         }
         Ok(())
     }
@@ -272,7 +292,10 @@ impl Lockfile {
                 "requirement",
                 plugin.requirement.as_ref().map(|r| r.to_string()),
             );
+            field("registry", plugin.registry.clone());
+            field("repository", plugin.repository.clone());
             field("tag", plugin.tag.clone());
+            field("digest", plugin.digest.map(|digest| digest.to_string()));
             field("asset", plugin.asset.clone());
             field("url", plugin.url.clone());
             field("path", plugin.path.clone());
@@ -381,7 +404,10 @@ mod tests {
             LockedPlugin {
                 locator: "file://./plugins/zeta.wasm".parse().unwrap(),
                 requirement: None,
+                registry: None,
+                repository: None,
                 tag: None,
+                digest: None,
                 asset: None,
                 url: None,
                 path: Some("plugins/zeta.wasm".into()),
@@ -394,7 +420,10 @@ mod tests {
             LockedPlugin {
                 locator: "github://acme/plugins/alpha".parse().unwrap(),
                 requirement: Some("^1.2".parse().unwrap()),
+                registry: None,
+                repository: None,
                 tag: Some("alpha@v1.2.0".into()),
+                digest: None,
                 asset: Some("alpha.wasm".into()),
                 url: Some(
                     "https://github.com/acme/plugins/releases/download/alpha@v1.2.0/alpha.wasm"

@@ -156,6 +156,9 @@ fn main() {
                 LockedPlugin {
                     locator: plugin.url.parse::<PluginLocator>().unwrap(),
                     requirement: None,
+                    registry: None,
+                    repository: None,
+                    digest: None,
                     tag: None,
                     asset: None,
                     url: Some(plugin.url.clone()),
