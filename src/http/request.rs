@@ -100,10 +100,14 @@ impl HttpClient {
             let status = response.status().as_u16();
             let headers = response.headers().clone();
             let mut body = Vec::new();
-            match self
-                .read_body(response, &mut body, &mut Hasher::new(), &|_, _| {})
-                .await
-            {
+            // A `HEAD` answer's `Content-Length` describes a body that is never sent.
+            let read = if request.method == Method::HEAD {
+                Ok(())
+            } else {
+                self.read_body(response, &mut body, &mut Hasher::new(), &|_, _| {})
+                    .await
+            };
+            match read {
                 Ok(()) => {
                     return Ok(Answer {
                         url,
