@@ -159,6 +159,11 @@ struct HostState {
     basic: bool,
     tokens: HashMap<String, String>,
     plain_http: bool,
+    /// A request without credentials was answered (the registry is open).
+    open: bool,
+    /// One lock per scope, held by the first request while it learns how to authenticate,
+    /// so that parallel requests do not each collect a `401`.
+    probes: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// The OCI registry client. Cheap to clone (state is shared).
@@ -219,6 +224,16 @@ impl RegistryClient {
         let found = self.store.lookup(registry)?;
         self.with_host(registry, |state| state.credentials = Some(found.clone()));
         Ok(found)
+    }
+
+    /// Until the client knows how `registry` authenticates `scope`, the lock that makes
+    /// parallel requests wait for the first one to find out.
+    async fn probe(&self, registry: &str, scope: &str) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        let lock = self.with_host(registry, |state| {
+            let known = state.open || state.basic || state.tokens.contains_key(scope);
+            (!known).then(|| state.probes.entry(scope.to_string()).or_default().clone())
+        })?;
+        Some(lock.lock_owned().await)
     }
 
     /// What to send with a request for `scope` on `registry`, from what is known so far.
@@ -399,6 +414,7 @@ impl RegistryClient {
         make: impl Fn(String) -> Request,
     ) -> Result<Answer, RegistryError> {
         let scope = format!("repository:{repository}:{actions}");
+        let _probe = self.probe(registry, &scope).await;
         let mut sent = false;
         loop {
             let mut request = make(self.url(registry, repository, path));
@@ -414,6 +430,9 @@ impl RegistryClient {
                 Err(error) => return Err(error.into()),
             };
             if answer.status != 401 {
+                if matches!(auth, Auth::None) {
+                    self.with_host(registry, |state| state.open = true);
+                }
                 return Ok(answer);
             }
             if sent {
@@ -687,6 +706,7 @@ impl RegistryClient {
     ) -> Result<Downloaded, RegistryError> {
         let scope = format!("repository:{repository}:pull");
         let path = format!("blobs/{digest}");
+        let mut probe = self.probe(registry, &scope).await;
         let mut sent = false;
         loop {
             let url = self.url(registry, repository, &path);
@@ -700,7 +720,12 @@ impl RegistryClient {
                 .download_request(&url, &headers, dest, progress)
                 .await
             {
-                Ok(Ok(downloaded)) => return Ok(downloaded),
+                Ok(Ok(downloaded)) => {
+                    if matches!(auth, Auth::None) {
+                        self.with_host(registry, |state| state.open = true);
+                    }
+                    return Ok(downloaded);
+                }
                 Ok(Err(answer)) => answer,
                 Err(error) if self.switch_to_plain_http(registry, &error) => continue,
                 Err(error) => return Err(error.into()),
@@ -709,6 +734,8 @@ impl RegistryClient {
                 401 if !sent => {
                     self.authenticate(registry, repository, &scope, "pull", &answer)
                         .await?;
+                    // Known now: the other requests may go while this one downloads.
+                    probe.take();
                     sent = true;
                 }
                 401 => return Err(self.refused(registry, repository, "pull")?),

@@ -431,3 +431,107 @@ fn offline_opens_no_connection() {
     .success();
     assert_eq!(registry.requests(), vec![]);
 }
+
+#[test]
+fn mirror_push_then_a_fresh_cache_fetches_everything_from_the_mirror() {
+    use crate::support::{FakeGitHub, FakeRelease, Response};
+    let origin = TestRegistry::start();
+    let mirror = TestRegistry::start();
+    let github = FakeGitHub::start();
+    let deno = b"\0asm deno from github".to_vec();
+    let hello = b"\0asm hello from a URL".to_vec();
+    github.release(
+        "acme/deno-plugin",
+        FakeRelease::new("v1.0.0").wasm("deno.wasm", deno.clone()),
+    );
+    github
+        .server()
+        .route("/hello.wasm", Response::ok(hello.clone()));
+    let project = Project::new(&format!(
+        "[plugins]\njson = \"{}\"\ndeno = \"github://acme/deno-plugin\"\nhello = \"{}\"\necho = \"file://./plugins/failing.wasm\"\n",
+        origin.locator("plugins/json-tools:1.0.0"),
+        github.server().url("/hello.wasm"),
+    ));
+    publish(&project, &origin, "plugins/json-tools:1.0.0");
+
+    // One trust bundle and one credential list for every server.
+    let bundle = project.path("ca-bundle.pem");
+    let mut pem = std::fs::read_to_string(origin.ca_path()).unwrap();
+    pem.push_str(&std::fs::read_to_string(mirror.ca_path()).unwrap());
+    pem.push_str(github.server().ca_pem());
+    std::fs::write(&bundle, pem).unwrap();
+    let mut base: Vec<(String, std::ffi::OsString)> = github
+        .env()
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect();
+    base.push(("SSL_CERT_FILE".into(), bundle.clone().into()));
+    base.push((
+        "WARPGATE_REGISTRY_AUTH".into(),
+        format!("{} {}", origin.auth(), mirror.auth()).into(),
+    ));
+    let everywhere = |args: &[&str], extra: &[(&str, String)]| {
+        let mut command = command(&project, &mirror, args);
+        command.envs(base.iter().map(|(name, value)| (name, value)));
+        command.envs(extra.iter().map(|(name, value)| (*name, value.clone())));
+        Run::from(command.output().unwrap())
+    };
+    everywhere(&["lock"], &[]).success();
+    let target = mirror.locator("team/plugins");
+    let first = everywhere(&["mirror", "push", &target], &[]).success();
+    assert!(first.stderr.contains("4 plugins"), "{first:#?}");
+    assert!(
+        first.stderr.contains("(4 uploaded, 0 already there)"),
+        "{first:#?}"
+    );
+
+    // A second push of the unchanged lock uploads nothing: one `HEAD` per plugin.
+    mirror.clear_requests();
+    let second = everywhere(&["mirror", "push", &target], &[]).success();
+    assert!(
+        second.stderr.contains("(0 uploaded, 4 already there)"),
+        "{second:#?}"
+    );
+    let requests = mirror.requests();
+    eprintln!(
+        "second mirror push: {} requests: {requests:#?}",
+        requests.len()
+    );
+    assert!(requests.iter().all(|r| r.method == "HEAD"), "{requests:#?}");
+    assert_eq!(
+        requests.iter().filter(|r| r.status == 200).count(),
+        4,
+        "{requests:#?}"
+    );
+    // The first request learns that the registry wants Basic auth; the others wait for it.
+    assert_eq!(requests.len(), 5, "{requests:#?}");
+
+    // The origins go away; a fresh cache fills from the mirror alone.
+    drop(github);
+    drop(origin);
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    mirror.clear_requests();
+    everywhere(&["fetch"], &[("WARPGATE_MIRROR", target.clone())]).success();
+    let requests = mirror.requests();
+    eprintln!("mirrored fetch: {} requests: {requests:#?}", requests.len());
+    let served: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.path.as_str())
+        .collect();
+    assert_eq!(served.len(), 3, "{requests:#?}");
+    assert_eq!(requests.len(), 4, "{requests:#?}");
+    assert!(
+        served
+            .iter()
+            .all(|path| path.starts_with("/v2/team/plugins/blobs/sha256:"))
+    );
+    let cache = warpgate::cache::Cache::new(project.cache_home());
+    for bytes in [deno, hello, json_tools().0] {
+        assert!(cache.get(&Checksum::of(&bytes)).unwrap().is_some());
+    }
+
+    // Without the mirror, the dead origins are all there is.
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    everywhere(&["fetch"], &[("WARPGATE_MIRROR", "off".into())]).code(2);
+}
