@@ -535,3 +535,66 @@ fn mirror_push_then_a_fresh_cache_fetches_everything_from_the_mirror() {
     std::fs::remove_dir_all(project.cache_home()).unwrap();
     everywhere(&["fetch"], &[("WARPGATE_MIRROR", "off".into())]).code(2);
 }
+
+#[test]
+fn publish_lock_vendor_and_build_by_digest() {
+    let registry = TestRegistry::start();
+    let locator = registry.locator("plugins/json-tools:1.0.0");
+    let app = crate::build::App::new("wg-it-registry-build", &[]);
+    std::fs::write(
+        app.path("warpgate.toml"),
+        format!("[plugins]\njson = \"{locator}\"\n"),
+    )
+    .unwrap();
+    let project = Project {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    publish(&project, &registry, "plugins/json-tools:1.0.0");
+    let in_app = |args: &[&str]| {
+        let mut command = command(&project, &registry, args);
+        command
+            .current_dir(app.path(""))
+            .env("WARPGATE_HOME", app.home());
+        Run::from(command.output().unwrap())
+    };
+    in_app(&["lock"]).success();
+    let (bytes, checksum) = json_tools();
+
+    // `warpgate vendor` with an empty cache pulls the layer by digest.
+    std::fs::remove_dir_all(app.home()).unwrap();
+    registry.clear_requests();
+    in_app(&["vendor"]).success();
+    assert_eq!(
+        std::fs::read(app.path("vendor/warpgate/json.wasm")).unwrap(),
+        bytes
+    );
+    assert!(
+        registry
+            .requests()
+            .iter()
+            .all(|r| r.path == format!("/v2/plugins/json-tools/blobs/{checksum}")),
+    );
+
+    // The build script, online with an empty cache and no vendor folder, pulls by digest too.
+    std::fs::remove_dir_all(app.path("vendor")).unwrap();
+    std::fs::remove_dir_all(app.home()).unwrap();
+    registry.clear_requests();
+    let env = registry.env();
+    let env: Vec<(&str, &std::ffi::OsStr)> = env
+        .iter()
+        .map(|(name, value)| (*name, value.as_os_str()))
+        .collect();
+    app.cargo_build(true, &env).success();
+    assert_eq!(
+        app.run_binary(),
+        format!("json {checksum} {}\n", bytes.len())
+    );
+    let requests = registry.requests();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.path == format!("/v2/plugins/json-tools/blobs/{checksum}")),
+        "{requests:#?}"
+    );
+    assert!(requests.iter().any(|r| r.status == 200), "{requests:#?}");
+}
