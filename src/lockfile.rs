@@ -559,6 +559,38 @@ size = 4
                 "locator = \"https://e.com/x.wasm\"\nurl = \"https://other.com/x.wasm\"\n",
                 "needs `url = \"https://e.com/x.wasm\"`",
             ),
+            (
+                "locator = \"registry://ghcr.io/a/b:1.0\"\nregistry = \"evil.example\"\nrepository = \"a/b\"\ntag = \"1.0\"\ndigest = \"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n",
+                "`registry = \"evil.example\"` is not the locator's registry; expected `ghcr.io`",
+            ),
+            (
+                "locator = \"registry://ghcr.io/a/b:1.0\"\nregistry = \"ghcr.io\"\nrepository = \"a/evil\"\ntag = \"1.0\"\ndigest = \"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n",
+                "`repository = \"a/evil\"` is not the locator's repository; expected `a/b`",
+            ),
+            (
+                "locator = \"registry://ghcr.io/a/b:1.0\"\nregistry = \"ghcr.io\"\nrepository = \"a/b\"\ntag = \"1.0\"\ndigest = \"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\nurl = \"https://evil.example/x.wasm\"\n",
+                "has no `url`, `path` or `asset`",
+            ),
+            (
+                "locator = \"registry://ghcr.io/a/b:1.0\"\nregistry = \"ghcr.io\"\nrepository = \"a/b\"\ntag = \"2.0\"\ndigest = \"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n",
+                "needs `tag = \"1.0\"`",
+            ),
+            (
+                "locator = \"registry://ghcr.io/a/b:1.0\"\nregistry = \"ghcr.io\"\nrepository = \"a/b\"\ntag = \"1.0\"\n",
+                "needs the manifest `digest`",
+            ),
+            (
+                "locator = \"registry://ghcr.io/a/b@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\nregistry = \"ghcr.io\"\nrepository = \"a/b\"\ndigest = \"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"\n",
+                "is not the locator's digest",
+            ),
+            (
+                "locator = \"registry://ghcr.io/a/b\"\nregistry = \"ghcr.io\"\nrepository = \"a/b\"\ntag = \"9.9.9\"\ndigest = \"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n",
+                "expected `latest`",
+            ),
+            (
+                "locator = \"https://e.com/x.wasm\"\nurl = \"https://e.com/x.wasm\"\nregistry = \"ghcr.io\"\n",
+                "only a `registry://` entry has `registry`",
+            ),
         ] {
             let error =
                 Lockfile::parse(&format!("{base}{entry}{sum}"), Path::new("w.lock")).unwrap_err();
@@ -627,6 +659,6 @@ mod example_tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let lock = Lockfile::parse(&text, &path).unwrap();
         assert_eq!(lock.to_canonical_string(), text);
-        assert_eq!(lock.plugins.len(), 5);
+        assert_eq!(lock.plugins.len(), 6);
     }
 }

@@ -564,7 +564,7 @@ impl RegistryClient {
         };
         let (fetched, manifest_digest) = self.manifest(locator, &reference).await?;
         let image: ImageManifest = match fetched {
-            Fetched::Manifest(image) => image,
+            Fetched::Manifest(image) => *image,
             Fetched::Index(index) => {
                 let entry = manifest::pick_from_index(&index).map_err(|reason| {
                     RegistryError::Manifest {
@@ -578,7 +578,7 @@ impl RegistryClient {
                     reason,
                 })?;
                 match self.manifest(locator, &digest).await?.0 {
-                    Fetched::Manifest(image) => image,
+                    Fetched::Manifest(image) => *image,
                     Fetched::Index(_) => {
                         return Err(RegistryError::Manifest {
                             locator: locator.to_string(),

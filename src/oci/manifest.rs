@@ -101,7 +101,7 @@ pub struct ImageIndex {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fetched {
     /// An image manifest.
-    Manifest(ImageManifest),
+    Manifest(Box<ImageManifest>),
     /// An index, to be followed to one of its manifests.
     Index(ImageIndex),
 }
@@ -144,7 +144,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Fetched, String
             .map_err(|e| format!("the image index is invalid: {e}"))
     } else {
         serde_json::from_slice(bytes)
-            .map(Fetched::Manifest)
+            .map(|manifest| Fetched::Manifest(Box::new(manifest)))
             .map_err(|e| format!("the manifest is invalid: {e}"))
     }
 }
