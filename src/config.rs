@@ -104,6 +104,10 @@ pub struct Config {
     pub source: ConfigSource,
     /// Every declared plugin, by id.
     pub plugins: BTreeMap<Id, PluginEntry>,
+    /// The team mirror (`mirror = "registry://HOST/NAMESPACE"` at the top of
+    /// `warpgate.toml`), tried by digest before each plugin's origin; `WARPGATE_MIRROR`
+    /// overrides it ([`crate::oci::mirror`]).
+    pub mirror: Option<crate::oci::reference::RegistryLocator>,
 }
 
 /// Why the config could not be found or read.
@@ -231,13 +235,26 @@ impl Config {
         let document: BTreeMap<toml::Spanned<String>, toml::Spanned<toml::Value>> =
             toml::from_str(text).map_err(|e| invalid(toml_message(&e, text)))?;
         let mut plugins = BTreeMap::new();
+        let mut mirror = None;
         for (key, value) in document {
             let (line, column) = line_column(text, key.span().start);
             match key.get_ref().as_str() {
                 "plugins" => {}
+                "mirror" => {
+                    let parsed = value
+                        .get_ref()
+                        .as_str()
+                        .ok_or_else(|| "`mirror` must be a string".to_string())
+                        .and_then(crate::oci::reference::parse_mirror)
+                        .map_err(|reason| {
+                            invalid(format!("{reason} (line {line}, column {column})"))
+                        })?;
+                    mirror = Some(parsed);
+                    continue;
+                }
                 other => {
                     return Err(invalid(format!(
-                        "unknown key `{other}` (line {line}, column {column}); expected only a `[plugins]` table"
+                        "unknown key `{other}` (line {line}, column {column}); expected only a `[plugins]` table and `mirror`"
                     )));
                 }
             }
@@ -272,6 +289,7 @@ impl Config {
             path: path.to_path_buf(),
             source: ConfigSource::WarpgateToml,
             plugins,
+            mirror,
         })
     }
 
@@ -357,6 +375,7 @@ impl Config {
             path,
             source,
             plugins: parsed,
+            mirror: None,
         })
     }
 }
@@ -570,8 +589,22 @@ fn parse_entry(value: &toml::Value) -> Result<PluginEntry, String> {
 
 fn check_entry(entry: &PluginEntry) -> Result<(), String> {
     let github = matches!(entry.locator, PluginLocator::GitHub(_));
+    if let PluginLocator::Registry(registry) = &entry.locator {
+        if entry.asset.is_some() {
+            return Err("`asset` applies only to `github://` locators".into());
+        }
+        if entry.version.is_some() && (registry.tag.is_some() || registry.digest.is_some()) {
+            return Err(
+                "give either a tag (`:…`), a digest (`@sha256:…`) or a `version` requirement, not both"
+                    .into(),
+            );
+        }
+        return Ok(());
+    }
     if !github && (entry.version.is_some() || entry.asset.is_some()) {
-        return Err("`version` and `asset` apply only to `github://` locators".into());
+        return Err(
+            "`version` and `asset` apply only to `github://` locators (`version` also to `registry://`)".into(),
+        );
     }
     if let PluginLocator::GitHub(github) = &entry.locator
         && github.tag.is_some()

@@ -51,6 +51,14 @@ pub const WARPGATE_VENDOR_DIR: &str = "WARPGATE_VENDOR_DIR";
 pub const DOCS_RS: &str = "DOCS_RS";
 /// Disables colored output when set to a non-empty value.
 pub const NO_COLOR: &str = "NO_COLOR";
+/// Registry credentials for CI: whitespace-separated `HOST=USERNAME:PASSWORD` entries, each
+/// sent only to its own registry host; preferred over the Docker config.
+pub const WARPGATE_REGISTRY_AUTH: &str = "WARPGATE_REGISTRY_AUTH";
+/// The team mirror (`registry://HOST/NAMESPACE`), tried by digest before a plugin's origin;
+/// overrides the config's `mirror` key. `off` disables the config's mirror.
+pub const WARPGATE_MIRROR: &str = "WARPGATE_MIRROR";
+/// The folder of the Docker CLI's `config.json` (default `~/.docker`).
+pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
 /// Default GitHub API base URL.
 pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
 

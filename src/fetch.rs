@@ -65,6 +65,17 @@ pub enum FetchError {
         /// The API digest and the computed checksum.
         mismatch: Mismatch,
     },
+    /// A registry request failed.
+    #[error("failed to fetch plugin `{id}` from `{locator}`")]
+    Registry {
+        /// The plugin.
+        id: Id,
+        /// The registry locator (or mirror) asked.
+        locator: String,
+        /// The registry error.
+        #[source]
+        source: Box<crate::oci::client::RegistryError>,
+    },
     /// The HTTP client could not be set up.
     #[error("failed to set up the HTTP client")]
     Client(#[source] HttpError),
@@ -85,6 +96,8 @@ pub enum FetchError {
 pub struct Fetcher {
     cache: Cache,
     http: HttpClient,
+    registry: crate::oci::client::RegistryClient,
+    mirror: Option<crate::oci::reference::RegistryLocator>,
     reporter: Arc<dyn Reporter>,
     in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -100,9 +113,15 @@ impl std::fmt::Debug for Fetcher {
 impl Fetcher {
     /// A fetcher over `cache` and `http`, reporting nothing.
     pub fn new(cache: Cache, http: HttpClient) -> Self {
+        let registry = crate::oci::client::RegistryClient::new(
+            http.clone(),
+            crate::oci::auth::CredentialStore::from_env(),
+        );
         Self {
             cache,
             http,
+            registry,
+            mirror: None,
             reporter: Arc::new(SilentReporter),
             in_flight: Mutex::new(HashMap::new()),
         }
@@ -121,6 +140,23 @@ impl Fetcher {
     pub fn with_reporter(mut self, reporter: Arc<dyn Reporter>) -> Self {
         self.reporter = reporter;
         self
+    }
+
+    /// Tries `mirror` (a `registry://HOST/NAMESPACE` repository) by digest before a locked
+    /// plugin's origin; see [`crate::oci::mirror`].
+    pub fn with_mirror(mut self, mirror: Option<crate::oci::reference::RegistryLocator>) -> Self {
+        self.mirror = mirror;
+        self
+    }
+
+    /// The team mirror, if one is set.
+    pub fn mirror(&self) -> Option<&crate::oci::reference::RegistryLocator> {
+        self.mirror.as_ref()
+    }
+
+    /// The OCI registry client (over the same HTTP client).
+    pub fn registry(&self) -> &crate::oci::client::RegistryClient {
+        &self.registry
     }
 
     /// The cache.
@@ -230,6 +266,54 @@ impl Fetcher {
             None => self.cache.commit_locked(temp, &checksum)?,
         };
         Ok((path, checksum, downloaded.size))
+    }
+
+    /// The verified cache path of `checksum`: the cache entry, else the bytes `download`
+    /// writes into the temp file it is given (from `source`, named in errors), deduplicated
+    /// like [`Fetcher::fetch_locked`]. Bytes that do not match are
+    /// [`FetchError::Mismatch`] and leave nothing in the cache.
+    pub async fn fetch_verified<F, Fut>(
+        &self,
+        id: &Id,
+        checksum: &Checksum,
+        source: &str,
+        download: F,
+    ) -> Result<PathBuf, FetchError>
+    where
+        F: FnOnce(PathBuf) -> Fut,
+        Fut: std::future::Future<Output = Result<crate::http::Downloaded, FetchError>>,
+    {
+        if let Some(path) = self.cache.get(checksum)? {
+            return Ok(path);
+        }
+        let key = checksum.hex();
+        let in_process = self.in_flight_lock(&key);
+        let result = async {
+            let _in_process = in_process.lock().await;
+            let _cross_process = self.lock_blob(id, checksum).await?;
+            if let Some(path) = self.cache.get_locked(checksum)? {
+                return Ok(path);
+            }
+            let temp = self.cache.temp_file()?;
+            self.reporter.download_started(id, source);
+            let downloaded = download(temp.path().to_path_buf()).await;
+            self.reporter.download_finished(id);
+            let downloaded = downloaded?;
+            if downloaded.checksum != *checksum {
+                return Err(FetchError::Mismatch {
+                    id: id.clone(),
+                    url: source.to_string(),
+                    mismatch: Mismatch {
+                        expected: *checksum,
+                        computed: downloaded.checksum,
+                    },
+                });
+            }
+            Ok(self.cache.commit_locked(temp, checksum)?)
+        }
+        .await;
+        self.release_in_flight(&key, in_process);
+        result
     }
 
     async fn lock_blob(

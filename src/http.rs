@@ -77,6 +77,9 @@ use crate::checksum::{Checksum, Hasher};
 use crate::env;
 use crate::locator::check_url_scheme;
 
+mod request;
+pub use request::{Answer, Request};
+
 /// The most redirects followed for one request.
 pub const MAX_REDIRECTS: usize = 10;
 

@@ -54,6 +54,7 @@ pub mod fs;
 pub mod id;
 pub mod locator;
 pub mod lockfile;
+pub mod oci;
 pub mod release;
 pub mod reporter;
 pub mod settings;

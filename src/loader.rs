@@ -198,7 +198,8 @@ impl PluginLoader {
         let plugins_dir = plugins_dir.as_ref().to_path_buf();
         let plugins_dir = std::path::absolute(&plugins_dir).unwrap_or(plugins_dir);
         Self {
-            fetcher: Fetcher::new(Cache::new(&plugins_dir), http.clone()),
+            fetcher: Fetcher::new(Cache::new(&plugins_dir), http.clone())
+                .with_mirror(mirror_from_env()),
             github: GitHubClient::new(http),
             plugins_dir,
             temp_dir: temp_dir.as_ref().to_path_buf(),
@@ -207,6 +208,13 @@ impl PluginLoader {
             cache_duration: DEFAULT_CACHE_DURATION,
             offline,
         }
+    }
+
+    /// Tries `mirror` (a `registry://HOST/NAMESPACE` repository) by digest before a pinned
+    /// plugin's origin; `None` turns off the mirror taken from `WARPGATE_MIRROR`.
+    pub fn with_mirror(mut self, mirror: Option<crate::oci::reference::RegistryLocator>) -> Self {
+        self.fetcher = self.fetcher.with_mirror(mirror);
+        self
     }
 
     /// Uses `github` for `github://` locators (for example one with another API URL).
@@ -324,7 +332,7 @@ impl PluginLoader {
     ) -> Result<PathBuf, LoaderError> {
         // Offline, a pinned download comes from the cache or not at all (the fetcher's own HTTP
         // client may be online: `set_offline` must still hold).
-        if let (Some(reason), Some(_)) = (&self.offline, &locked.url) {
+        if let (Some(reason), None) = (&self.offline, &locked.path) {
             return match self.fetcher.cache().get(&locked.checksum)? {
                 Some(path) => Ok(path),
                 // The loader's own error: its hint suits an app with its own plugins folder,
@@ -340,6 +348,7 @@ impl PluginLoader {
             path: root.join(crate::config::CONFIG_NAME),
             source: crate::config::ConfigSource::WarpgateToml,
             plugins: Default::default(),
+            mirror: None,
         };
         let path = crate::lock::fetch_one(&config, id, locked, &self.fetcher).await?;
         Ok(std::path::absolute(&path).unwrap_or(path))
@@ -424,6 +433,7 @@ impl PluginLoader {
             path: self.plugins_dir.join(crate::config::CONFIG_NAME),
             source: crate::config::ConfigSource::WarpgateToml,
             plugins: Default::default(),
+            mirror: None,
         };
         // A fresh view of the repository: this loader may live long after its last listing.
         let github = self.github.fresh();
@@ -461,4 +471,13 @@ impl PluginLoader {
             },
         }
     }
+}
+
+/// The mirror `WARPGATE_MIRROR` names; an invalid value is logged and ignored, so that a bad
+/// setting costs only speed.
+fn mirror_from_env() -> Option<crate::oci::reference::RegistryLocator> {
+    crate::oci::mirror::from_env_or(None).unwrap_or_else(|error| {
+        tracing::warn!("{error}");
+        None
+    })
 }

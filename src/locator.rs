@@ -1,10 +1,11 @@
-//! Where a plugin comes from: `file://`, `https://` and `github://` locators.
+//! Where a plugin comes from: `file://`, `https://`, `github://` and `registry://` locators.
 //!
 //! | string form | variant |
 //! | --- | --- |
 //! | `file://./path/to/x.wasm` | [`PluginLocator::File`] (relative to the config file's folder) |
 //! | `https://host/path/x.wasm` | [`PluginLocator::Url`] (`http://` only for loopback hosts) |
 //! | `github://org/repo[/project][@tag]` | [`PluginLocator::GitHub`] |
+//! | `registry://host[:port]/ns/image[:tag][@sha256:…]` | [`PluginLocator::Registry`] (see [`RegistryLocator`]) |
 //!
 //! Every form round-trips through [`FromStr`] / [`Display`](fmt::Display) and serde, where a
 //! locator is a plain string.
@@ -15,6 +16,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use crate::oci::reference::RegistryLocator;
 
 /// A plugin's source.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -33,6 +36,8 @@ pub enum PluginLocator {
     },
     /// A GitHub release asset: `github://org/repo[/project][@tag]`.
     GitHub(GitHubLocator),
+    /// An OCI registry artifact: `registry://host[:port]/repository[:tag][@sha256:…]`.
+    Registry(RegistryLocator),
 }
 
 /// A GitHub release, optionally of one project in a monorepo, optionally at a fixed tag.
@@ -72,6 +77,7 @@ impl PluginLocator {
             Self::File { .. } => false,
             Self::Url { .. } => true,
             Self::GitHub(github) => github.tag.is_none(),
+            Self::Registry(registry) => registry.is_floating(),
         }
     }
 }
@@ -191,6 +197,11 @@ impl FromStr for PluginLocator {
         if let Some(rest) = input.strip_prefix("github://") {
             return parse_github(input, rest).map(Self::GitHub);
         }
+        if let Some(rest) = input.strip_prefix("registry://") {
+            return RegistryLocator::parse_body(rest)
+                .map(Self::Registry)
+                .map_err(error);
+        }
         if input.starts_with("https://") || input.starts_with("http://") {
             let url = url::Url::parse(input).map_err(|e| error(e.to_string()))?;
             check_url_scheme(&url).map_err(error)?;
@@ -206,10 +217,10 @@ impl FromStr for PluginLocator {
         }
         match input.split_once("://") {
             Some((scheme, _)) => Err(error(format!(
-                "unsupported scheme `{scheme}://`; expected `file://`, `https://` or `github://`"
+                "unsupported scheme `{scheme}://`; expected `file://`, `https://`, `github://` or `registry://`"
             ))),
             None => Err(error(
-                "expected `file://…`, `https://…` or `github://org/repo[/project][@tag]`".into(),
+                "expected `file://…`, `https://…`, `github://org/repo[/project][@tag]` or `registry://host/repository[:tag]`".into(),
             )),
         }
     }
@@ -221,6 +232,7 @@ impl fmt::Display for PluginLocator {
             Self::File { file, .. } => write!(f, "file://{file}"),
             Self::Url { url } => f.write_str(url),
             Self::GitHub(github) => github.fmt(f),
+            Self::Registry(registry) => registry.fmt(f),
         }
     }
 }
@@ -273,6 +285,9 @@ mod tests {
             "github://moonrepo/plugins/node_tool@v0.13.0",
             "github://moonrepo/plugins/node_tool@node_tool@v0.13.0",
             "github://org/repo.js/project-1@1.2.3-rc.1",
+            "registry://ghcr.io/moonrepo/node_tool:0.17.9",
+            "registry://localhost:5000/ns/sub/img",
+            "registry://127.0.0.1:5000/ns/img:v1.0@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
         ] {
             let locator: PluginLocator = input.parse().unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(locator.to_string(), input);

@@ -530,6 +530,9 @@ pub async fn resolve_entry_reusing(
     let mut locked = LockedPlugin {
         locator: entry.locator.clone(),
         requirement: entry.version.clone(),
+        registry: None,
+        repository: None,
+        digest: None,
         tag: None,
         asset: None,
         url: None,
@@ -583,6 +586,24 @@ pub async fn resolve_entry_reusing(
             locked.checksum = checksum;
             locked.size = size;
         }
+        PluginLocator::Registry(locator) => {
+            let resolved = fetcher
+                .registry()
+                .resolve(locator, entry.version.as_ref())
+                .await
+                .map_err(|error| {
+                    crate::oci::source::registry_error(id, &locator.to_string(), error)
+                })?;
+            locked.registry = Some(locator.registry.clone());
+            locked.repository = Some(locator.repository.clone());
+            locked.tag = resolved.tag;
+            locked.digest = Some(resolved.manifest_digest);
+            locked.checksum = resolved.layer_digest;
+            let path = crate::oci::source::fetch_pinned(fetcher, id, &locked).await?;
+            locked.size = std::fs::metadata(&path)
+                .map(|metadata| metadata.len())
+                .unwrap_or(resolved.size);
+        }
     }
     Ok(locked)
 }
@@ -610,15 +631,16 @@ pub async fn fetch_all(
 }
 
 /// The verified local path of one locked plugin: its file for `file://`, else the cache
-/// blob (downloaded from the locked `url` if needed).
+/// blob (from the team mirror or the locked origin if needed; see
+/// [`crate::oci::source::fetch_pinned`]).
 pub async fn fetch_one(
     config: &Config,
     id: &Id,
     locked: &LockedPlugin,
     fetcher: &Fetcher,
 ) -> Result<PathBuf, LockError> {
-    if let Some(url) = &locked.url {
-        return Ok(fetcher.fetch_locked(id, url, &locked.checksum).await?);
+    if locked.path.is_none() {
+        return Ok(crate::oci::source::fetch_pinned(fetcher, id, locked).await?);
     }
     let file = locked.path.clone().unwrap_or_default();
     let path = file_path(config.root(), &file);

@@ -19,7 +19,8 @@
 //!
 //! The bytes are canonical: plugins sorted by id, keys in the order above, keys that do not
 //! apply left out (`requirement` only when the config gave a `version`; `tag`/`asset` for
-//! GitHub plugins; `url` for downloads; `path` — relative to the lockfile's folder, with `/`
+//! GitHub plugins; `registry`, `repository`, `tag` and the manifest `digest` for registry
+//! plugins, whose `checksum` is the wasm layer's digest; `url` for downloads; `path` — relative to the lockfile's folder, with `/`
 //! separators — for `file://` plugins), no timestamps, no absolute paths, no credentials.
 //!
 //! This version of warpgate reads and writes format `version = 1`. A lockfile with a higher
@@ -60,12 +61,21 @@ pub struct LockedPlugin {
     /// The config's `version` requirement, when it had one.
     #[serde(default)]
     pub requirement: Option<semver::VersionReq>,
-    /// The release tag (GitHub plugins).
+    /// The registry host (registry plugins; the locator's host).
+    #[serde(default)]
+    pub registry: Option<String>,
+    /// The repository in the registry (registry plugins; the locator's repository).
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// The release tag (GitHub plugins), or the tag resolved (registry plugins).
     #[serde(default)]
     pub tag: Option<String>,
     /// The release asset's file name (GitHub plugins).
     #[serde(default)]
     pub asset: Option<String>,
+    /// The manifest digest the tag resolved to (registry plugins); pulls go by digest only.
+    #[serde(default)]
+    pub digest: Option<Checksum>,
     /// Where the bytes are downloaded from (GitHub and URL plugins).
     #[serde(default)]
     pub url: Option<String>,
@@ -134,6 +144,16 @@ impl LockedPlugin {
                 }
                 crate::release::check_locked_release(api_url, locator, tag, asset, url)?;
             }
+            PluginLocator::Registry(locator) => {
+                crate::oci::reference::check_locked(locator, self)?;
+            }
+        }
+        if !matches!(self.locator, PluginLocator::Registry(_))
+            && (self.registry.is_some() || self.repository.is_some() || self.digest.is_some())
+        {
+            return Err(
+                "only a `registry://` entry has `registry`, `repository` or `digest`".into(),
+            );
         }
         Ok(())
     }
@@ -271,7 +291,10 @@ impl Lockfile {
                 "requirement",
                 plugin.requirement.as_ref().map(|r| r.to_string()),
             );
+            field("registry", plugin.registry.clone());
+            field("repository", plugin.repository.clone());
             field("tag", plugin.tag.clone());
+            field("digest", plugin.digest.map(|digest| digest.to_string()));
             field("asset", plugin.asset.clone());
             field("url", plugin.url.clone());
             field("path", plugin.path.clone());
@@ -346,7 +369,10 @@ mod tests {
             LockedPlugin {
                 locator: "file://./plugins/zeta.wasm".parse().unwrap(),
                 requirement: None,
+                registry: None,
+                repository: None,
                 tag: None,
+                digest: None,
                 asset: None,
                 url: None,
                 path: Some("plugins/zeta.wasm".into()),
@@ -359,7 +385,10 @@ mod tests {
             LockedPlugin {
                 locator: "github://acme/plugins/alpha".parse().unwrap(),
                 requirement: Some("^1.2".parse().unwrap()),
+                registry: None,
+                repository: None,
                 tag: Some("alpha@v1.2.0".into()),
+                digest: None,
                 asset: Some("alpha.wasm".into()),
                 url: Some(
                     "https://github.com/acme/plugins/releases/download/alpha@v1.2.0/alpha.wasm"
@@ -469,6 +498,38 @@ size = 4
                 "locator = \"https://e.com/x.wasm\"\nurl = \"https://other.com/x.wasm\"\n",
                 "needs `url = \"https://e.com/x.wasm\"`",
             ),
+            (
+                "locator = \"registry://ghcr.io/a/b:1.0\"\nregistry = \"evil.example\"\nrepository = \"a/b\"\ntag = \"1.0\"\ndigest = \"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n",
+                "`registry = \"evil.example\"` is not the locator's registry; expected `ghcr.io`",
+            ),
+            (
+                "locator = \"registry://ghcr.io/a/b:1.0\"\nregistry = \"ghcr.io\"\nrepository = \"a/evil\"\ntag = \"1.0\"\ndigest = \"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n",
+                "`repository = \"a/evil\"` is not the locator's repository; expected `a/b`",
+            ),
+            (
+                "locator = \"registry://ghcr.io/a/b:1.0\"\nregistry = \"ghcr.io\"\nrepository = \"a/b\"\ntag = \"1.0\"\ndigest = \"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\nurl = \"https://evil.example/x.wasm\"\n",
+                "has no `url`, `path` or `asset`",
+            ),
+            (
+                "locator = \"registry://ghcr.io/a/b:1.0\"\nregistry = \"ghcr.io\"\nrepository = \"a/b\"\ntag = \"2.0\"\ndigest = \"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n",
+                "needs `tag = \"1.0\"`",
+            ),
+            (
+                "locator = \"registry://ghcr.io/a/b:1.0\"\nregistry = \"ghcr.io\"\nrepository = \"a/b\"\ntag = \"1.0\"\n",
+                "needs the manifest `digest`",
+            ),
+            (
+                "locator = \"registry://ghcr.io/a/b@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\nregistry = \"ghcr.io\"\nrepository = \"a/b\"\ndigest = \"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"\n",
+                "is not the locator's digest",
+            ),
+            (
+                "locator = \"registry://ghcr.io/a/b\"\nregistry = \"ghcr.io\"\nrepository = \"a/b\"\ntag = \"9.9.9\"\ndigest = \"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n",
+                "expected `latest`",
+            ),
+            (
+                "locator = \"https://e.com/x.wasm\"\nurl = \"https://e.com/x.wasm\"\nregistry = \"ghcr.io\"\n",
+                "only a `registry://` entry has `registry`",
+            ),
         ] {
             let error =
                 Lockfile::parse(&format!("{base}{entry}{sum}"), Path::new("w.lock")).unwrap_err();
@@ -537,6 +598,6 @@ mod example_tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let lock = Lockfile::parse(&text, &path).unwrap();
         assert_eq!(lock.to_canonical_string(), text);
-        assert_eq!(lock.plugins.len(), 5);
+        assert_eq!(lock.plugins.len(), 6);
     }
 }

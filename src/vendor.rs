@@ -739,17 +739,12 @@ async fn source_for(
     if let Some(path) = fetcher.cache().get(&locked.checksum)? {
         return Ok((ByteSource::Cache { path: path.clone() }, path));
     }
+    let path = crate::oci::source::fetch_pinned(fetcher, id, locked).await?;
     let url = locked
         .url
-        .as_deref()
-        .ok_or_else(|| VendorError::NoUrl { id: id.clone() })?;
-    let path = fetcher.fetch_locked(id, url, &locked.checksum).await?;
-    Ok((
-        ByteSource::Download {
-            url: url.to_string(),
-        },
-        path,
-    ))
+        .clone()
+        .unwrap_or_else(|| locked.locator.to_string());
+    Ok((ByteSource::Download { url }, path))
 }
 
 /// The state of a plugin's cache entry.

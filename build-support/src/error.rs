@@ -65,6 +65,9 @@ pub enum Error {
         /// The plugin.
         id: Id,
     },
+    /// The team mirror setting (`WARPGATE_MIRROR` or the config's `mirror`) is invalid.
+    #[error("{0}")]
+    Mirror(String),
     /// Downloading the plugin failed.
     #[error(transparent)]
     Fetch(#[from] warpgate::fetch::FetchError),

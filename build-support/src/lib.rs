@@ -469,16 +469,18 @@ impl Sources<'_> {
                 vendor_dir: self.vendor_dir.map(Path::to_path_buf),
             });
         }
-        let url = locked
-            .url
-            .as_deref()
-            .ok_or_else(|| Error::NoUrl { id: id.clone() })?;
-        let path = self.download(id, url, &locked.checksum)?;
+        let path = self.download(id, locked)?;
         let written = install_verified(id, locked, &Source::Cache(path), target)?;
-        Ok((Source::Download(url.to_string()), written))
+        let origin = locked
+            .url
+            .clone()
+            .unwrap_or_else(|| locked.locator.to_string());
+        Ok((Source::Download(origin), written))
     }
 
-    fn download(&mut self, id: &Id, url: &str, checksum: &Checksum) -> Result<PathBuf, Error> {
+    /// The plugin's bytes from the team mirror or its locked origin, by digest, into the
+    /// cache (never a tag lookup or an API call).
+    fn download(&mut self, id: &Id, locked: &LockedPlugin) -> Result<PathBuf, Error> {
         if self.runtime.is_none() {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -495,12 +497,14 @@ impl Sources<'_> {
                 .map_err(warpgate::fetch::FetchError::Client)?;
             let http = warpgate::http::HttpClient::new(options)
                 .map_err(warpgate::fetch::FetchError::Client)?;
-            self.fetcher = Some(warpgate::fetch::Fetcher::new(cache, http));
+            let mirror = warpgate::oci::mirror::for_config(self.config)
+                .map_err(|error| Error::Mirror(error.to_string()))?;
+            self.fetcher = Some(warpgate::fetch::Fetcher::new(cache, http).with_mirror(mirror));
         }
         let (Some(runtime), Some(fetcher)) = (&self.runtime, &self.fetcher) else {
             unreachable!("both were just set");
         };
-        Ok(runtime.block_on(fetcher.fetch_locked(id, url, checksum))?)
+        Ok(runtime.block_on(warpgate::oci::source::fetch_pinned(fetcher, id, locked))?)
     }
 }
 

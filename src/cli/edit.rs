@@ -136,7 +136,7 @@ pub async fn add(global: &GlobalArgs, args: AddArgs, output: &Output) -> Result<
     // already pins are kept, other declared but unlocked (or changed) entries are locked too.
     let mut new_config = config.clone();
     new_config.plugins.insert(args.id.clone(), entry.clone());
-    let fetcher = global.fetcher(output)?;
+    let fetcher = global.fetcher_for(output, &config)?;
     let github = global.github(&fetcher);
     let options = LockOptions {
         offline: global.offline_reason(),

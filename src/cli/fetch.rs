@@ -23,7 +23,7 @@ pub async fn run(
         )
     })?;
     warpgate::lock::check_locked(&config, Some(&lockfile), "`warpgate fetch`")?;
-    let fetcher = global.fetcher(output)?;
+    let fetcher = global.fetcher_for(output, &config)?;
     let fetched = warpgate::lock::fetch_all(&config, &lockfile, &fetcher).await?;
     let count = fetched.len();
     output.status(

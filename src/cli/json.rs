@@ -8,7 +8,10 @@ pub fn locked_json(locked: &LockedPlugin) -> Value {
     json!({
         "locator": locked.locator.to_string(),
         "requirement": locked.requirement.as_ref().map(ToString::to_string),
+        "registry": locked.registry,
+        "repository": locked.repository,
         "tag": locked.tag,
+        "digest": locked.digest.map(|digest| digest.to_string()),
         "asset": locked.asset,
         "url": locked.url,
         "path": locked.path,

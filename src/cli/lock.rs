@@ -33,7 +33,7 @@ pub async fn run(global: &GlobalArgs, args: LockArgs, output: &Output) -> Result
         let (config, lock) = global.load_config_exclusive()?;
         (config, Some(lock))
     };
-    let fetcher = global.fetcher(output)?;
+    let fetcher = global.fetcher_for(output, &config)?;
     let github = global.github(&fetcher);
     let update = match args.update {
         None => Update::Nothing,

@@ -11,8 +11,10 @@ mod fetch;
 mod json;
 mod list;
 mod lock;
+mod mirror;
 mod output;
 mod progress;
+mod publish;
 mod update;
 mod vendor;
 
@@ -84,6 +86,11 @@ enum Command {
     Cache(cache::CacheArgs),
     /// Run a locked plugin's function and print its output (for debugging plugins).
     Call(call::CallArgs),
+    /// Push a `.wasm` plugin to an OCI registry as `registry://HOST/NAMESPACE/IMAGE:TAG`
+    /// and print its manifest digest.
+    Publish(publish::PublishArgs),
+    /// Copy every locked plugin into the team mirror (`mirror push registry://HOST/NAMESPACE`).
+    Mirror(mirror::MirrorArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -238,6 +245,18 @@ impl GlobalArgs {
     }
 }
 
+impl GlobalArgs {
+    /// [`GlobalArgs::fetcher`] trying `config`'s team mirror (or `WARPGATE_MIRROR`) first.
+    pub fn fetcher_for(
+        &self,
+        output: &Output,
+        config: &warpgate::config::Config,
+    ) -> Result<warpgate::fetch::Fetcher, Failure> {
+        let mirror = warpgate::oci::mirror::for_config(config)?;
+        Ok(self.fetcher(output)?.with_mirror(mirror))
+    }
+}
+
 /// Runs the tool and returns its exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -305,6 +324,8 @@ async fn run(cli: Cli, output: &Output) -> Result<Outcome, Failure> {
         Command::Verify(args) => vendor::verify(&cli.global, args, output),
         Command::Cache(args) => cache::run(&cli.global, args, output),
         Command::Call(args) => call::run(&cli.global, args).await,
+        Command::Publish(args) => publish::run(&cli.global, args, output).await,
+        Command::Mirror(args) => mirror::run(&cli.global, args, output).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -35,7 +35,7 @@ pub async fn update(
         .into());
     }
     let (config, _project_lock) = global.load_config_exclusive()?;
-    let fetcher = global.fetcher(output)?;
+    let fetcher = global.fetcher_for(output, &config)?;
     let github = global.github(&fetcher);
     let options = LockOptions {
         locked: None,

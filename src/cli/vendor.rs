@@ -34,7 +34,7 @@ pub async fn vendor(
         )
     })?;
     let dir = args.dir.unwrap_or_else(|| warpgate::vendor::dir(&config));
-    let fetcher = global.fetcher(output)?;
+    let fetcher = global.fetcher_for(output, &config)?;
     let report = warpgate::vendor::vendor(&config, &lockfile, &dir, &fetcher).await?;
     if args.json {
         println!(

@@ -32,7 +32,7 @@ fn target_dir() -> PathBuf {
 }
 
 /// A plugin of a test app: its id, its bytes and the URL the lock pins.
-struct Plugin {
+pub(crate) struct Plugin {
     id: &'static str,
     bytes: Vec<u8>,
     url: String,
@@ -53,7 +53,7 @@ impl Plugin {
 }
 
 /// A temporary application crate with its own cache folder.
-struct App {
+pub(crate) struct App {
     dir: tempfile::TempDir,
     /// The crate's folder: `dir` itself, or a folder in it.
     root: PathBuf,
@@ -63,7 +63,7 @@ struct App {
 impl App {
     /// An app named `name` (unique per test: the binary lands in the shared target dir) that
     /// declares and locks `plugins`.
-    fn new(name: &str, plugins: &[Plugin]) -> Self {
+    pub(crate) fn new(name: &str, plugins: &[Plugin]) -> Self {
         Self::new_in(name, plugins, "")
     }
 
@@ -130,11 +130,11 @@ fn main() {
         app
     }
 
-    fn path(&self, relative: &str) -> PathBuf {
+    pub(crate) fn path(&self, relative: &str) -> PathBuf {
         self.root.join(relative)
     }
 
-    fn home(&self) -> PathBuf {
+    pub(crate) fn home(&self) -> PathBuf {
         self.path("home")
     }
 
@@ -156,6 +156,9 @@ fn main() {
                 LockedPlugin {
                     locator: plugin.url.parse::<PluginLocator>().unwrap(),
                     requirement: None,
+                    registry: None,
+                    repository: None,
+                    digest: None,
                     tag: None,
                     asset: None,
                     url: Some(plugin.url.clone()),
@@ -183,7 +186,11 @@ fn main() {
 
     /// `cargo build -v --offline` with the app's cache and network access disabled for the
     /// build script (unless `online`).
-    fn cargo_build(&self, online: bool, extra_env: &[(&str, &std::ffi::OsStr)]) -> Build {
+    pub(crate) fn cargo_build(
+        &self,
+        online: bool,
+        extra_env: &[(&str, &std::ffi::OsStr)],
+    ) -> Build {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut command = Command::new(cargo);
         command
@@ -224,7 +231,7 @@ fn main() {
     }
 
     /// Runs the built binary; returns its stdout.
-    fn run_binary(&self) -> String {
+    pub(crate) fn run_binary(&self) -> String {
         let output = Command::new(target_dir().join("debug").join(&self.name))
             .output()
             .unwrap();
@@ -234,14 +241,14 @@ fn main() {
 }
 
 /// A finished `cargo build`.
-struct Build {
+pub(crate) struct Build {
     run: Run,
     name: String,
 }
 
 impl Build {
     #[track_caller]
-    fn success(self) -> Self {
+    pub(crate) fn success(self) -> Self {
         assert_eq!(self.run.code, 0, "cargo build failed:\n{}", self.run.stderr);
         self
     }

@@ -6,6 +6,7 @@ mod github;
 mod http;
 mod loader;
 mod lock_remote;
+mod registry;
 mod settings;
 mod support;
 mod vendor;

@@ -46,6 +46,9 @@ impl Project {
             LockedPlugin {
                 locator: "file://./plugins/local.wasm".parse().unwrap(),
                 requirement: None,
+                registry: None,
+                repository: None,
+                digest: None,
                 tag: None,
                 asset: None,
                 url: None,
@@ -59,6 +62,9 @@ impl Project {
             LockedPlugin {
                 locator: REMOTE_URL.parse().unwrap(),
                 requirement: None,
+                registry: None,
+                repository: None,
+                digest: None,
                 tag: None,
                 asset: None,
                 url: Some(REMOTE_URL.into()),
@@ -401,6 +407,9 @@ fn vendor_downloads_what_the_cache_lacks() {
         LockedPlugin {
             locator: url.parse().unwrap(),
             requirement: None,
+            registry: None,
+            repository: None,
+            digest: None,
             tag: None,
             asset: None,
             url: Some(url.clone()),

@@ -3,6 +3,7 @@
 //! - [`TestServer`]: a loopback HTTPS server (test CA, scripted [`Response`]s, a request log).
 //! - [`FakeGitHub`]: the GitHub releases API on top of it.
 //! - [`TestProxy`]: a loopback `CONNECT` proxy, for `HTTPS_PROXY` / `NO_PROXY`.
+//! - [`TestRegistry`]: a real OCI registry (`docker-registry`) with TLS and basic auth.
 //!
 //! Library tests build clients explicitly ([`TestServer::http_client`], [`FakeGitHub::client`])
 //! and tests of the `warpgate` binary pass [`TestServer::env`] / [`FakeGitHub::env`] to
@@ -14,11 +15,14 @@
 pub mod github;
 pub mod listener;
 pub mod proxy;
+pub mod registry;
 pub mod server;
 
 #[allow(unused_imports)]
 pub use github::{FakeAsset, FakeGitHub, FakeRelease};
 #[allow(unused_imports)]
 pub use proxy::{ProxyRequest, TestProxy};
+#[allow(unused_imports)]
+pub use registry::TestRegistry;
 #[allow(unused_imports)]
 pub use server::{RecordedRequest, Response, Route, TestServer};

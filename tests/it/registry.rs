@@ -1,0 +1,600 @@
+//! `registry://` plugins, `warpgate publish` and the team mirror against a real registry
+//! (`docker-registry`, see `support::registry`): TLS with a test CA, basic auth, filesystem
+//! storage that tests can corrupt.
+
+use std::process::Command;
+
+use warpgate::checksum::Checksum;
+
+use crate::cli::{JSON_TOOLS, Project, Run};
+use crate::support::TestRegistry;
+
+/// `warpgate <args>` in `project` against `registry` (its CA and credentials).
+fn command(project: &Project, registry: &TestRegistry, args: &[&str]) -> Command {
+    let mut command = project.command(args);
+    for name in ["WARPGATE_REGISTRY_AUTH", "WARPGATE_MIRROR", "DOCKER_CONFIG"] {
+        command.env_remove(name);
+    }
+    command.envs(registry.env());
+    command
+}
+
+fn run(project: &Project, registry: &TestRegistry, args: &[&str]) -> Run {
+    Run::from(command(project, registry, args).output().unwrap())
+}
+
+fn json_tools() -> (Vec<u8>, Checksum) {
+    let bytes = std::fs::read(JSON_TOOLS).unwrap();
+    let checksum = Checksum::of(&bytes);
+    (bytes, checksum)
+}
+
+/// Publishes the json_tools fixture as `path` (e.g. `plugins/json-tools:1.0.0`); returns the
+/// manifest digest printed.
+fn publish(project: &Project, registry: &TestRegistry, path: &str) -> String {
+    let run = run(
+        project,
+        registry,
+        &[
+            "publish",
+            JSON_TOOLS,
+            &registry.locator(path),
+            "--source",
+            "https://example.com/json-tools",
+        ],
+    )
+    .success();
+    let digest = run.stdout.trim().to_string();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{run:#?}"
+    );
+    digest
+}
+
+#[test]
+fn publish_lock_fetch_and_call_by_digest() {
+    let registry = TestRegistry::start();
+    let locator = registry.locator("plugins/json-tools:1.0.0");
+    let project = Project::new(&format!("[plugins]\njson = \"{locator}\"\n"));
+    let digest = publish(&project, &registry, "plugins/json-tools:1.0.0");
+    let (bytes, checksum) = json_tools();
+
+    run(&project, &registry, &["lock"]).success();
+    let lock = project.read("warpgate.lock");
+    assert!(
+        lock.contains(&format!(
+            "[plugins.json]\nlocator = \"{locator}\"\nregistry = \"{}\"\nrepository = \"plugins/json-tools\"\ntag = \"1.0.0\"\ndigest = \"{digest}\"\nchecksum = \"{checksum}\"\nsize = {}\n",
+            registry.host(),
+            bytes.len()
+        )),
+        "{lock}"
+    );
+
+    // A fresh cache: fetch pulls the layer by digest, with no manifest or tag request.
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    registry.clear_requests();
+    run(&project, &registry, &["fetch"]).success();
+    let requests = registry.requests();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.path == format!("/v2/plugins/json-tools/blobs/{checksum}")),
+        "{requests:#?}"
+    );
+    let output = run(
+        &project,
+        &registry,
+        &["call", "json", "add", r#"{"left":40,"right":2}"#],
+    )
+    .success();
+    assert_eq!(output.stdout.trim(), r#"{"sum":42}"#);
+}
+
+/// Publishes `file` as `path`; returns the manifest digest.
+fn publish_file(project: &Project, registry: &TestRegistry, file: &str, path: &str) -> String {
+    let run = run(
+        project,
+        registry,
+        &["publish", file, &registry.locator(path)],
+    )
+    .success();
+    run.stdout.trim().to_string()
+}
+
+/// Every file under `dir` (relative paths), for "nothing left behind" checks.
+fn files(dir: &std::path::Path) -> Vec<String> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry.file_type().is_file())
+        .map(|entry| {
+            entry
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn a_moved_tag_keeps_the_locked_digest_until_update_and_versions_pick_the_highest_match() {
+    let registry = TestRegistry::start();
+    let locator = registry.locator("plugins/json-tools:1.0.0");
+    let range = registry.locator("plugins/json-tools");
+    let project = Project::new(&format!(
+        "[plugins]\njson = \"{locator}\"\nranged = {{ locator = \"{range}\", version = \"^1.0\" }}\n"
+    ));
+    let first = publish(&project, &registry, "plugins/json-tools:1.0.0");
+    publish_file(
+        &project,
+        &registry,
+        crate::cli::FAILING,
+        "plugins/json-tools:2.0.0",
+    );
+    run(&project, &registry, &["lock"]).success();
+    let lock = project.read("warpgate.lock");
+    assert_eq!(
+        lock.matches(&format!("digest = \"{first}\"")).count(),
+        2,
+        "{lock}"
+    );
+    assert!(lock.contains("requirement = \"^1.0\"\nregistry"), "{lock}");
+
+    // The tag moves to other bytes, and a higher matching version appears.
+    let moved = publish_file(
+        &project,
+        &registry,
+        crate::cli::FAILING,
+        "plugins/json-tools:1.0.0",
+    );
+    let newer = publish_file(
+        &project,
+        &registry,
+        crate::cli::FAILING,
+        "plugins/json-tools:1.2.0",
+    );
+    assert_ne!(moved, first);
+    run(&project, &registry, &["lock"]).success();
+    assert_eq!(
+        project.read("warpgate.lock"),
+        lock,
+        "lock must keep the locked digest"
+    );
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    run(&project, &registry, &["fetch"]).success();
+    let output = run(
+        &project,
+        &registry,
+        &["call", "json", "add", r#"{"left":1,"right":2}"#],
+    )
+    .success();
+    assert_eq!(output.stdout.trim(), r#"{"sum":3}"#);
+
+    let update = run(&project, &registry, &["update"]).success();
+    assert!(update.stdout.contains("json:"), "{update:#?}");
+    let lock = project.read("warpgate.lock");
+    let failing = Checksum::of(&std::fs::read(crate::cli::FAILING).unwrap());
+    assert!(
+        lock.contains(&format!(
+            "tag = \"1.0.0\"\ndigest = \"{moved}\"\nchecksum = \"{failing}\""
+        )),
+        "{lock}"
+    );
+    assert!(
+        lock.contains(&format!("tag = \"1.2.0\"\ndigest = \"{newer}\"")),
+        "{lock}"
+    );
+}
+
+#[test]
+fn a_deleted_manifest_fails_resolution_but_locked_bytes_still_come_by_digest() {
+    let registry = TestRegistry::start();
+    let locator = registry.locator("plugins/json-tools:1.0.0");
+    let project = Project::new(&format!("[plugins]\njson = \"{locator}\"\n"));
+    let digest = publish(&project, &registry, "plugins/json-tools:1.0.0");
+    run(&project, &registry, &["lock"]).success();
+    let lock = project.read("warpgate.lock");
+
+    // Delete the manifest through the registry API.
+    let client = warpgate::http::HttpClient::new(warpgate::http::HttpOptions {
+        extra_ca_file: Some(registry.ca_path()),
+        ..warpgate::http::HttpOptions::default()
+    })
+    .unwrap();
+    let mut request = warpgate::http::Request::new(
+        reqwest::Method::DELETE,
+        format!(
+            "https://{}/v2/plugins/json-tools/manifests/{digest}",
+            registry.host()
+        ),
+    );
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        crate::support::registry::USER,
+        crate::support::registry::PASSWORD
+    ));
+    request
+        .headers
+        .insert("authorization", format!("Basic {basic}").parse().unwrap());
+    let answer = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(client.request(&request))
+        .unwrap();
+    assert_eq!(answer.status, 202, "{answer:?}");
+
+    let update = run(&project, &registry, &["update"]).code(2);
+    assert!(
+        update.stderr.contains("failed to fetch plugin `json`"),
+        "{update:#?}"
+    );
+    assert!(
+        update
+            .stderr
+            .contains("manifests/1.0.0` was not found in the registry (HTTP 404)"),
+        "{update:#?}"
+    );
+    assert!(update.stderr.contains("hint: check that `"), "{update:#?}");
+    assert_eq!(project.read("warpgate.lock"), lock);
+
+    // The lock pins the layer's digest: no manifest is needed to fetch it.
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    run(&project, &registry, &["fetch"]).success();
+}
+
+#[test]
+fn credentials_wrong_missing_and_from_the_docker_config() {
+    let registry = TestRegistry::start();
+    let locator = registry.locator("plugins/json-tools:1.0.0");
+    let project = Project::new(&format!("[plugins]\njson = \"{locator}\"\n"));
+    publish(&project, &registry, "plugins/json-tools:1.0.0");
+
+    let wrong = command(&project, &registry, &["lock"])
+        .env(
+            "WARPGATE_REGISTRY_AUTH",
+            format!("{}=warpgate:wrong", registry.host()),
+        )
+        .output()
+        .unwrap();
+    let wrong = Run::from(wrong).code(2);
+    assert!(
+        wrong.stderr.contains(&format!(
+            "registry `{}` refused access to `plugins/json-tools` (pull) with the credentials from `WARPGATE_REGISTRY_AUTH`",
+            registry.host()
+        )),
+        "{wrong:#?}"
+    );
+    assert!(
+        wrong.stderr.contains("hint: the credentials are wrong"),
+        "{wrong:#?}"
+    );
+    assert!(!wrong.stderr.contains("wrong\n") && !wrong.stderr.contains(":wrong"));
+    assert!(!project.path("warpgate.lock").exists());
+
+    // Credentials for another registry are never sent here.
+    let other = command(&project, &registry, &["lock"])
+        .env(
+            "WARPGATE_REGISTRY_AUTH",
+            format!("127.0.0.1:1={}", registry.auth().split_once('=').unwrap().1),
+        )
+        .output()
+        .unwrap();
+    let other = Run::from(other).code(2);
+    assert!(other.stderr.contains("without credentials"), "{other:#?}");
+    assert!(
+        other.stderr.contains(&format!(
+            "hint: log in with `docker login {}`",
+            registry.host()
+        )),
+        "{other:#?}"
+    );
+
+    // `~/.docker/config.json` (through `DOCKER_CONFIG`), with a credential helper.
+    let docker = tempfile::tempdir().unwrap();
+    let helper = docker.path().join("docker-credential-wgtest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread host\n[ \"$host\" = \"{}\" ] || {{ echo 'credentials not found in native keychain'; exit 1; }}\necho '{{\"ServerURL\":\"'$host'\",\"Username\":\"{}\",\"Secret\":\"{}\"}}'\n",
+            registry.host(),
+            crate::support::registry::USER,
+            crate::support::registry::PASSWORD
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(
+        docker.path().join("config.json"),
+        format!(r#"{{"credHelpers":{{"{}":"wgtest"}}}}"#, registry.host()),
+    )
+    .unwrap();
+    let path = std::env::join_paths(std::iter::once(docker.path().to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    let helped = command(&project, &registry, &["lock"])
+        .env_remove("WARPGATE_REGISTRY_AUTH")
+        .env("DOCKER_CONFIG", docker.path())
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    Run::from(helped).success();
+
+    // Plain `auths` entries.
+    std::fs::remove_file(project.path("warpgate.lock")).unwrap();
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD
+        .encode(registry.auth().split_once('=').unwrap().1);
+    std::fs::write(
+        docker.path().join("config.json"),
+        format!(
+            r#"{{"auths":{{"https://{}":{{"auth":"{auth}"}}}}}}"#,
+            registry.host()
+        ),
+    )
+    .unwrap();
+    let configured = command(&project, &registry, &["lock"])
+        .env_remove("WARPGATE_REGISTRY_AUTH")
+        .env("DOCKER_CONFIG", docker.path())
+        .output()
+        .unwrap();
+    Run::from(configured).success();
+}
+
+#[test]
+fn a_blob_whose_bytes_do_not_match_its_digest_is_refused_and_leaves_nothing() {
+    let registry = TestRegistry::start();
+    let locator = registry.locator("plugins/json-tools:1.0.0");
+    let project = Project::new(&format!("[plugins]\njson = \"{locator}\"\n"));
+    publish(&project, &registry, "plugins/json-tools:1.0.0");
+    run(&project, &registry, &["lock"]).success();
+    let (bytes, checksum) = json_tools();
+
+    // Same length, other bytes, in the registry's own storage.
+    let blob = registry.blob_file(&checksum.hex());
+    let mut corrupt = bytes.clone();
+    corrupt[100] ^= 0xff;
+    std::fs::write(&blob, &corrupt).unwrap();
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+
+    let failed = run(&project, &registry, &["fetch"]).code(1);
+    assert!(
+        failed
+            .stderr
+            .contains("checksum mismatch for plugin `json`"),
+        "{failed:#?}"
+    );
+    assert!(
+        failed.stderr.contains(&format!("Expected: `{checksum}`"))
+            || failed.stderr.contains(&format!("Expected: {checksum}")),
+        "{failed:#?}"
+    );
+    assert!(failed.stderr.contains("Computed:"), "{failed:#?}");
+    assert!(failed.stderr.contains("hint:"), "{failed:#?}");
+    let left: Vec<String> = files(&project.cache_home())
+        .into_iter()
+        .filter(|file| file.contains("blobs/") || file.contains("tmp"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn offline_opens_no_connection() {
+    let registry = TestRegistry::start();
+    let locator = registry.locator("plugins/json-tools:1.0.0");
+    let project = Project::new(&format!("[plugins]\njson = \"{locator}\"\n"));
+    publish(&project, &registry, "plugins/json-tools:1.0.0");
+    registry.clear_requests();
+
+    let lock = run(&project, &registry, &["lock", "--offline"]).code(2);
+    assert!(
+        lock.stderr
+            .contains("network access is disabled by `--offline`, but plugin `json`"),
+        "{lock:#?}"
+    );
+    run(&project, &registry, &["lock"]).success();
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    registry.clear_requests();
+    let fetch = run(&project, &registry, &["fetch", "--offline"]).code(2);
+    assert!(
+        fetch.stderr.contains(
+            "network access is disabled by `--offline`, but plugin `json` is not in the cache"
+        ),
+        "{fetch:#?}"
+    );
+    assert!(
+        fetch.stderr.contains("hint: run `warpgate fetch`"),
+        "{fetch:#?}"
+    );
+    assert_eq!(registry.requests(), vec![]);
+    run(&project, &registry, &["fetch"]).success();
+    registry.clear_requests();
+    run(&project, &registry, &["fetch", "--offline"]).success();
+    run(
+        &project,
+        &registry,
+        &[
+            "call",
+            "--offline",
+            "json",
+            "add",
+            r#"{"left":1,"right":1}"#,
+        ],
+    )
+    .success();
+    assert_eq!(registry.requests(), vec![]);
+}
+
+#[test]
+fn mirror_push_then_a_fresh_cache_fetches_everything_from_the_mirror() {
+    use crate::support::{FakeGitHub, FakeRelease, Response};
+    let origin = TestRegistry::start();
+    let mirror = TestRegistry::start();
+    let github = FakeGitHub::start();
+    let deno = b"\0asm deno from github".to_vec();
+    let hello = b"\0asm hello from a URL".to_vec();
+    github.release(
+        "acme/deno-plugin",
+        FakeRelease::new("v1.0.0").wasm("deno.wasm", deno.clone()),
+    );
+    github
+        .server()
+        .route("/hello.wasm", Response::ok(hello.clone()));
+    let project = Project::new(&format!(
+        "[plugins]\njson = \"{}\"\ndeno = \"github://acme/deno-plugin\"\nhello = \"{}\"\necho = \"file://./plugins/failing.wasm\"\n",
+        origin.locator("plugins/json-tools:1.0.0"),
+        github.server().url("/hello.wasm"),
+    ));
+    publish(&project, &origin, "plugins/json-tools:1.0.0");
+
+    // One trust bundle and one credential list for every server.
+    let bundle = project.path("ca-bundle.pem");
+    let mut pem = std::fs::read_to_string(origin.ca_path()).unwrap();
+    pem.push_str(&std::fs::read_to_string(mirror.ca_path()).unwrap());
+    pem.push_str(github.server().ca_pem());
+    std::fs::write(&bundle, pem).unwrap();
+    let mut base: Vec<(String, std::ffi::OsString)> = github
+        .env()
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect();
+    base.push(("SSL_CERT_FILE".into(), bundle.clone().into()));
+    base.push((
+        "WARPGATE_REGISTRY_AUTH".into(),
+        format!("{} {}", origin.auth(), mirror.auth()).into(),
+    ));
+    let everywhere = |args: &[&str], extra: &[(&str, String)]| {
+        let mut command = command(&project, &mirror, args);
+        command.envs(base.iter().map(|(name, value)| (name, value)));
+        command.envs(extra.iter().map(|(name, value)| (*name, value.clone())));
+        Run::from(command.output().unwrap())
+    };
+    everywhere(&["lock"], &[]).success();
+    let target = mirror.locator("team/plugins");
+    let first = everywhere(&["mirror", "push", &target], &[]).success();
+    assert!(first.stderr.contains("4 plugins"), "{first:#?}");
+    assert!(
+        first.stderr.contains("(4 uploaded, 0 already there)"),
+        "{first:#?}"
+    );
+
+    // A second push of the unchanged lock uploads nothing: one `HEAD` per plugin.
+    mirror.clear_requests();
+    let second = everywhere(&["mirror", "push", &target], &[]).success();
+    assert!(
+        second.stderr.contains("(0 uploaded, 4 already there)"),
+        "{second:#?}"
+    );
+    let requests = mirror.requests();
+    eprintln!(
+        "second mirror push: {} requests: {requests:#?}",
+        requests.len()
+    );
+    assert!(requests.iter().all(|r| r.method == "HEAD"), "{requests:#?}");
+    assert_eq!(
+        requests.iter().filter(|r| r.status == 200).count(),
+        4,
+        "{requests:#?}"
+    );
+    // The first request learns that the registry wants Basic auth; the others wait for it.
+    assert_eq!(requests.len(), 5, "{requests:#?}");
+
+    // The origins go away; a fresh cache fills from the mirror alone.
+    drop(github);
+    drop(origin);
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    mirror.clear_requests();
+    everywhere(&["fetch"], &[("WARPGATE_MIRROR", target.clone())]).success();
+    let requests = mirror.requests();
+    eprintln!("mirrored fetch: {} requests: {requests:#?}", requests.len());
+    let served: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.path.as_str())
+        .collect();
+    assert_eq!(served.len(), 3, "{requests:#?}");
+    assert_eq!(requests.len(), 4, "{requests:#?}");
+    assert!(
+        served
+            .iter()
+            .all(|path| path.starts_with("/v2/team/plugins/blobs/sha256:"))
+    );
+    let cache = warpgate::cache::Cache::new(project.cache_home());
+    for bytes in [deno, hello, json_tools().0] {
+        assert!(cache.get(&Checksum::of(&bytes)).unwrap().is_some());
+    }
+
+    // Without the mirror, the dead origins are all there is.
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    everywhere(&["fetch"], &[("WARPGATE_MIRROR", "off".into())]).code(2);
+}
+
+#[test]
+fn publish_lock_vendor_and_build_by_digest() {
+    let registry = TestRegistry::start();
+    let locator = registry.locator("plugins/json-tools:1.0.0");
+    let app = crate::build::App::new("wg-it-registry-build", &[]);
+    std::fs::write(
+        app.path("warpgate.toml"),
+        format!("[plugins]\njson = \"{locator}\"\n"),
+    )
+    .unwrap();
+    let project = Project {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    publish(&project, &registry, "plugins/json-tools:1.0.0");
+    let in_app = |args: &[&str]| {
+        let mut command = command(&project, &registry, args);
+        command
+            .current_dir(app.path(""))
+            .env("WARPGATE_HOME", app.home());
+        Run::from(command.output().unwrap())
+    };
+    in_app(&["lock"]).success();
+    let (bytes, checksum) = json_tools();
+
+    // `warpgate vendor` with an empty cache pulls the layer by digest.
+    std::fs::remove_dir_all(app.home()).unwrap();
+    registry.clear_requests();
+    in_app(&["vendor"]).success();
+    assert_eq!(
+        std::fs::read(app.path("vendor/warpgate/json.wasm")).unwrap(),
+        bytes
+    );
+    assert!(
+        registry
+            .requests()
+            .iter()
+            .all(|r| r.path == format!("/v2/plugins/json-tools/blobs/{checksum}")),
+    );
+
+    // The build script, online with an empty cache and no vendor folder, pulls by digest too.
+    std::fs::remove_dir_all(app.path("vendor")).unwrap();
+    std::fs::remove_dir_all(app.home()).unwrap();
+    registry.clear_requests();
+    let env = registry.env();
+    let env: Vec<(&str, &std::ffi::OsStr)> = env
+        .iter()
+        .map(|(name, value)| (*name, value.as_os_str()))
+        .collect();
+    app.cargo_build(true, &env).success();
+    assert_eq!(
+        app.run_binary(),
+        format!("json {checksum} {}\n", bytes.len())
+    );
+    let requests = registry.requests();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.path == format!("/v2/plugins/json-tools/blobs/{checksum}")),
+        "{requests:#?}"
+    );
+    assert!(requests.iter().any(|r| r.status == 200), "{requests:#?}");
+}
