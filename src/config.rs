@@ -41,6 +41,7 @@ use std::path::{Path, PathBuf};
 use crate::id::Id;
 use crate::locator::PluginLocator;
 use crate::lockfile::{LOCKFILE_NAME, line_column, toml_message};
+use crate::release::is_asset_name;
 use crate::settings::RuntimeSettings;
 
 /// The config file name.
@@ -69,9 +70,9 @@ impl PluginEntry {
         asset: Option<String>,
     ) -> Result<Self, String> {
         if let Some(asset) = &asset
-            && (asset.is_empty() || asset.contains(['/', '\\']))
+            && !is_asset_name(asset)
         {
-            return Err(format!("`asset = \"{asset}\"` must be a file name"));
+            return Err(asset_message(asset));
         }
         let entry = Self {
             locator,
@@ -530,8 +531,8 @@ fn parse_entry(value: &toml::Value) -> Result<PluginEntry, String> {
                     }
                     "asset" => {
                         let text = text()?;
-                        if text.is_empty() || text.contains(['/', '\\']) {
-                            return Err(format!("`asset = \"{text}\"` must be a file name"));
+                        if !is_asset_name(text) {
+                            return Err(asset_message(text));
                         }
                         asset = Some(text.to_string());
                     }
@@ -563,6 +564,10 @@ fn parse_entry(value: &toml::Value) -> Result<PluginEntry, String> {
     };
     check_entry(&entry)?;
     Ok(entry)
+}
+
+fn asset_message(asset: &str) -> String {
+    format!("`asset = \"{}\"` must be a file name", asset.escape_debug())
 }
 
 fn check_entry(entry: &PluginEntry) -> Result<(), String> {
@@ -680,6 +685,14 @@ bun = { locator = "github://moonrepo/plugins/bun_tool", version = "^0.14", asset
                 "apply only to `github://`",
             ),
             ("[plugins]\nx = 3\n", "found integer"),
+            (
+                "[plugins]\nx = { locator = \"github://a/b\", asset = \"..\" }\n",
+                "`asset = \"..\"` must be a file name",
+            ),
+            (
+                "[plugins]\nx = { locator = \"github://a/b\", asset = \"x\\u007f.wasm\" }\n",
+                "`asset = \"x\\u{7f}.wasm\"` must be a file name",
+            ),
             (
                 "[plugins]\nhello = \"file://a.wasm\"\nHello = \"file://b.wasm\"\n",
                 "plugin `hello` (line 2, column 9): differs from `Hello` only in letter case; their files would be one file on macOS and Windows\nhint: rename one of them",
