@@ -824,3 +824,43 @@ bun = { locator = "github://moonrepo/plugins/bun_tool", version = "^0.14", asset
         assert_eq!(config.root(), dir.path());
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(crate::proptests::config())]
+
+        /// A `[plugins]` table declares the same plugins, or fails alike, whether it is read
+        /// from `warpgate.toml` or from Cargo metadata (as JSON).
+        #[test]
+        fn cargo_metadata_reads_as_warpgate_toml(plugins in crate::proptests::plugins_table()) {
+            let path = Path::new("/project/Cargo.toml");
+            let mut document = toml::Table::new();
+            document.insert("plugins".into(), toml::Value::Table(plugins.clone()));
+            let text = toml::to_string(&document).unwrap();
+            let from_toml = Config::parse(&text, path);
+            let json = serde_json::to_value(&plugins).unwrap();
+            let from_json = Config::from_json(
+                &json,
+                path.to_path_buf(),
+                ConfigSource::WorkspaceMetadata,
+                "workspace.metadata.warpgate.plugins",
+            );
+            match (from_toml, from_json) {
+                (Ok(from_toml), Ok(from_json)) => {
+                    prop_assert_eq!(from_toml.plugins, from_json.plugins);
+                }
+                (Err(_), Err(_)) => {}
+                (from_toml, from_json) => {
+                    return Err(TestCaseError::fail(format!(
+                        "{text}\nfrom TOML: {from_toml:?}\nfrom JSON: {from_json:?}"
+                    )));
+                }
+            }
+        }
+    }
+}

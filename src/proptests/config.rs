@@ -222,6 +222,9 @@ proptest! {
                         entry.asset.clone(),
                     );
                     prop_assert!(again.is_ok(), "{:?}", again);
+                    if let Some(asset) = &entry.asset {
+                        prop_assert!(crate::release::is_asset_name(asset));
+                    }
                 }
             }
             Err(error) => prop_assert!(error.to_string().starts_with("invalid config")),
@@ -235,4 +238,30 @@ proptest! {
         );
         let _ = remove_entry(&input, path, ConfigSource::WarpgateToml, &Id::new("x").unwrap());
     }
+}
+
+/// A `[plugins]` table as a user writes it: entries as strings or tables, with settings, and
+/// now and then a value of any shape.
+pub(crate) fn plugins_table() -> impl Strategy<Value = toml::Table> {
+    let value = (entry(), settings(), 0..5u8).prop_map(|(entry, (_, settings), shape)| {
+        let mut table = settings;
+        table.insert(
+            "locator".into(),
+            toml::Value::String(entry.locator.to_string()),
+        );
+        if let Some(version) = &entry.version {
+            table.insert("version".into(), toml::Value::String(version.to_string()));
+        }
+        if let Some(asset) = &entry.asset {
+            table.insert("asset".into(), toml::Value::String(asset.clone()));
+        }
+        match shape {
+            0 => toml::Value::String(entry.locator.to_string()),
+            _ => toml::Value::Table(table),
+        }
+    });
+    let key = prop_oneof![4 => id().prop_map(|id| id.to_string()), 1 => text()];
+    let value = prop_oneof![8 => value, 1 => super::settings::toml_value()];
+    proptest::collection::btree_map(key, value, 0..5)
+        .prop_map(|entries| entries.into_iter().collect())
 }

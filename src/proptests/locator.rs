@@ -23,6 +23,14 @@ proptest! {
             Ok(locator) => {
                 prop_assert_eq!(locator.to_string(), input.clone());
                 prop_assert!(!input.chars().any(is_hidden_control));
+                if let PluginLocator::GitHub(github) = &locator {
+                    // Every tag the locator stands for can be a git tag in a URL path.
+                    let project = github.project_name.as_deref();
+                    let wanted = github.tag.as_deref().unwrap_or("v1.0.0");
+                    for tag in crate::release::tag_candidates(project, wanted) {
+                        prop_assert!(crate::release::check_tag(&tag).is_ok(), "{}", tag);
+                    }
+                }
                 let json = serde_json::to_string(&locator).unwrap();
                 prop_assert_eq!(serde_json::from_str::<PluginLocator>(&json).unwrap(), locator);
             }

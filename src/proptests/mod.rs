@@ -15,6 +15,7 @@ use crate::locator::{GitHubLocator, PluginLocator};
 
 mod checksum;
 mod config;
+pub(crate) use config::plugins_table;
 mod id;
 #[cfg(feature = "fetch")]
 mod link;

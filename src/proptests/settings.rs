@@ -33,7 +33,7 @@ fn spacing() -> impl Strategy<Value = &'static str> {
 }
 
 /// Any TOML value, nested a little.
-fn toml_value() -> impl Strategy<Value = toml::Value> {
+pub(crate) fn toml_value() -> impl Strategy<Value = toml::Value> {
     let leaf = prop_oneof![
         text().prop_map(toml::Value::String),
         any::<i64>().prop_map(toml::Value::Integer),
