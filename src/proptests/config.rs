@@ -120,9 +120,10 @@ fn settings() -> impl Strategy<Value = (RuntimeSettings, toml::Table)> {
         )
 }
 
-/// A config's text with one random edit.
+/// A config's text with one random edit: a config `warpgate add` wrote, or one written by
+/// hand with settings and values of any shape.
 fn near_config() -> impl Strategy<Value = String> {
-    (plugins(), settings()).prop_flat_map(|(plugins, (_, table))| {
+    let added = plugins().prop_map(|plugins| {
         let mut text = String::new();
         for (id, entry) in &plugins {
             text = add_entry(
@@ -134,22 +135,14 @@ fn near_config() -> impl Strategy<Value = String> {
             )
             .expect("entries are added to a valid config");
         }
-        let mut extra = table;
-        extra.insert(
-            "locator".into(),
-            toml::Value::String("file://x.wasm".into()),
-        );
-        let document = toml::toml! { [plugins] };
-        let mut document = document;
-        if let Some(toml::Value::Table(plugins)) = document.get_mut("plugins") {
-            plugins.insert("extra".into(), toml::Value::Table(extra));
-        }
-        if let Ok(more) = toml::to_string(&document) {
-            text.push('\n');
-            text.push_str(&more);
-        }
-        mutated(text)
-    })
+        text
+    });
+    let written = plugins_table().prop_filter_map("not TOML", |plugins| {
+        let mut document = toml::Table::new();
+        document.insert("plugins".into(), toml::Value::Table(plugins));
+        toml::to_string(&document).ok()
+    });
+    prop_oneof![added, written].prop_flat_map(mutated)
 }
 
 proptest! {

@@ -32,6 +32,7 @@ const CASES: u32 = 256;
 /// The configuration of every property: [`CASES`] cases (or `PROPTEST_CASES`), and no
 /// regression files written next to the sources; a failure found is kept as a plain test.
 pub(crate) fn config() -> Config {
+    // `Config::default()` reads `PROPTEST_CASES` itself; only its absence is overridden.
     let cases = match std::env::var("PROPTEST_CASES") {
         Ok(_) => Config::default().cases,
         Err(_) => CASES,
