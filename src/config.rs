@@ -41,6 +41,7 @@ use std::path::{Path, PathBuf};
 use crate::id::Id;
 use crate::locator::PluginLocator;
 use crate::lockfile::{LOCKFILE_NAME, line_column, toml_message};
+use crate::release::is_asset_name;
 use crate::settings::RuntimeSettings;
 
 /// The config file name.
@@ -69,9 +70,9 @@ impl PluginEntry {
         asset: Option<String>,
     ) -> Result<Self, String> {
         if let Some(asset) = &asset
-            && (asset.is_empty() || asset.contains(['/', '\\']))
+            && !is_asset_name(asset)
         {
-            return Err(format!("`asset = \"{asset}\"` must be a file name"));
+            return Err(asset_message(asset));
         }
         let entry = Self {
             locator,
@@ -552,8 +553,8 @@ fn parse_entry(value: &toml::Value) -> Result<PluginEntry, String> {
                     }
                     "asset" => {
                         let text = text()?;
-                        if text.is_empty() || text.contains(['/', '\\']) {
-                            return Err(format!("`asset = \"{text}\"` must be a file name"));
+                        if !is_asset_name(text) {
+                            return Err(asset_message(text));
                         }
                         asset = Some(text.to_string());
                     }
@@ -585,6 +586,10 @@ fn parse_entry(value: &toml::Value) -> Result<PluginEntry, String> {
     };
     check_entry(&entry)?;
     Ok(entry)
+}
+
+fn asset_message(asset: &str) -> String {
+    format!("`asset = \"{}\"` must be a file name", asset.escape_debug())
 }
 
 fn check_entry(entry: &PluginEntry) -> Result<(), String> {
@@ -717,6 +722,14 @@ bun = { locator = "github://moonrepo/plugins/bun_tool", version = "^0.14", asset
             ),
             ("[plugins]\nx = 3\n", "found integer"),
             (
+                "[plugins]\nx = { locator = \"github://a/b\", asset = \"..\" }\n",
+                "`asset = \"..\"` must be a file name",
+            ),
+            (
+                "[plugins]\nx = { locator = \"github://a/b\", asset = \"x\\u007f.wasm\" }\n",
+                "`asset = \"x\\u{7f}.wasm\"` must be a file name",
+            ),
+            (
                 "[plugins]\nhello = \"file://a.wasm\"\nHello = \"file://b.wasm\"\n",
                 "plugin `hello` (line 2, column 9): differs from `Hello` only in letter case; their files would be one file on macOS and Windows\nhint: rename one of them",
             ),
@@ -845,5 +858,45 @@ bun = { locator = "github://moonrepo/plugins/bun_tool", version = "^0.14", asset
         std::fs::create_dir_all(&nested).unwrap();
         let config = Config::discover(&nested).unwrap();
         assert_eq!(config.root(), dir.path());
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(crate::proptests::config())]
+
+        /// A `[plugins]` table declares the same plugins, or fails alike, whether it is read
+        /// from `warpgate.toml` or from Cargo metadata (as JSON).
+        #[test]
+        fn cargo_metadata_reads_as_warpgate_toml(plugins in crate::proptests::plugins_table()) {
+            let path = Path::new("/project/Cargo.toml");
+            let mut document = toml::Table::new();
+            document.insert("plugins".into(), toml::Value::Table(plugins.clone()));
+            let text = toml::to_string(&document).unwrap();
+            let from_toml = Config::parse(&text, path);
+            let json = serde_json::to_value(&plugins).unwrap();
+            let from_json = Config::from_json(
+                &json,
+                path.to_path_buf(),
+                ConfigSource::WorkspaceMetadata,
+                "workspace.metadata.warpgate.plugins",
+            );
+            match (from_toml, from_json) {
+                (Ok(from_toml), Ok(from_json)) => {
+                    prop_assert_eq!(from_toml.plugins, from_json.plugins);
+                }
+                (Err(_), Err(_)) => {}
+                (from_toml, from_json) => {
+                    return Err(TestCaseError::fail(format!(
+                        "{text}\nfrom TOML: {from_toml:?}\nfrom JSON: {from_json:?}"
+                    )));
+                }
+            }
+        }
     }
 }

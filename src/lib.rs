@@ -95,3 +95,6 @@ pub mod embedded;
 #[cfg(feature = "fetch")]
 pub mod vendor;
 // --- End of build-time vendoring and embedded plugins. ---
+
+#[cfg(test)]
+mod proptests;

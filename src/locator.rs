@@ -161,6 +161,12 @@ fn parse_github(input: &str, rest: &str) -> Result<GitHubLocator, LocatorError> 
             "`{bad}` is not a valid GitHub owner, repository or project name"
         )));
     }
+    // A project names its release tags (`project@v1.2.3`), and a git tag cannot hold `..`.
+    if let Some(project) = parts.get(2).filter(|project| project.contains("..")) {
+        return Err(error(&format!(
+            "project name `{project}` contains `..`, which its release tags (`{project}@…`) cannot hold"
+        )));
+    }
     Ok(GitHubLocator {
         repo_slug: format!("{}/{}", parts[0], parts[1]),
         project_name: parts.get(2).map(|part| part.to_string()),
@@ -359,6 +365,9 @@ mod tests {
             ),
             ("github://a/b@a\\b", "tag after `@` contains `/`"),
             ("github://a/b@v1\u{7}", "control character"),
+            ("github://a/b@.", "tag after `@` is `.`"),
+            ("github://a/b/c..d@v1", "project name `c..d` contains `..`"),
+            ("github://a/b/_..", "project name `_..` contains `..`"),
             ("github://a b/c", "not a valid GitHub"),
         ] {
             let error = input.parse::<PluginLocator>().unwrap_err();

@@ -109,12 +109,7 @@ pub fn download_url(
     asset: &str,
 ) -> Result<String, String> {
     check_tag(tag).map_err(|reason| format!("release tag `{tag}` {reason}"))?;
-    if asset.is_empty()
-        || asset == "."
-        || asset == ".."
-        || asset.contains(['/', '\\'])
-        || asset.chars().any(char::is_control)
-    {
+    if !is_asset_name(asset) {
         return Err(format!(
             "asset name `{}` is not a file name",
             asset.escape_debug()
@@ -130,11 +125,23 @@ pub fn download_url(
     ))
 }
 
-/// Checks that a tag may be put in a URL path: not empty, no `/` or `\\`, no `..`, no
-/// whitespace or control characters.
+/// Whether `asset` can be a release asset's file name: not empty, `.` or `..`, no `/` or `\\`,
+/// no control characters.
+pub fn is_asset_name(asset: &str) -> bool {
+    !(asset.is_empty()
+        || asset == "."
+        || asset == ".."
+        || asset.contains(['/', '\\'])
+        || asset.chars().any(char::is_control))
+}
+
+/// Checks that a tag may be put in a URL path: not empty, not `.` (which a URL path drops),
+/// no `/` or `\\`, no `..`, no whitespace or control characters.
 pub fn check_tag(tag: &str) -> Result<(), String> {
     if tag.is_empty() {
         Err("is empty".into())
+    } else if tag == "." {
+        Err("is `.`, which a URL path drops".into())
     } else if tag.contains(['/', '\\']) || tag.contains("..") {
         Err("contains `/`, `\\` or `..`".into())
     } else if tag.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -373,6 +380,32 @@ mod tests {
                 "{tag} {url}"
             );
         }
+    }
+
+    /// A URL path drops a `.` segment, so a tag `.` would name no release.
+    #[test]
+    fn dot_tags_are_refused() {
+        assert_eq!(
+            check_tag("."),
+            Err("is `.`, which a URL path drops".to_string())
+        );
+        let PluginLocator::GitHub(locator) = "github://a/b".parse().unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(
+            download_url("https://api.github.com", &locator, ".", "x.wasm"),
+            Err("release tag `.` is `.`, which a URL path drops".to_string())
+        );
+        assert!(
+            check_locked_release(
+                "https://api.github.com",
+                &locator,
+                ".",
+                "x.wasm",
+                "https://github.com/a/b/releases/download/x.wasm"
+            )
+            .is_err()
+        );
     }
 
     #[test]
