@@ -83,6 +83,9 @@ fn locked_plugin() -> impl Strategy<Value = LockedPlugin> {
                     asset,
                     url,
                     path,
+                    registry: None,
+                    repository: None,
+                    digest: None,
                     checksum,
                     size,
                 }
