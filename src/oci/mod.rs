@@ -8,7 +8,7 @@
 //! `http://` only to loopback hosts), retries, download size caps, and downloads that stream
 //! into the cache's temp files and are renamed into place only once verified.
 //!
-//! - [`reference`]: the `registry://` locator.
+//! - [`reference`](mod@reference): the `registry://` locator.
 //! - [`manifest`]: manifests and indexes, and which layer is the plugin.
 //! - [`auth`] (feature `fetch`): credentials and the bearer-token flow.
 //! - [`client`] (feature `fetch`): [`client::RegistryClient`], pulling and pushing.

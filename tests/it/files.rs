@@ -422,3 +422,66 @@ fn a_killed_download_is_swept_by_the_next_run() {
     assert!(project.read("warpgate.lock").contains("slow"));
     drop(held);
 }
+
+/// A vendored copy that changes while `vendor` runs (after it was checked, before it is
+/// linked into the new folder) is caught: the linked file is hashed again, and the run fails
+/// with both checksums instead of vendoring the changed bytes.
+#[test]
+fn vendor_hashes_again_what_it_links() {
+    use crate::support::{Response, Route, TestServer};
+    let remote: &[u8] = b"\0asm\x01\0\0\0remote";
+    let server = TestServer::start([(
+        "/remote.wasm",
+        Route::sequence([
+            Response::ok(remote),
+            Response::ok(remote).delay(Duration::from_secs(2)),
+        ]),
+    )]);
+    let project = Project::new(&format!(
+        "[plugins]\njson = \"file://./plugins/json_tools.wasm\"\nremote = \"{}\"\n",
+        server.url("/remote.wasm")
+    ));
+    let command = |args: &[&str]| {
+        let mut command = project.command(args);
+        command.envs(server.env());
+        command
+    };
+    Run::from(command(&["lock"]).output().unwrap()).success();
+    Run::from(command(&["vendor"]).output().unwrap()).success();
+    // The next run must download `remote` again (slowly), and finds `json` intact first.
+    std::fs::remove_file(project.path("vendor/warpgate/remote.wasm")).unwrap();
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    let requests = server.request_count();
+    let mut vendor = command(&["vendor"]);
+    let child = vendor
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while server.request_count() == requests {
+        assert!(
+            started.elapsed() < HANG,
+            "`vendor` never asked for the download"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // While the download is delayed: the vendored copy changes in place.
+    let json = project.path("vendor/warpgate/json.wasm");
+    let mut permissions = std::fs::metadata(&json).unwrap().permissions();
+    #[expect(
+        clippy::permissions_set_readonly_false,
+        reason = "the test tampers with a file on purpose"
+    )]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(&json, permissions).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&json)
+        .unwrap()
+        .write_all(b"tampered")
+        .unwrap();
+    let run = Run::from(child.wait_with_output().unwrap());
+    let run = run.code(1).stderr_has("json");
+    assert!(run.stderr.contains("Expected:"), "{run:#?}");
+}
