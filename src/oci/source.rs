@@ -29,7 +29,7 @@ pub async fn fetch_pinned(
     if let Some(mirror) = fetcher.mirror()
         && !fetcher.http().is_offline()
     {
-        match fetch_blob(fetcher, id, mirror, &locked.checksum).await {
+        match fetch_blob(fetcher, id, mirror, &locked.checksum, locked_size(locked)).await {
             Ok(path) => return Ok(path),
             Err(error) => {
                 let missing = matches!(
@@ -49,7 +49,7 @@ pub async fn fetch_pinned(
     }
     match &locked.locator {
         PluginLocator::Registry(locator) => {
-            fetch_blob(fetcher, id, locator, &locked.checksum).await
+            fetch_blob(fetcher, id, locator, &locked.checksum, locked_size(locked)).await
         }
         _ => match &locked.url {
             Some(url) => fetcher.fetch_locked(id, url, &locked.checksum).await,
@@ -61,12 +61,19 @@ pub async fn fetch_pinned(
     }
 }
 
-/// Blob `checksum` of `locator`'s repository, verified into the cache.
+/// The size a lock entry records, if it records one (`0` while locking).
+fn locked_size(locked: &LockedPlugin) -> Option<u64> {
+    Some(locked.size).filter(|size| *size > 0)
+}
+
+/// Blob `checksum` of `locator`'s repository, verified into the cache; a blob larger than
+/// `size` (when known) is refused while it streams.
 pub async fn fetch_blob(
     fetcher: &Fetcher,
     id: &Id,
     locator: &RegistryLocator,
     checksum: &Checksum,
+    size: Option<u64>,
 ) -> Result<PathBuf, FetchError> {
     let source = format!(
         "registry://{}/{}@{checksum}",
@@ -85,6 +92,7 @@ pub async fn fetch_blob(
                     &locator.repository,
                     checksum,
                     &temp,
+                    size,
                     &progress,
                 )
                 .await
