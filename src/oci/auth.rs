@@ -136,6 +136,15 @@ impl CredentialStore {
         }
     }
 
+    /// A store holding only `entries`, written as `WARPGATE_REGISTRY_AUTH` is (no Docker
+    /// config): for applications with credentials of their own, and tests.
+    pub fn from_entries(entries: impl Into<String>) -> Self {
+        Self {
+            env_entries: Some(entries.into()),
+            docker_config: None,
+        }
+    }
+
     /// A store with no credentials at all (every request anonymous).
     pub fn anonymous() -> Self {
         Self::default()

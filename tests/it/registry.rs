@@ -598,3 +598,208 @@ fn publish_lock_vendor_and_build_by_digest() {
     );
     assert!(requests.iter().any(|r| r.status == 200), "{requests:#?}");
 }
+
+/// A registry client trusting every server of `servers`, with `entries` as its only
+/// credentials (`WARPGATE_REGISTRY_AUTH` syntax).
+fn fake_registry_client(
+    servers: &[&crate::support::TestServer],
+    entries: &str,
+    dir: &std::path::Path,
+) -> warpgate::oci::client::RegistryClient {
+    let bundle = dir.join("bundle.pem");
+    let pem: String = servers.iter().map(|server| server.ca_pem()).collect();
+    std::fs::write(&bundle, pem).unwrap();
+    let http = warpgate::http::HttpClient::new(warpgate::http::HttpOptions {
+        extra_ca_file: Some(bundle),
+        ..servers[0].http_options()
+    })
+    .unwrap();
+    warpgate::oci::client::RegistryClient::new(
+        http,
+        warpgate::oci::auth::CredentialStore::from_entries(entries),
+    )
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Runtime::new().unwrap().block_on(future)
+}
+
+/// `127.0.0.1:<port>`, a fake registry's host.
+fn fake_host(server: &crate::support::TestServer) -> String {
+    format!("127.0.0.1:{}", server.port())
+}
+
+#[test]
+fn credentials_never_follow_a_blob_redirect_to_another_host() {
+    use crate::support::{Response, Route, TestServer};
+    let bytes = b"\0asm blob in object storage".to_vec();
+    let checksum = Checksum::of(&bytes);
+    let storage = TestServer::start([("/blob", Response::ok(bytes.clone()))]);
+    let blob_path = format!("/v2/ns/img/blobs/{checksum}");
+    let registry = TestServer::start([(
+        blob_path.as_str(),
+        Route::sequence([
+            Response::status(401).header("www-authenticate", r#"Basic realm="test""#),
+            Response::redirect(storage.url("/blob")),
+        ]),
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let host = fake_host(&registry);
+    let client = fake_registry_client(
+        &[&registry, &storage],
+        &format!("{host}=user:s3cret"),
+        dir.path(),
+    );
+    let dest = dir.path().join("blob");
+    let downloaded =
+        block_on(client.pull_blob(&host, "ns/img", &checksum, &dest, None, &|_, _| {})).unwrap();
+    assert_eq!(downloaded.checksum, checksum);
+    let sent = registry.requests();
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert!(sent[0].header("authorization").is_none(), "{sent:#?}");
+    assert!(
+        sent[1]
+            .header("authorization")
+            .is_some_and(|value| value.starts_with("Basic ")),
+        "{sent:#?}"
+    );
+    let redirected = storage.requests();
+    assert_eq!(redirected.len(), 1, "{redirected:#?}");
+    assert_eq!(
+        redirected[0].header("authorization"),
+        None,
+        "{redirected:#?}"
+    );
+
+    // A blob larger than the size the lock records is refused while it streams.
+    let error = block_on(client.pull_blob(&host, "ns/img", &checksum, &dest, Some(10), &|_, _| {}))
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("larger than the download size limit of 10 bytes"),
+        "{error}"
+    );
+}
+
+#[test]
+fn bearer_tokens_stay_on_the_registry_and_credentials_reach_only_its_own_token_service() {
+    use crate::support::{Response, Route, TestServer};
+    let bytes = b"\0asm blob behind a token".to_vec();
+    let checksum = Checksum::of(&bytes);
+    let registry = TestServer::empty();
+    let host = fake_host(&registry);
+    let challenge = |realm: String| {
+        Response::status(401).header(
+            "www-authenticate",
+            format!(r#"Bearer realm="{realm}",service="fake",scope="repository:ns/img:pull""#),
+        )
+    };
+    // The token service on the registry's host; the blob redirected to another host name.
+    registry.route(
+        "/token",
+        Response::json(&serde_json::json!({ "token": "t0ken" })),
+    );
+    registry.route("/blob", Response::ok(bytes.clone()));
+    registry.route(
+        format!("/v2/ns/img/blobs/{checksum}"),
+        Route::sequence([
+            challenge(registry.url("/token")),
+            Response::redirect(registry.alt_url("/blob")),
+        ]),
+    );
+    // Another repository whose token service is on another host: no credentials there.
+    registry.route(
+        format!("/v2/other/img/blobs/{checksum}"),
+        Route::sequence([
+            challenge(registry.alt_url("/token")),
+            Response::ok(bytes.clone()),
+        ]),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let client = fake_registry_client(&[&registry], &format!("{host}=user:s3cret"), dir.path());
+    let dest = dir.path().join("blob");
+    for repository in ["ns/img", "other/img"] {
+        let downloaded =
+            block_on(client.pull_blob(&host, repository, &checksum, &dest, None, &|_, _| {}))
+                .unwrap();
+        assert_eq!(downloaded.checksum, checksum);
+    }
+    let sent = registry.requests();
+    let find = |path: &str, alt: bool| {
+        sent.iter()
+            .filter(|request| request.path.starts_with(path) && request.is_alt_host() == alt)
+            .collect::<Vec<_>>()
+    };
+    let own_token = find("/token", false);
+    assert_eq!(own_token.len(), 1, "{sent:#?}");
+    assert!(
+        own_token[0]
+            .header("authorization")
+            .is_some_and(|value| value.starts_with("Basic ")),
+        "{sent:#?}"
+    );
+    assert!(
+        own_token[0]
+            .path
+            .contains("scope=repository%3Ans%2Fimg%3Apull")
+    );
+    let foreign_token = find("/token", true);
+    assert_eq!(foreign_token.len(), 1, "{sent:#?}");
+    assert_eq!(foreign_token[0].header("authorization"), None, "{sent:#?}");
+    let blob = find("/blob", true);
+    assert_eq!(blob.len(), 1, "{sent:#?}");
+    assert_eq!(blob[0].header("authorization"), None, "{sent:#?}");
+    let pulls = find(&format!("/v2/ns/img/blobs/{checksum}"), false);
+    assert_eq!(pulls[1].header("authorization"), Some("Bearer t0ken"));
+}
+
+#[test]
+fn oversized_manifests_and_malformed_tags_are_refused() {
+    use crate::support::{Response, TestServer};
+    let registry = TestServer::empty();
+    let host = fake_host(&registry);
+    let huge = vec![b' '; 5 * 1024 * 1024];
+    registry.route(
+        "/v2/ns/img/manifests/1.0",
+        Response::ok(huge.clone()).header("content-type", warpgate::oci::manifest::OCI_MANIFEST),
+    );
+    registry.route(
+        "/v2/ns/img/manifests/2.0",
+        Response::ok(huge)
+            .header("content-type", warpgate::oci::manifest::OCI_MANIFEST)
+            .close_delimited(),
+    );
+    registry.route(
+        "/v2/ns/img/tags/list",
+        Response::json(&serde_json::json!({
+            "name": "ns/img",
+            "tags": ["9.0.0+not-a-tag", "9.0.0\u{1b}[2J\nhint: run `rm -rf ~`", "0.1.0"],
+        })),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let client = fake_registry_client(&[&registry], "", dir.path());
+    for tag in ["1.0", "2.0"] {
+        let locator =
+            warpgate::oci::reference::RegistryLocator::parse_body(&format!("{host}/ns/img:{tag}"))
+                .unwrap();
+        let error = block_on(client.resolve(&locator, None)).unwrap_err();
+        assert!(
+            error.to_string().contains(&format!(
+                "the manifest at `{tag}` is larger than 4194304 bytes"
+            )),
+            "{error}"
+        );
+    }
+    let locator =
+        warpgate::oci::reference::RegistryLocator::parse_body(&format!("{host}/ns/img")).unwrap();
+    let requirement = semver::VersionReq::parse(">=1").unwrap();
+    let error = block_on(client.resolve(&locator, Some(&requirement)))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("(semver tags found: `0.1.0`)"), "{error}");
+    assert!(
+        !error.contains('\u{1b}') && !error.contains("rm -rf"),
+        "{error}"
+    );
+}
