@@ -803,3 +803,90 @@ fn oversized_manifests_and_malformed_tags_are_refused() {
         "{error}"
     );
 }
+
+#[test]
+fn token_auth_publishes_with_credentials_and_pulls_anonymously() {
+    let registry = TestRegistry::start_with_tokens();
+    let locator = registry.locator("plugins/json-tools:1.0.0");
+    let project = Project::new(&format!("[plugins]\njson = \"{locator}\"\n"));
+    let digest = publish(&project, &registry, "plugins/json-tools:1.0.0");
+    let (bytes, checksum) = json_tools();
+    let tokens = registry.token_server().requests();
+    assert!(
+        !tokens.is_empty()
+            && tokens.iter().all(|request| request.status == 200
+                && request.user.as_deref() == Some(crate::support::registry::USER)
+                && request.scopes == ["repository:plugins/json-tools:pull,push"]),
+        "{tokens:#?}"
+    );
+
+    // Without credentials: an anonymous token, good for pulls.
+    let anonymous = |args: &[&str]| {
+        let mut command = command(&project, &registry, args);
+        command.env_remove("WARPGATE_REGISTRY_AUTH");
+        Run::from(command.output().unwrap())
+    };
+    anonymous(&["lock"]).success();
+    assert!(
+        project
+            .read("warpgate.lock")
+            .contains(&format!("digest = \"{digest}\"\nchecksum = \"{checksum}\"")),
+    );
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    anonymous(&["fetch"]).success();
+    let cache = warpgate::cache::Cache::new(project.cache_home());
+    assert!(cache.get(&checksum).unwrap().is_some());
+    let pulls: Vec<_> = registry
+        .token_server()
+        .requests()
+        .into_iter()
+        .skip(tokens.len())
+        .collect();
+    assert!(
+        !pulls.is_empty()
+            && pulls.iter().all(|request| request.user.is_none()
+                && request.status == 200
+                && request.scopes == ["repository:plugins/json-tools:pull"]),
+        "{pulls:#?}"
+    );
+    assert_eq!(
+        std::fs::read(cache.get(&checksum).unwrap().unwrap()).unwrap(),
+        bytes
+    );
+
+    // An anonymous push gets a pull-only token, which the registry refuses.
+    let pushed = anonymous(&[
+        "publish",
+        JSON_TOOLS,
+        &registry.locator("plugins/other:1.0.0"),
+    ]);
+    let pushed = pushed.code(2);
+    assert!(
+        pushed.stderr.contains(&format!(
+            "registry `{}` refused access to `plugins/other` (pull,push) without credentials",
+            registry.host()
+        )),
+        "{pushed:#?}"
+    );
+
+    // Wrong credentials: the token service refuses them, and the password is never shown.
+    let wrong = Run::from(
+        command(&project, &registry, &["update"])
+            .env(
+                "WARPGATE_REGISTRY_AUTH",
+                format!("{}=warpgate:not-the-password", registry.host()),
+            )
+            .output()
+            .unwrap(),
+    )
+    .code(2);
+    assert!(
+        wrong
+            .stderr
+            .contains("with the credentials from `WARPGATE_REGISTRY_AUTH`"),
+        "{wrong:#?}"
+    );
+    assert!(!wrong.stderr.contains("not-the-password"), "{wrong:#?}");
+    let last = registry.token_server().requests().pop().unwrap();
+    assert_eq!(last.status, 401, "{last:?}");
+}
