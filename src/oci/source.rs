@@ -4,6 +4,10 @@
 //! `registry://` plugin the wasm layer by digest (never a tag). Whatever answers, the bytes
 //! stream into a temp file in the cache and are renamed into place only when their sha256
 //! is the locked one. Offline, only the cache answers.
+//!
+//! A mirror that fails in any way (unreachable, refusing, or serving bytes whose sha256 is
+//! not the locked one) costs a logged warning and the origin is tried: the mirror is a
+//! cache, never the source of truth, and its wrong bytes never reach the cache.
 
 use std::path::PathBuf;
 
@@ -38,6 +42,13 @@ pub async fn fetch_pinned(
                 );
                 if missing {
                     tracing::debug!(%id, mirror = %mirror, "not in the mirror; trying the origin");
+                } else if let FetchError::Mismatch { mismatch, .. } = &error {
+                    // Not the lock's hint (`lock --update`): the lock is right, the copy is not.
+                    tracing::warn!(
+                        "plugin `{id}`: the mirror `{mirror}` served other bytes than the lock pins (expected `{}`, computed `{}`); they were discarded, trying the origin",
+                        mismatch.expected,
+                        mismatch.computed
+                    );
                 } else {
                     tracing::warn!(
                         "plugin `{id}`: the mirror `{mirror}` failed, trying the origin: {}",

@@ -890,3 +890,74 @@ fn token_auth_publishes_with_credentials_and_pulls_anonymously() {
     let last = registry.token_server().requests().pop().unwrap();
     assert_eq!(last.status, 401, "{last:?}");
 }
+
+#[test]
+fn a_mirror_serving_wrong_bytes_is_refused_and_the_origin_answers() {
+    let origin = TestRegistry::start();
+    let mirror = TestRegistry::start();
+    let project = Project::new(&format!(
+        "[plugins]\njson = \"{}\"\n",
+        origin.locator("plugins/json-tools:1.0.0")
+    ));
+    publish(&project, &origin, "plugins/json-tools:1.0.0");
+    let bundle = project.path("ca-bundle.pem");
+    let pem = std::fs::read_to_string(origin.ca_path()).unwrap()
+        + &std::fs::read_to_string(mirror.ca_path()).unwrap();
+    std::fs::write(&bundle, pem).unwrap();
+    let target = mirror.locator("team/plugins");
+    let auth = format!("{} {}", origin.auth(), mirror.auth());
+    let both = |args: &[&str]| {
+        let mut command = command(&project, &mirror, args);
+        command
+            .env("SSL_CERT_FILE", &bundle)
+            .env("WARPGATE_REGISTRY_AUTH", &auth)
+            .env("WARPGATE_MIRROR", &target);
+        Run::from(command.output().unwrap())
+    };
+    both(&["lock"]).success();
+    both(&["mirror", "push"]).success();
+    let (bytes, checksum) = json_tools();
+    let mut corrupt = bytes.clone();
+    corrupt[100] ^= 0xff;
+    std::fs::write(mirror.blob_file(&checksum.hex()), &corrupt).unwrap();
+
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    origin.clear_requests();
+    let fetched = both(&["fetch"]).success();
+    assert!(
+        fetched.stderr.contains(&format!(
+            "plugin `json`: the mirror `{target}` served other bytes than the lock pins (expected `{checksum}`, computed `{}`); they were discarded, trying the origin",
+            Checksum::of(&corrupt)
+        )),
+        "{fetched:#?}"
+    );
+    assert!(
+        origin.requests().iter().any(|r| r.path
+            == format!("/v2/plugins/json-tools/blobs/{checksum}")
+            && r.status == 200)
+    );
+    let cache = warpgate::cache::Cache::new(project.cache_home());
+    let cached = cache.get(&checksum).unwrap().unwrap();
+    assert_eq!(std::fs::read(cached).unwrap(), bytes);
+
+    // With the origin gone too, the failure is the origin's, after the mirror's warning.
+    drop(origin);
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    let failed = both(&["fetch"]).code(2);
+    assert!(
+        failed
+            .stderr
+            .contains("served other bytes than the lock pins"),
+        "{failed:#?}"
+    );
+    assert!(!failed.stderr.contains("lock --update"), "{failed:#?}");
+    assert!(
+        failed.stderr.contains("failed to fetch plugin `json`"),
+        "{failed:#?}"
+    );
+    let left: Vec<String> = files(&project.cache_home())
+        .into_iter()
+        .filter(|file| file.contains("blobs/") || file.contains("tmp"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
