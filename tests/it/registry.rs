@@ -961,3 +961,137 @@ fn a_mirror_serving_wrong_bytes_is_refused_and_the_origin_answers() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn the_mirror_setting_comes_from_cargo_metadata_too() {
+    use warpgate::config::Config;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    let package = |name: &str, metadata: &str| {
+        format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n{metadata}"
+        )
+    };
+    let plugins = "json = \"file://./json.wasm\"\n";
+
+    // A workspace's table, and a member that declares plugins but inherits the mirror.
+    write(
+        "Cargo.toml",
+        &format!(
+            "[workspace]\nmembers = [\"app\", \"own\"]\n\n[workspace.metadata.warpgate]\nmirror = \"registry://mirror.example.com/team/plugins\"\n"
+        ),
+    );
+    write("app/src/lib.rs", "");
+    write(
+        "app/Cargo.toml",
+        &package(
+            "app",
+            &format!("[package.metadata.warpgate.plugins]\n{plugins}"),
+        ),
+    );
+    write("own/src/lib.rs", "");
+    write("own/Cargo.toml", &package("own", ""));
+    let config = Config::load(&dir.path().join("app/Cargo.toml")).unwrap();
+    assert_eq!(
+        config.mirror.map(|mirror| mirror.to_string()).as_deref(),
+        Some("registry://mirror.example.com/team/plugins")
+    );
+
+    // A package's own `mirror` wins over the workspace's.
+    write(
+        "own/Cargo.toml",
+        &package(
+            "own",
+            &format!(
+                "[package.metadata.warpgate]\nmirror = \"registry://localhost:5000/own\"\n\n[package.metadata.warpgate.plugins]\n{plugins}"
+            ),
+        ),
+    );
+    let config = Config::load(&dir.path().join("own/Cargo.toml")).unwrap();
+    assert_eq!(
+        config.mirror.map(|mirror| mirror.to_string()).as_deref(),
+        Some("registry://localhost:5000/own")
+    );
+
+    // An invalid mirror is an error that names the table.
+    write(
+        "own/Cargo.toml",
+        &package(
+            "own",
+            &format!(
+                "[package.metadata.warpgate]\nmirror = \"registry://localhost:5000/own:1.0\"\n\n[package.metadata.warpgate.plugins]\n{plugins}"
+            ),
+        ),
+    );
+    let error = Config::load(&dir.path().join("own/Cargo.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("`[package.metadata.warpgate]` `mirror`: the mirror `registry://localhost:5000/own:1.0` has a tag or digest"),
+        "{error}"
+    );
+}
+
+/// Set in the child process of [`an_invalid_mirror_setting_fails_the_cli_and_the_loader`].
+const LOADER_CHILD: &str = "WARPGATE_IT_INVALID_MIRROR_CHILD";
+
+#[test]
+fn an_invalid_mirror_setting_fails_the_cli_and_the_loader() {
+    use warpgate::loader::{LoaderError, PluginLoader};
+    use warpgate::locator::PluginLocator;
+    let invalid = "registry://nohost/team";
+    if std::env::var_os(LOADER_CHILD).is_some() {
+        // The child: `PluginLoader::new` reads `WARPGATE_MIRROR` from this process.
+        let dir = tempfile::tempdir().unwrap();
+        let loader = PluginLoader::new(dir.path().join("home"), dir.path().join("tmp"));
+        let locator: PluginLocator = format!("file://{JSON_TOOLS}").parse().unwrap();
+        let id = warpgate::Id::new("json").unwrap();
+        let error = block_on(loader.load_verified(&id, &locator)).unwrap_err();
+        assert!(matches!(error, LoaderError::Mirror(_)), "{error:?}");
+        println!("child: {error}");
+        let loader = loader.with_mirror(None);
+        block_on(loader.load_verified(&id, &locator)).unwrap();
+        println!("child: loaded with the mirror set explicitly");
+        return;
+    }
+    let project = Project::new("[plugins]\njson = \"file://./plugins/json_tools.wasm\"\n");
+    project.run(&["lock"]).success();
+    let cli = Run::from(
+        project
+            .command(&["fetch"])
+            .env("WARPGATE_MIRROR", invalid)
+            .output()
+            .unwrap(),
+    )
+    .code(2);
+    let message = "invalid `WARPGATE_MIRROR`: the mirror `registry://nohost/team`: `nohost` is not a registry host";
+    assert!(cli.stderr.contains(message), "{cli:#?}");
+
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "registry::an_invalid_mirror_setting_fails_the_cli_and_the_loader",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(LOADER_CHILD, "1")
+        .env("WARPGATE_MIRROR", invalid)
+        .env_remove("WARPGATE_OFFLINE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        child.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    assert!(stdout.contains(&format!("child: {message}")), "{stdout}");
+    assert!(
+        stdout.contains("child: loaded with the mirror set explicitly"),
+        "{stdout}"
+    );
+}
