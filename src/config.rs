@@ -904,6 +904,7 @@ mod proptests {
             let json = serde_json::to_value(&plugins).unwrap();
             let from_json = Config::from_json(
                 &json,
+                None,
                 path.to_path_buf(),
                 ConfigSource::WorkspaceMetadata,
                 "workspace.metadata.warpgate.plugins",

@@ -12,9 +12,10 @@
 //!
 //! Without credentials requests go anonymously, which public registries answer with an
 //! anonymous bearer token. Credentials are bound to their host: the client sends them only
-//! to that registry (and to its token service when the service is the same host or a sibling
-//! under the same parent domain, as `auth.docker.io` is for `registry-1.docker.io`), never
-//! along a redirect to blob storage. They never appear in `Debug` output, messages or files.
+//! to that registry (and to its token service under the rule of [`may_send_credentials`]),
+//! never along a redirect to blob storage. They never appear in `Debug` output, messages or
+//! files; a malformed Docker config or helper answer is reported by position only, since
+//! serde's messages quote values.
 
 use std::fmt;
 use std::io::Write as _;
@@ -116,10 +117,23 @@ pub enum AuthError {
 }
 
 /// Finds credentials for registry hosts (see the module docs).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct CredentialStore {
     env_entries: Option<String>,
     docker_config: Option<PathBuf>,
+}
+
+impl fmt::Debug for CredentialStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The entries hold passwords: only whether there are some is shown.
+        f.debug_struct("CredentialStore")
+            .field(
+                "env_entries",
+                &self.env_entries.as_ref().map(|_| "<redacted>"),
+            )
+            .field("docker_config", &self.docker_config)
+            .finish()
+    }
 }
 
 impl CredentialStore {
@@ -559,6 +573,7 @@ mod tests {
                 }
         );
         assert!(!format!("{found:?}").contains("s3cret"));
+        assert!(!format!("{store:?}").contains("s3cret"));
         let found = store.lookup("reg.example.com").unwrap().unwrap();
         assert_eq!(found.basic().as_deref(), Some("Basic dXNlcjpwYXNz"));
         assert!(

@@ -981,9 +981,7 @@ fn the_mirror_setting_comes_from_cargo_metadata_too() {
     // A workspace's table, and a member that declares plugins but inherits the mirror.
     write(
         "Cargo.toml",
-        &format!(
-            "[workspace]\nmembers = [\"app\", \"own\"]\n\n[workspace.metadata.warpgate]\nmirror = \"registry://mirror.example.com/team/plugins\"\n"
-        ),
+        "[workspace]\nmembers = [\"app\", \"own\"]\n\n[workspace.metadata.warpgate]\nmirror = \"registry://mirror.example.com/team/plugins\"\n",
     );
     write("app/src/lib.rs", "");
     write(
