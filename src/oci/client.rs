@@ -16,6 +16,14 @@
 //! retries once. Tokens are kept in memory per registry and scope, never written anywhere.
 //! Registries are reached over `https://`; plain `http://` only for loopback hosts that
 //! do not speak TLS (tried after `https://` fails to connect).
+//!
+//! # What is trusted
+//!
+//! Nothing a registry says goes unchecked: a manifest's bytes must hash to the digest asked
+//! for (or announced), manifests, tag lists, token answers and error bodies are read up to
+//! [`MAX_DOCUMENT_SIZE`] (error bodies less), blobs up to the size the lock records, only
+//! well-formed tags are ever picked, and the registry's text (media types, platforms, realms,
+//! error bodies) is escaped before it reaches a message.
 
 use std::collections::HashMap;
 use std::path::Path;
