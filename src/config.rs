@@ -106,8 +106,9 @@ pub struct Config {
     /// Every declared plugin, by id.
     pub plugins: BTreeMap<Id, PluginEntry>,
     /// The team mirror (`mirror = "registry://HOST/NAMESPACE"` at the top of
-    /// `warpgate.toml`), tried by digest before each plugin's origin; `WARPGATE_MIRROR`
-    /// overrides it ([`crate::oci::mirror`]).
+    /// `warpgate.toml`, or in `[workspace.metadata.warpgate]` / `[package.metadata.warpgate]`,
+    /// a package's own before its workspace's), tried by digest before each plugin's origin;
+    /// `WARPGATE_MIRROR` overrides it ([`crate::oci::mirror`]).
     pub mirror: Option<crate::oci::reference::RegistryLocator>,
 }
 
@@ -314,9 +315,11 @@ impl Config {
             .workspace_root
             .join("Cargo.toml")
             .into_std_path_buf();
+        let workspace_mirror = metadata.workspace_metadata.pointer("/warpgate/mirror");
         if let Some(plugins) = metadata.workspace_metadata.pointer("/warpgate/plugins") {
             return Self::from_json(
                 plugins,
+                workspace_mirror.map(|mirror| (mirror, "workspace.metadata.warpgate")),
                 workspace_manifest,
                 ConfigSource::WorkspaceMetadata,
                 "workspace.metadata.warpgate.plugins",
@@ -335,8 +338,14 @@ impl Config {
         if let Some(package) = package
             && let Some(plugins) = package.metadata.pointer("/warpgate/plugins")
         {
+            // The package's own `mirror`, else the workspace's: a team sets it once.
+            let mirror = match package.metadata.pointer("/warpgate/mirror") {
+                Some(mirror) => Some((mirror, "package.metadata.warpgate")),
+                None => workspace_mirror.map(|mirror| (mirror, "workspace.metadata.warpgate")),
+            };
             return Self::from_json(
                 plugins,
+                mirror,
                 package.manifest_path.clone().into_std_path_buf(),
                 ConfigSource::PackageMetadata,
                 "package.metadata.warpgate.plugins",
@@ -348,8 +357,11 @@ impl Config {
         })
     }
 
+    /// The config of a `[plugins]` table from Cargo metadata, and the `mirror` key of the
+    /// metadata table named with it.
     fn from_json(
         plugins: &serde_json::Value,
+        mirror: Option<(&serde_json::Value, &str)>,
         path: PathBuf,
         source: ConfigSource,
         table: &str,
@@ -357,6 +369,16 @@ impl Config {
         let invalid = |message: String| ConfigError::Invalid {
             path: path.clone(),
             message,
+        };
+        let mirror = match mirror {
+            Some((value, mirror_table)) => Some(
+                value
+                    .as_str()
+                    .ok_or_else(|| "`mirror` must be a string".to_string())
+                    .and_then(crate::oci::reference::parse_mirror)
+                    .map_err(|reason| invalid(format!("`[{mirror_table}]` `mirror`: {reason}")))?,
+            ),
+            None => None,
         };
         let serde_json::Value::Object(entries) = plugins else {
             return Err(invalid(format!("`[{table}]` must be a table")));
@@ -376,7 +398,7 @@ impl Config {
             path,
             source,
             plugins: parsed,
-            mirror: None,
+            mirror,
         })
     }
 }
@@ -882,6 +904,7 @@ mod proptests {
             let json = serde_json::to_value(&plugins).unwrap();
             let from_json = Config::from_json(
                 &json,
+                None,
                 path.to_path_buf(),
                 ConfigSource::WorkspaceMetadata,
                 "workspace.metadata.warpgate.plugins",

@@ -88,6 +88,11 @@ pub enum LoaderError {
     /// A cache operation failed.
     #[error(transparent)]
     Cache(#[from] crate::cache::CacheError),
+    /// `WARPGATE_MIRROR` is set to something that is not a mirror (and no
+    /// [`PluginLoader::with_mirror`] replaced it): every load fails, as `warpgate` and
+    /// `warpgate-build` do, rather than quietly skipping the mirror.
+    #[error(transparent)]
+    Mirror(#[from] crate::oci::mirror::MirrorSettingError),
 }
 
 /// `error` and its causes, `: `-separated (a logged warning has no room for the CLI's
@@ -130,6 +135,8 @@ pub struct PluginLoader {
     unpinned_fallback: bool,
     cache_duration: Duration,
     offline: Option<String>,
+    /// Why `WARPGATE_MIRROR` is unusable, if it is.
+    mirror_setting: Option<String>,
 }
 
 /// Verified plugin bytes on this machine: where they are, and their checksum.
@@ -164,7 +171,9 @@ impl PluginLoader {
     /// (`GITHUB_API_URL`, tokens, `SSL_CERT_FILE`, offline variables, `WARPGATE_HTTP_*`).
     ///
     /// It cannot fail: an unusable `WARPGATE_HTTP_*` value or `SSL_CERT_FILE` is logged as a
-    /// warning and the default used instead.
+    /// warning and the default used instead. An unusable `WARPGATE_MIRROR` makes every load
+    /// fail with [`LoaderError::Mirror`] unless [`PluginLoader::with_mirror`] sets the
+    /// mirror.
     pub fn new(plugins_dir: impl AsRef<Path>, temp_dir: impl AsRef<Path>) -> Self {
         let options = HttpOptions::offline_from_env();
         let options = options
@@ -197,9 +206,12 @@ impl PluginLoader {
         // folder is later.
         let plugins_dir = plugins_dir.as_ref().to_path_buf();
         let plugins_dir = std::path::absolute(&plugins_dir).unwrap_or(plugins_dir);
+        let (mirror, mirror_setting) = match crate::oci::mirror::from_env_or(None) {
+            Ok(mirror) => (mirror, None),
+            Err(error) => (None, Some(error.reason)),
+        };
         Self {
-            fetcher: Fetcher::new(Cache::new(&plugins_dir), http.clone())
-                .with_mirror(mirror_from_env()),
+            fetcher: Fetcher::new(Cache::new(&plugins_dir), http.clone()).with_mirror(mirror),
             github: GitHubClient::new(http),
             plugins_dir,
             temp_dir: temp_dir.as_ref().to_path_buf(),
@@ -207,13 +219,16 @@ impl PluginLoader {
             unpinned_fallback: false,
             cache_duration: DEFAULT_CACHE_DURATION,
             offline,
+            mirror_setting,
         }
     }
 
     /// Tries `mirror` (a `registry://HOST/NAMESPACE` repository) by digest before a pinned
-    /// plugin's origin; `None` turns off the mirror taken from `WARPGATE_MIRROR`.
+    /// plugin's origin; `None` turns off the mirror taken from `WARPGATE_MIRROR`. Either
+    /// way `WARPGATE_MIRROR` no longer matters.
     pub fn with_mirror(mut self, mirror: Option<crate::oci::reference::RegistryLocator>) -> Self {
         self.fetcher = self.fetcher.with_mirror(mirror);
+        self.mirror_setting = None;
         self
     }
 
@@ -281,6 +296,12 @@ impl PluginLoader {
     ) -> Result<LoadedPlugin, LoaderError> {
         let id = id.as_ref();
         let locator = locator.as_ref();
+        if let Some(reason) = &self.mirror_setting {
+            return Err(crate::oci::mirror::MirrorSettingError {
+                reason: reason.clone(),
+            }
+            .into());
+        }
         if let Some((lockfile, root)) = &self.lockfile
             && let Some(locked) = lockfile.plugins.get(id)
         {
@@ -471,13 +492,4 @@ impl PluginLoader {
             },
         }
     }
-}
-
-/// The mirror `WARPGATE_MIRROR` names; an invalid value is logged and ignored, so that a bad
-/// setting costs only speed.
-fn mirror_from_env() -> Option<crate::oci::reference::RegistryLocator> {
-    crate::oci::mirror::from_env_or(None).unwrap_or_else(|error| {
-        tracing::warn!("{error}");
-        None
-    })
 }

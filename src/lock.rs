@@ -599,6 +599,7 @@ pub async fn resolve_entry_reusing(
             locked.tag = resolved.tag;
             locked.digest = Some(resolved.manifest_digest);
             locked.checksum = resolved.layer_digest;
+            locked.size = resolved.size;
             let path = crate::oci::source::fetch_pinned(fetcher, id, &locked).await?;
             locked.size = std::fs::metadata(&path)
                 .map(|metadata| metadata.len())

@@ -29,6 +29,10 @@ pub struct Request {
     pub headers: HeaderMap,
     /// The body, if any (resent as is on a retry).
     pub body: Option<Vec<u8>>,
+    /// The most bytes of the answer's body read, if fewer than the client's
+    /// [`HttpOptions::max_download_size`](super::HttpOptions::max_download_size): a larger
+    /// body is [`HttpError::TooLarge`] with this limit.
+    pub max_body: Option<u64>,
 }
 
 impl Request {
@@ -39,7 +43,88 @@ impl Request {
             url: url.into(),
             headers: HeaderMap::new(),
             body: None,
+            max_body: None,
         }
+    }
+}
+
+/// The most bytes of an error answer's body read while downloading (the start of it is all
+/// a message quotes).
+const MAX_ERROR_BODY: u64 = 64 * 1024;
+
+/// A body buffer that refuses to grow past `limit` bytes (with
+/// [`std::io::ErrorKind::FileTooLarge`]).
+struct Capped<'a> {
+    bytes: &'a mut Vec<u8>,
+    limit: u64,
+}
+
+/// A writer that refuses to write past `limit` bytes into `inner` (with
+/// [`std::io::ErrorKind::FileTooLarge`]).
+struct CappedWriter<'a, W> {
+    inner: &'a mut W,
+    written: u64,
+    limit: u64,
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for CappedWriter<'_, W> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.written + buf.len() as u64 > this.limit {
+            return std::task::Poll::Ready(Err(std::io::ErrorKind::FileTooLarge.into()));
+        }
+        let poll = std::pin::Pin::new(&mut *this.inner).poll_write(context, buf);
+        if let std::task::Poll::Ready(Ok(written)) = &poll {
+            this.written += *written as u64;
+        }
+        poll
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.get_mut().inner).poll_flush(context)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.get_mut().inner).poll_shutdown(context)
+    }
+}
+
+impl tokio::io::AsyncWrite for Capped<'_> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.bytes.len() as u64 + buf.len() as u64 > this.limit {
+            return std::task::Poll::Ready(Err(std::io::ErrorKind::FileTooLarge.into()));
+        }
+        this.bytes.extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
 
@@ -67,10 +152,21 @@ impl Answer {
         (200..300).contains(&self.status)
     }
 
-    /// The start of the body on one line, for error messages.
+    /// The start of the body on one line, for error messages, control characters escaped
+    /// (the body is the server's text).
     pub fn body_start(&self) -> String {
         let text = String::from_utf8_lossy(&self.body[..self.body.len().min(800)]);
         let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let line: String = line
+            .chars()
+            .map(|c| {
+                if crate::locator::is_hidden_control(c) {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
         match line.char_indices().nth(200) {
             Some((index, _)) => format!("{}…", &line[..index]),
             None => line,
@@ -89,10 +185,21 @@ impl Answer {
 
 impl HttpClient {
     /// Sends `request` and reads the whole answer, whatever its status; connect errors,
-    /// `5xx` and `429` are retried first. Bodies over the size cap are refused.
+    /// `5xx` and `429` are retried first. Bodies over the size cap (or
+    /// [`Request::max_body`]) are refused.
     pub async fn request(&self, request: &Request) -> Result<Answer, HttpError> {
         let parsed = self.check_url(&request.url)?;
         let _permit = self.host_permit(&parsed).await;
+        let limit = request
+            .max_body
+            .map_or(self.options.max_download_size, |max| {
+                max.min(self.options.max_download_size)
+            });
+        let too_large = |size: Option<u64>| HttpError::TooLarge {
+            url: request.url.clone(),
+            limit,
+            size,
+        };
         let mut attempt = 0;
         loop {
             let response = self.send_any(request, &parsed, &mut attempt).await?;
@@ -103,11 +210,22 @@ impl HttpClient {
             // A `HEAD` answer's `Content-Length` describes a body that is never sent.
             let read = if request.method == Method::HEAD {
                 Ok(())
+            } else if let Some(size) = response.content_length().filter(|size| *size > limit) {
+                return Err(too_large(Some(size)));
             } else {
-                self.read_body(response, &mut body, &mut Hasher::new(), &|_, _| {})
+                let mut capped = Capped {
+                    bytes: &mut body,
+                    limit,
+                };
+                self.read_body(response, &mut capped, &mut Hasher::new(), &|_, _| {})
                     .await
             };
             match read {
+                Err(super::BodyError::Write(error))
+                    if error.kind() == std::io::ErrorKind::FileTooLarge =>
+                {
+                    return Err(too_large(None));
+                }
                 Ok(()) => {
                     return Ok(Answer {
                         url,
@@ -126,13 +244,15 @@ impl HttpClient {
 
     /// `GET`s `url` with `headers`: a `2xx` body streams into `dest` (created or truncated)
     /// while hashing, and `Ok(Ok(_))` says what was written; any other final answer is
-    /// returned read whole as `Ok(Err(answer))`, with `dest` untouched. As for
+    /// returned as `Ok(Err(answer))` (its body's first 64 KiB), with `dest` untouched. A body
+    /// over `max_size` (when given, else the size cap) is [`HttpError::TooLarge`]. As for
     /// [`HttpClient::download_to`], `dest` may hold a partial body on error.
     pub async fn download_request(
         &self,
         url: &str,
         headers: &HeaderMap,
         dest: &Path,
+        max_size: Option<u64>,
         progress: &(dyn Fn(u64, Option<u64>) + Send + Sync),
     ) -> Result<Result<Downloaded, Answer>, HttpError> {
         let request = Request {
@@ -140,6 +260,15 @@ impl HttpClient {
             url: url.to_string(),
             headers: headers.clone(),
             body: None,
+            max_body: None,
+        };
+        let limit = max_size.map_or(self.options.max_download_size, |max| {
+            max.min(self.options.max_download_size)
+        });
+        let too_large = |size: Option<u64>| HttpError::TooLarge {
+            url: url.to_string(),
+            limit,
+            size,
         };
         let parsed = self.check_url(url)?;
         let _permit = self.host_permit(&parsed).await;
@@ -151,8 +280,12 @@ impl HttpClient {
                 let status = response.status().as_u16();
                 let headers = response.headers().clone();
                 let mut body = Vec::new();
+                let mut capped = Capped {
+                    bytes: &mut body,
+                    limit: MAX_ERROR_BODY,
+                };
                 let _ = self
-                    .read_body(response, &mut body, &mut Hasher::new(), &|_, _| {})
+                    .read_body(response, &mut capped, &mut Hasher::new(), &|_, _| {})
                     .await;
                 return Ok(Err(Answer {
                     url: final_url,
@@ -161,11 +294,8 @@ impl HttpClient {
                     body,
                 }));
             }
-            if let Some(size) = response
-                .content_length()
-                .filter(|size| *size > self.options.max_download_size)
-            {
-                return Err(self.too_large(url, Some(size)));
+            if let Some(size) = response.content_length().filter(|size| *size > limit) {
+                return Err(too_large(Some(size)));
             }
             let mut file = tokio::fs::File::create(dest)
                 .await
@@ -174,10 +304,20 @@ impl HttpClient {
                     source,
                 })?;
             let mut hasher = Hasher::new();
+            let mut capped = CappedWriter {
+                inner: &mut file,
+                written: 0,
+                limit,
+            };
             match self
-                .read_body(response, &mut file, &mut hasher, progress)
+                .read_body(response, &mut capped, &mut hasher, progress)
                 .await
             {
+                Err(super::BodyError::Write(error))
+                    if error.kind() == std::io::ErrorKind::FileTooLarge =>
+                {
+                    return Err(too_large(None));
+                }
                 Ok(()) => {
                     let (checksum, size) = hasher.finish();
                     return Ok(Ok(Downloaded { checksum, size }));

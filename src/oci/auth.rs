@@ -12,9 +12,10 @@
 //!
 //! Without credentials requests go anonymously, which public registries answer with an
 //! anonymous bearer token. Credentials are bound to their host: the client sends them only
-//! to that registry (and to its token service when the service is the same host or a sibling
-//! under the same parent domain, as `auth.docker.io` is for `registry-1.docker.io`), never
-//! along a redirect to blob storage. They never appear in `Debug` output, messages or files.
+//! to that registry (and to its token service under the rule of [`may_send_credentials`]),
+//! never along a redirect to blob storage. They never appear in `Debug` output, messages or
+//! files; a malformed Docker config or helper answer is reported by position only, since
+//! serde's messages quote values.
 
 use std::fmt;
 use std::io::Write as _;
@@ -116,10 +117,23 @@ pub enum AuthError {
 }
 
 /// Finds credentials for registry hosts (see the module docs).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct CredentialStore {
     env_entries: Option<String>,
     docker_config: Option<PathBuf>,
+}
+
+impl fmt::Debug for CredentialStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The entries hold passwords: only whether there are some is shown.
+        f.debug_struct("CredentialStore")
+            .field(
+                "env_entries",
+                &self.env_entries.as_ref().map(|_| "<redacted>"),
+            )
+            .field("docker_config", &self.docker_config)
+            .finish()
+    }
 }
 
 impl CredentialStore {
@@ -136,6 +150,15 @@ impl CredentialStore {
         }
     }
 
+    /// A store holding only `entries`, written as `WARPGATE_REGISTRY_AUTH` is (no Docker
+    /// config): for applications with credentials of their own, and tests.
+    pub fn from_entries(entries: impl Into<String>) -> Self {
+        Self {
+            env_entries: Some(entries.into()),
+            docker_config: None,
+        }
+    }
+
     /// A store with no credentials at all (every request anonymous).
     pub fn anonymous() -> Self {
         Self::default()
@@ -145,10 +168,15 @@ impl CredentialStore {
     pub fn lookup(&self, host: &str) -> Result<Option<Credentials>, AuthError> {
         if let Some(entries) = &self.env_entries {
             for (index, entry) in entries.split_whitespace().enumerate() {
-                let parsed = entry.split_once('=').and_then(|(entry_host, rest)| {
-                    let (username, password) = rest.split_once(':')?;
-                    Some((entry_host, username, password))
-                });
+                let parsed = entry
+                    .split_once('=')
+                    .and_then(|(entry_host, rest)| {
+                        let (username, password) = rest.split_once(':')?;
+                        Some((entry_host, username, password))
+                    })
+                    .filter(|(entry_host, username, password)| {
+                        !entry_host.is_empty() && !username.is_empty() && !password.is_empty()
+                    });
                 let Some((entry_host, username, password)) = parsed else {
                     return Err(AuthError::EnvEntry { index: index + 1 });
                 };
@@ -170,10 +198,12 @@ impl CredentialStore {
             Ok(text) => text,
             Err(_) => return Ok(None),
         };
+        // A serde message may quote the offending value, which here can be a secret: only
+        // the position is reported.
         let config: DockerConfig =
             serde_json::from_str(&text).map_err(|e| AuthError::DockerConfig {
                 path: path.clone(),
-                reason: e.to_string(),
+                reason: json_position(&e),
             })?;
         let source = format!("`{}`", path.display());
         let helper = config
@@ -262,6 +292,17 @@ struct DockerAuth {
     registrytoken: Option<String>,
 }
 
+/// Where a JSON document is invalid, without the serde message (which may quote a value).
+fn json_position(error: &serde_json::Error) -> String {
+    let kind = match error.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "not valid JSON",
+        serde_json::error::Category::Data => "a value of the wrong type",
+        serde_json::error::Category::Eof => "cut short",
+    };
+    format!("{kind} at line {}, column {}", error.line(), error.column())
+}
+
 /// Whether a Docker config key (`ghcr.io`, `https://ghcr.io`, `https://index.docker.io/v1/`)
 /// names registry `host`.
 pub fn same_registry(key: &str, host: &str) -> bool {
@@ -321,7 +362,12 @@ fn run_helper(helper: &str, host: &str) -> Result<Option<Credentials>, AuthError
             return Ok(None);
         }
         let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        return Err(error(format!("it exited with {} ({line})", output.status)));
+        let line: String = line.chars().take(200).collect();
+        return Err(error(format!(
+            "it exited with {} ({})",
+            output.status,
+            line.escape_debug()
+        )));
     }
     #[derive(serde::Deserialize)]
     struct Answer {
@@ -330,8 +376,12 @@ fn run_helper(helper: &str, host: &str) -> Result<Option<Credentials>, AuthError
         #[serde(rename = "Secret", default)]
         secret: String,
     }
-    let answer: Answer = serde_json::from_slice(&output.stdout)
-        .map_err(|e| error(format!("its answer is not the expected JSON: {e}")))?;
+    let answer: Answer = serde_json::from_slice(&output.stdout).map_err(|e| {
+        error(format!(
+            "its answer is not the expected JSON ({})",
+            json_position(&e)
+        ))
+    })?;
     if answer.secret.is_empty() {
         return Ok(None);
     }
@@ -368,7 +418,9 @@ pub enum Challenge {
 /// Parses a `WWW-Authenticate` header value (`Basic …` or `Bearer k="v",…`).
 pub fn parse_challenge(value: &str) -> Option<Challenge> {
     let value = value.trim();
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let (scheme, rest) = value
+        .split_once(|c: char| c.is_ascii_whitespace())
+        .unwrap_or((value, ""));
     if scheme.eq_ignore_ascii_case("basic") {
         return Some(Challenge::Basic);
     }
@@ -388,13 +440,22 @@ pub fn parse_challenge(value: &str) -> Option<Challenge> {
             .to_ascii_lowercase();
         let after = after.trim_start();
         let (value, remaining) = if let Some(quoted) = after.strip_prefix('"') {
-            let end = quoted.find('"')?;
-            (&quoted[..end], &quoted[end + 1..])
+            // A quoted-string (RFC 9110): `\x` stands for `x`.
+            let mut value = String::new();
+            let mut chars = quoted.char_indices();
+            let end = loop {
+                match chars.next()? {
+                    (index, '"') => break index,
+                    (_, '\\') => value.push(chars.next()?.1),
+                    (_, c) => value.push(c),
+                }
+            };
+            (value, &quoted[end + 1..])
         } else {
             let end = after.find(',').unwrap_or(after.len());
-            (&after[..end], &after[end..])
+            (after[..end].trim_end().to_string(), &after[end..])
         };
-        params.insert(key, value.to_string());
+        params.insert(key, value);
         rest = remaining.trim_start().trim_start_matches(',').trim_start();
     }
     Some(Challenge::Bearer {
@@ -404,24 +465,37 @@ pub fn parse_challenge(value: &str) -> Option<Challenge> {
     })
 }
 
-/// Whether credentials for registry host `registry` may go to the token service at
-/// `realm_host`: the same host, or a sibling under the same parent domain (at least two
-/// labels, so `a.io` and `b.io` are not siblings).
+/// Whether credentials for registry host `registry` (`host[:port]`) may go to the token
+/// service at `realm_host`: the same host (on any port), or, for domain names, a sibling
+/// under the same parent domain or that parent itself, where the parent has at least two
+/// labels (`auth.docker.io` for `registry-1.docker.io`, `gitlab.example.com` or
+/// `example.com` for `registry.example.com`, but never `b.io` for `a.io`). IP addresses
+/// only match themselves.
 pub fn may_send_credentials(registry: &str, realm_host: &str) -> bool {
-    let registry = registry
-        .split(':')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let realm = realm_host.to_ascii_lowercase();
-    if registry == realm {
-        return true;
-    }
-    let parent = |host: &str| -> Option<String> {
-        let (_, parent) = host.split_once('.')?;
-        parent.contains('.').then(|| parent.to_string())
+    let host = |text: &str| -> Option<url::Host> {
+        let parsed = url::Url::parse(&format!("https://{text}/")).ok()?;
+        parsed.host().map(|host| host.to_owned())
     };
-    matches!((parent(&registry), parent(&realm)), (Some(a), Some(b)) if a == b)
+    let (Some(registry), Some(realm)) = (host(registry), host(realm_host)) else {
+        return false;
+    };
+    match (&registry, &realm) {
+        (url::Host::Domain(registry), url::Host::Domain(realm)) => {
+            let (registry, realm) = (registry.to_ascii_lowercase(), realm.to_ascii_lowercase());
+            if registry == realm {
+                return true;
+            }
+            let parent = |host: &str| -> Option<String> {
+                let (_, parent) = host.split_once('.')?;
+                parent.contains('.').then(|| parent.to_string())
+            };
+            match parent(&registry) {
+                Some(shared) => parent(&realm).as_ref() == Some(&shared) || realm == shared,
+                None => false,
+            }
+        }
+        _ => registry == realm,
+    }
 }
 
 #[cfg(test)]
@@ -445,6 +519,15 @@ mod tests {
             Some(Challenge::Basic)
         );
         assert_eq!(parse_challenge("Negotiate"), None);
+        assert_eq!(
+            parse_challenge("Bearer\trealm=\"https://a.io/t\\\"x\\\\\",service=reg , scope=s"),
+            Some(Challenge::Bearer {
+                realm: "https://a.io/t\"x\\".into(),
+                service: Some("reg".into()),
+                scope: Some("s".into()),
+            })
+        );
+        assert_eq!(parse_challenge(r#"Bearer realm="unterminated"#), None);
     }
 
     #[test]
@@ -461,6 +544,11 @@ mod tests {
         assert!(may_send_credentials("127.0.0.1:5000", "127.0.0.1"));
         assert!(!may_send_credentials("ghcr.io", "evil.io"));
         assert!(!may_send_credentials("a.example.com", "b.attacker.com"));
+        assert!(may_send_credentials("registry.gitlab.com", "gitlab.com"));
+        assert!(may_send_credentials("[::1]:5000", "[::1]"));
+        assert!(!may_send_credentials("10.0.0.5:5000", "20.0.0.5"));
+        assert!(!may_send_credentials("127.0.0.1:5000", "localhost"));
+        assert!(!may_send_credentials("example.com", "com"));
     }
 
     #[test]
@@ -485,6 +573,7 @@ mod tests {
                 }
         );
         assert!(!format!("{found:?}").contains("s3cret"));
+        assert!(!format!("{store:?}").contains("s3cret"));
         let found = store.lookup("reg.example.com").unwrap().unwrap();
         assert_eq!(found.basic().as_deref(), Some("Basic dXNlcjpwYXNz"));
         assert!(
@@ -499,6 +588,30 @@ mod tests {
         let message = bad.lookup("x.io").unwrap_err().to_string();
         assert!(
             message.contains("entry 1") && !message.contains("nonsense"),
+            "{message}"
+        );
+        for entries in ["a.io=:pw", "a.io=user:", "=user:pw", "a.io=b.io=user"] {
+            let bad = CredentialStore {
+                env_entries: Some(format!("ok.io=u:p {entries}")),
+                docker_config: None,
+            };
+            let message = bad.lookup("x.io").unwrap_err().to_string();
+            assert!(message.contains("entry 2"), "{entries}: {message}");
+        }
+    }
+
+    #[test]
+    fn docker_config_errors_never_quote_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, r#"{"auths":{"reg.example.com":"dG9wOnNlY3JldA=="}}"#).unwrap();
+        let store = CredentialStore {
+            env_entries: None,
+            docker_config: Some(path),
+        };
+        let message = store.lookup("reg.example.com").unwrap_err().to_string();
+        assert!(
+            !message.contains("dG9wOnNlY3JldA") && message.contains("line 1, column"),
             "{message}"
         );
     }

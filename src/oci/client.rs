@@ -16,6 +16,14 @@
 //! retries once. Tokens are kept in memory per registry and scope, never written anywhere.
 //! Registries are reached over `https://`; plain `http://` only for loopback hosts that
 //! do not speak TLS (tried after `https://` fails to connect).
+//!
+//! # What is trusted
+//!
+//! Nothing a registry says goes unchecked: a manifest's bytes must hash to the digest asked
+//! for (or announced), manifests, tag lists, token answers and error bodies are read up to
+//! [`MAX_DOCUMENT_SIZE`] (error bodies less), blobs up to the size the lock records, only
+//! well-formed tags are ever picked, and the registry's text (media types, platforms, realms,
+//! error bodies) is escaped before it reaches a message.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -32,6 +40,10 @@ use crate::oci::auth::{
 };
 use crate::oci::manifest::{self, Fetched, ImageManifest};
 use crate::oci::reference::{self, RegistryLocator, api_host};
+
+/// The largest manifest, index, tag-list page or token answer read (the distribution
+/// registry's own limit on manifests is 4 MiB).
+pub const MAX_DOCUMENT_SIZE: u64 = 4 * 1024 * 1024;
 
 /// Why a registry request failed.
 #[derive(Debug, thiserror::Error)]
@@ -317,10 +329,11 @@ impl RegistryClient {
         service: Option<&str>,
         credentials: Option<&Credentials>,
     ) -> Result<String, RegistryError> {
+        // The realm and the answer are the registry's text: escaped for messages.
         let token_error = |reason: String| RegistryError::Token {
             registry: registry.to_string(),
-            realm: realm.to_string(),
-            reason,
+            realm: realm.escape_debug().to_string(),
+            reason: reason.escape_debug().to_string(),
         };
         let mut url = url::Url::parse(realm)
             .map_err(|e| token_error(format!("the realm is not a URL ({e})")))?;
@@ -375,6 +388,7 @@ impl RegistryClient {
         request
             .headers
             .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        request.max_body = Some(MAX_DOCUMENT_SIZE);
         let answer = self.http.request(&request).await?;
         if answer.status == 401 || answer.status == 403 {
             return Err(RegistryError::Unauthorized {
@@ -385,7 +399,7 @@ impl RegistryClient {
             });
         }
         if !answer.is_success() {
-            return Err(answer.into_error(realm).into());
+            return Err(answer.into_error(&realm.escape_debug().to_string()).into());
         }
         #[derive(serde::Deserialize)]
         struct TokenAnswer {
@@ -418,6 +432,7 @@ impl RegistryClient {
         let mut sent = false;
         loop {
             let mut request = make(self.url(registry, repository, path));
+            request.max_body.get_or_insert(MAX_DOCUMENT_SIZE);
             let auth = self.known_auth(registry, &scope)?;
             if let Auth::Header(value) = &auth {
                 request
@@ -507,7 +522,18 @@ impl RegistryClient {
                     request
                 },
             )
-            .await?;
+            .await
+            .map_err(|error| match error {
+                RegistryError::Http(HttpError::TooLarge { size, .. }) => RegistryError::Manifest {
+                    locator: locator.to_string(),
+                    reason: format!(
+                        "the manifest at `{reference}` is larger than {MAX_DOCUMENT_SIZE} bytes{}",
+                        size.map(|size| format!(" ({size} bytes)"))
+                            .unwrap_or_default()
+                    ),
+                },
+                other => other,
+            })?;
         let url = self.url(&locator.registry, &locator.repository, &path);
         if answer.status == 404 {
             return Err(RegistryError::NotFound {
@@ -644,7 +670,10 @@ impl RegistryClient {
             let list: TagList =
                 serde_json::from_slice(&answer.body).map_err(|e| RegistryError::Manifest {
                     locator: locator.to_string(),
-                    reason: format!("the tag list is not valid JSON ({e})"),
+                    reason: format!(
+                        "the tag list is not valid JSON ({})",
+                        e.to_string().escape_debug()
+                    ),
                 })?;
             tags.extend(list.tags.unwrap_or_default());
             let next = answer
@@ -670,8 +699,11 @@ impl RegistryClient {
         requirement: &semver::VersionReq,
     ) -> Result<String, RegistryError> {
         let tags = self.tags(locator).await?;
+        // Only well-formed tags: the one picked goes into the lockfile, and the others into
+        // a message.
         let versioned: Vec<(semver::Version, &String)> = tags
             .iter()
+            .filter(|tag| reference::check_tag(tag).is_ok())
             .filter_map(|tag| reference::tag_version(tag).map(|version| (version, tag)))
             .collect();
         versioned
@@ -695,13 +727,16 @@ impl RegistryClient {
     }
 
     /// Downloads blob `digest` of `registry`/`repository` into `dest`, hashing as it
-    /// streams (the caller compares the checksum). A `404` is [`RegistryError::NotFound`].
+    /// streams (the caller compares the checksum); a blob over `max_size` bytes (the size
+    /// the lock recorded, when known) is refused as it streams. A `404` is
+    /// [`RegistryError::NotFound`].
     pub async fn pull_blob(
         &self,
         registry: &str,
         repository: &str,
         digest: &Checksum,
         dest: &Path,
+        max_size: Option<u64>,
         progress: &(dyn Fn(u64, Option<u64>) + Send + Sync),
     ) -> Result<Downloaded, RegistryError> {
         let scope = format!("repository:{repository}:pull");
@@ -717,7 +752,7 @@ impl RegistryClient {
             }
             let answer = match self
                 .http
-                .download_request(&url, &headers, dest, progress)
+                .download_request(&url, &headers, dest, max_size, progress)
                 .await
             {
                 Ok(Ok(downloaded)) => {

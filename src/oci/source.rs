@@ -4,6 +4,10 @@
 //! `registry://` plugin the wasm layer by digest (never a tag). Whatever answers, the bytes
 //! stream into a temp file in the cache and are renamed into place only when their sha256
 //! is the locked one. Offline, only the cache answers.
+//!
+//! A mirror that fails in any way (unreachable, refusing, or serving bytes whose sha256 is
+//! not the locked one) costs a logged warning and the origin is tried: the mirror is a
+//! cache, never the source of truth, and its wrong bytes never reach the cache.
 
 use std::path::PathBuf;
 
@@ -29,7 +33,7 @@ pub async fn fetch_pinned(
     if let Some(mirror) = fetcher.mirror()
         && !fetcher.http().is_offline()
     {
-        match fetch_blob(fetcher, id, mirror, &locked.checksum).await {
+        match fetch_blob(fetcher, id, mirror, &locked.checksum, locked_size(locked)).await {
             Ok(path) => return Ok(path),
             Err(error) => {
                 let missing = matches!(
@@ -38,6 +42,13 @@ pub async fn fetch_pinned(
                 );
                 if missing {
                     tracing::debug!(%id, mirror = %mirror, "not in the mirror; trying the origin");
+                } else if let FetchError::Mismatch { mismatch, .. } = &error {
+                    // Not the lock's hint (`lock --update`): the lock is right, the copy is not.
+                    tracing::warn!(
+                        "plugin `{id}`: the mirror `{mirror}` served other bytes than the lock pins (expected `{}`, computed `{}`); they were discarded, trying the origin",
+                        mismatch.expected,
+                        mismatch.computed
+                    );
                 } else {
                     tracing::warn!(
                         "plugin `{id}`: the mirror `{mirror}` failed, trying the origin: {}",
@@ -49,7 +60,7 @@ pub async fn fetch_pinned(
     }
     match &locked.locator {
         PluginLocator::Registry(locator) => {
-            fetch_blob(fetcher, id, locator, &locked.checksum).await
+            fetch_blob(fetcher, id, locator, &locked.checksum, locked_size(locked)).await
         }
         _ => match &locked.url {
             Some(url) => fetcher.fetch_locked(id, url, &locked.checksum).await,
@@ -61,12 +72,19 @@ pub async fn fetch_pinned(
     }
 }
 
-/// Blob `checksum` of `locator`'s repository, verified into the cache.
+/// The size a lock entry records, if it records one (`0` while locking).
+fn locked_size(locked: &LockedPlugin) -> Option<u64> {
+    Some(locked.size).filter(|size| *size > 0)
+}
+
+/// Blob `checksum` of `locator`'s repository, verified into the cache; a blob larger than
+/// `size` (when known) is refused while it streams.
 pub async fn fetch_blob(
     fetcher: &Fetcher,
     id: &Id,
     locator: &RegistryLocator,
     checksum: &Checksum,
+    size: Option<u64>,
 ) -> Result<PathBuf, FetchError> {
     let source = format!(
         "registry://{}/{}@{checksum}",
@@ -85,6 +103,7 @@ pub async fn fetch_blob(
                     &locator.repository,
                     checksum,
                     &temp,
+                    size,
                     &progress,
                 )
                 .await

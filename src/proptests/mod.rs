@@ -21,6 +21,8 @@ mod id;
 mod link;
 mod locator;
 mod lockfile;
+#[cfg(feature = "fetch")]
+mod registry;
 mod release;
 mod settings;
 #[cfg(feature = "fetch")]

@@ -598,3 +598,498 @@ fn publish_lock_vendor_and_build_by_digest() {
     );
     assert!(requests.iter().any(|r| r.status == 200), "{requests:#?}");
 }
+
+/// A registry client trusting every server of `servers`, with `entries` as its only
+/// credentials (`WARPGATE_REGISTRY_AUTH` syntax).
+fn fake_registry_client(
+    servers: &[&crate::support::TestServer],
+    entries: &str,
+    dir: &std::path::Path,
+) -> warpgate::oci::client::RegistryClient {
+    let bundle = dir.join("bundle.pem");
+    let pem: String = servers.iter().map(|server| server.ca_pem()).collect();
+    std::fs::write(&bundle, pem).unwrap();
+    let http = warpgate::http::HttpClient::new(warpgate::http::HttpOptions {
+        extra_ca_file: Some(bundle),
+        ..servers[0].http_options()
+    })
+    .unwrap();
+    warpgate::oci::client::RegistryClient::new(
+        http,
+        warpgate::oci::auth::CredentialStore::from_entries(entries),
+    )
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Runtime::new().unwrap().block_on(future)
+}
+
+/// `127.0.0.1:<port>`, a fake registry's host.
+fn fake_host(server: &crate::support::TestServer) -> String {
+    format!("127.0.0.1:{}", server.port())
+}
+
+#[test]
+fn credentials_never_follow_a_blob_redirect_to_another_host() {
+    use crate::support::{Response, Route, TestServer};
+    let bytes = b"\0asm blob in object storage".to_vec();
+    let checksum = Checksum::of(&bytes);
+    let storage = TestServer::start([("/blob", Response::ok(bytes.clone()))]);
+    let blob_path = format!("/v2/ns/img/blobs/{checksum}");
+    let registry = TestServer::start([(
+        blob_path.as_str(),
+        Route::sequence([
+            Response::status(401).header("www-authenticate", r#"Basic realm="test""#),
+            Response::redirect(storage.url("/blob")),
+        ]),
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let host = fake_host(&registry);
+    let client = fake_registry_client(
+        &[&registry, &storage],
+        &format!("{host}=user:s3cret"),
+        dir.path(),
+    );
+    let dest = dir.path().join("blob");
+    let downloaded =
+        block_on(client.pull_blob(&host, "ns/img", &checksum, &dest, None, &|_, _| {})).unwrap();
+    assert_eq!(downloaded.checksum, checksum);
+    let sent = registry.requests();
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert!(sent[0].header("authorization").is_none(), "{sent:#?}");
+    assert!(
+        sent[1]
+            .header("authorization")
+            .is_some_and(|value| value.starts_with("Basic ")),
+        "{sent:#?}"
+    );
+    let redirected = storage.requests();
+    assert_eq!(redirected.len(), 1, "{redirected:#?}");
+    assert_eq!(
+        redirected[0].header("authorization"),
+        None,
+        "{redirected:#?}"
+    );
+
+    // A blob larger than the size the lock records is refused while it streams.
+    let error = block_on(client.pull_blob(&host, "ns/img", &checksum, &dest, Some(10), &|_, _| {}))
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("larger than the download size limit of 10 bytes"),
+        "{error}"
+    );
+}
+
+#[test]
+fn bearer_tokens_stay_on_the_registry_and_credentials_reach_only_its_own_token_service() {
+    use crate::support::{Response, Route, TestServer};
+    let bytes = b"\0asm blob behind a token".to_vec();
+    let checksum = Checksum::of(&bytes);
+    let registry = TestServer::empty();
+    let host = fake_host(&registry);
+    let challenge = |realm: String| {
+        Response::status(401).header(
+            "www-authenticate",
+            format!(r#"Bearer realm="{realm}",service="fake",scope="repository:ns/img:pull""#),
+        )
+    };
+    // The token service on the registry's host; the blob redirected to another host name.
+    registry.route(
+        "/token",
+        Response::json(&serde_json::json!({ "token": "t0ken" })),
+    );
+    registry.route("/blob", Response::ok(bytes.clone()));
+    registry.route(
+        format!("/v2/ns/img/blobs/{checksum}"),
+        Route::sequence([
+            challenge(registry.url("/token")),
+            Response::redirect(registry.alt_url("/blob")),
+        ]),
+    );
+    // Another repository whose token service is on another host: no credentials there.
+    registry.route(
+        format!("/v2/other/img/blobs/{checksum}"),
+        Route::sequence([
+            challenge(registry.alt_url("/token")),
+            Response::ok(bytes.clone()),
+        ]),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let client = fake_registry_client(&[&registry], &format!("{host}=user:s3cret"), dir.path());
+    let dest = dir.path().join("blob");
+    for repository in ["ns/img", "other/img"] {
+        let downloaded =
+            block_on(client.pull_blob(&host, repository, &checksum, &dest, None, &|_, _| {}))
+                .unwrap();
+        assert_eq!(downloaded.checksum, checksum);
+    }
+    let sent = registry.requests();
+    let find = |path: &str, alt: bool| {
+        sent.iter()
+            .filter(|request| request.path.starts_with(path) && request.is_alt_host() == alt)
+            .collect::<Vec<_>>()
+    };
+    let own_token = find("/token", false);
+    assert_eq!(own_token.len(), 1, "{sent:#?}");
+    assert!(
+        own_token[0]
+            .header("authorization")
+            .is_some_and(|value| value.starts_with("Basic ")),
+        "{sent:#?}"
+    );
+    assert!(
+        own_token[0]
+            .path
+            .contains("scope=repository%3Ans%2Fimg%3Apull")
+    );
+    let foreign_token = find("/token", true);
+    assert_eq!(foreign_token.len(), 1, "{sent:#?}");
+    assert_eq!(foreign_token[0].header("authorization"), None, "{sent:#?}");
+    let blob = find("/blob", true);
+    assert_eq!(blob.len(), 1, "{sent:#?}");
+    assert_eq!(blob[0].header("authorization"), None, "{sent:#?}");
+    let pulls = find(&format!("/v2/ns/img/blobs/{checksum}"), false);
+    assert_eq!(pulls[1].header("authorization"), Some("Bearer t0ken"));
+}
+
+#[test]
+fn oversized_manifests_and_malformed_tags_are_refused() {
+    use crate::support::{Response, TestServer};
+    let registry = TestServer::empty();
+    let host = fake_host(&registry);
+    let huge = vec![b' '; 5 * 1024 * 1024];
+    registry.route(
+        "/v2/ns/img/manifests/1.0",
+        Response::ok(huge.clone()).header("content-type", warpgate::oci::manifest::OCI_MANIFEST),
+    );
+    registry.route(
+        "/v2/ns/img/manifests/2.0",
+        Response::ok(huge)
+            .header("content-type", warpgate::oci::manifest::OCI_MANIFEST)
+            .close_delimited(),
+    );
+    registry.route(
+        "/v2/ns/img/tags/list",
+        Response::json(&serde_json::json!({
+            "name": "ns/img",
+            "tags": ["9.0.0+not-a-tag", "9.0.0\u{1b}[2J\nhint: run `rm -rf ~`", "0.1.0"],
+        })),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let client = fake_registry_client(&[&registry], "", dir.path());
+    for tag in ["1.0", "2.0"] {
+        let locator =
+            warpgate::oci::reference::RegistryLocator::parse_body(&format!("{host}/ns/img:{tag}"))
+                .unwrap();
+        let error = block_on(client.resolve(&locator, None)).unwrap_err();
+        assert!(
+            error.to_string().contains(&format!(
+                "the manifest at `{tag}` is larger than 4194304 bytes"
+            )),
+            "{error}"
+        );
+    }
+    let locator =
+        warpgate::oci::reference::RegistryLocator::parse_body(&format!("{host}/ns/img")).unwrap();
+    let requirement = semver::VersionReq::parse(">=1").unwrap();
+    let error = block_on(client.resolve(&locator, Some(&requirement)))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("(semver tags found: `0.1.0`)"), "{error}");
+    assert!(
+        !error.contains('\u{1b}') && !error.contains("rm -rf"),
+        "{error}"
+    );
+}
+
+#[test]
+fn token_auth_publishes_with_credentials_and_pulls_anonymously() {
+    let registry = TestRegistry::start_with_tokens();
+    let locator = registry.locator("plugins/json-tools:1.0.0");
+    let project = Project::new(&format!("[plugins]\njson = \"{locator}\"\n"));
+    let digest = publish(&project, &registry, "plugins/json-tools:1.0.0");
+    let (bytes, checksum) = json_tools();
+    let tokens = registry.token_server().requests();
+    assert!(
+        !tokens.is_empty()
+            && tokens.iter().all(|request| request.status == 200
+                && request.user.as_deref() == Some(crate::support::registry::USER)
+                && request.scopes == ["repository:plugins/json-tools:pull,push"]),
+        "{tokens:#?}"
+    );
+
+    // Without credentials: an anonymous token, good for pulls.
+    let anonymous = |args: &[&str]| {
+        let mut command = command(&project, &registry, args);
+        command.env_remove("WARPGATE_REGISTRY_AUTH");
+        Run::from(command.output().unwrap())
+    };
+    anonymous(&["lock"]).success();
+    assert!(
+        project
+            .read("warpgate.lock")
+            .contains(&format!("digest = \"{digest}\"\nchecksum = \"{checksum}\"")),
+    );
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    anonymous(&["fetch"]).success();
+    let cache = warpgate::cache::Cache::new(project.cache_home());
+    assert!(cache.get(&checksum).unwrap().is_some());
+    let pulls: Vec<_> = registry
+        .token_server()
+        .requests()
+        .into_iter()
+        .skip(tokens.len())
+        .collect();
+    assert!(
+        !pulls.is_empty()
+            && pulls.iter().all(|request| request.user.is_none()
+                && request.status == 200
+                && request.scopes == ["repository:plugins/json-tools:pull"]),
+        "{pulls:#?}"
+    );
+    assert_eq!(
+        std::fs::read(cache.get(&checksum).unwrap().unwrap()).unwrap(),
+        bytes
+    );
+
+    // An anonymous push gets a pull-only token, which the registry refuses.
+    let pushed = anonymous(&[
+        "publish",
+        JSON_TOOLS,
+        &registry.locator("plugins/other:1.0.0"),
+    ]);
+    let pushed = pushed.code(2);
+    assert!(
+        pushed.stderr.contains(&format!(
+            "registry `{}` refused access to `plugins/other` (pull,push) without credentials",
+            registry.host()
+        )),
+        "{pushed:#?}"
+    );
+
+    // Wrong credentials: the token service refuses them, and the password is never shown.
+    let wrong = Run::from(
+        command(&project, &registry, &["update"])
+            .env(
+                "WARPGATE_REGISTRY_AUTH",
+                format!("{}=warpgate:not-the-password", registry.host()),
+            )
+            .output()
+            .unwrap(),
+    )
+    .code(2);
+    assert!(
+        wrong
+            .stderr
+            .contains("with the credentials from `WARPGATE_REGISTRY_AUTH`"),
+        "{wrong:#?}"
+    );
+    assert!(!wrong.stderr.contains("not-the-password"), "{wrong:#?}");
+    let last = registry.token_server().requests().pop().unwrap();
+    assert_eq!(last.status, 401, "{last:?}");
+}
+
+#[test]
+fn a_mirror_serving_wrong_bytes_is_refused_and_the_origin_answers() {
+    let origin = TestRegistry::start();
+    let mirror = TestRegistry::start();
+    let project = Project::new(&format!(
+        "[plugins]\njson = \"{}\"\n",
+        origin.locator("plugins/json-tools:1.0.0")
+    ));
+    publish(&project, &origin, "plugins/json-tools:1.0.0");
+    let bundle = project.path("ca-bundle.pem");
+    let pem = std::fs::read_to_string(origin.ca_path()).unwrap()
+        + &std::fs::read_to_string(mirror.ca_path()).unwrap();
+    std::fs::write(&bundle, pem).unwrap();
+    let target = mirror.locator("team/plugins");
+    let auth = format!("{} {}", origin.auth(), mirror.auth());
+    let both = |args: &[&str]| {
+        let mut command = command(&project, &mirror, args);
+        command
+            .env("SSL_CERT_FILE", &bundle)
+            .env("WARPGATE_REGISTRY_AUTH", &auth)
+            .env("WARPGATE_MIRROR", &target);
+        Run::from(command.output().unwrap())
+    };
+    both(&["lock"]).success();
+    both(&["mirror", "push"]).success();
+    let (bytes, checksum) = json_tools();
+    let mut corrupt = bytes.clone();
+    corrupt[100] ^= 0xff;
+    std::fs::write(mirror.blob_file(&checksum.hex()), &corrupt).unwrap();
+
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    origin.clear_requests();
+    let fetched = both(&["fetch"]).success();
+    assert!(
+        fetched.stderr.contains(&format!(
+            "plugin `json`: the mirror `{target}` served other bytes than the lock pins (expected `{checksum}`, computed `{}`); they were discarded, trying the origin",
+            Checksum::of(&corrupt)
+        )),
+        "{fetched:#?}"
+    );
+    assert!(
+        origin.requests().iter().any(|r| r.path
+            == format!("/v2/plugins/json-tools/blobs/{checksum}")
+            && r.status == 200)
+    );
+    let cache = warpgate::cache::Cache::new(project.cache_home());
+    let cached = cache.get(&checksum).unwrap().unwrap();
+    assert_eq!(std::fs::read(cached).unwrap(), bytes);
+
+    // With the origin gone too, the failure is the origin's, after the mirror's warning.
+    drop(origin);
+    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    let failed = both(&["fetch"]).code(2);
+    assert!(
+        failed
+            .stderr
+            .contains("served other bytes than the lock pins"),
+        "{failed:#?}"
+    );
+    assert!(!failed.stderr.contains("lock --update"), "{failed:#?}");
+    assert!(
+        failed.stderr.contains("failed to fetch plugin `json`"),
+        "{failed:#?}"
+    );
+    let left: Vec<String> = files(&project.cache_home())
+        .into_iter()
+        .filter(|file| file.contains("blobs/") || file.contains("tmp"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn the_mirror_setting_comes_from_cargo_metadata_too() {
+    use warpgate::config::Config;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    let package = |name: &str, metadata: &str| {
+        format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n{metadata}"
+        )
+    };
+    let plugins = "json = \"file://./json.wasm\"\n";
+
+    // A workspace's table, and a member that declares plugins but inherits the mirror.
+    write(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"app\", \"own\"]\n\n[workspace.metadata.warpgate]\nmirror = \"registry://mirror.example.com/team/plugins\"\n",
+    );
+    write("app/src/lib.rs", "");
+    write(
+        "app/Cargo.toml",
+        &package(
+            "app",
+            &format!("[package.metadata.warpgate.plugins]\n{plugins}"),
+        ),
+    );
+    write("own/src/lib.rs", "");
+    write("own/Cargo.toml", &package("own", ""));
+    let config = Config::load(&dir.path().join("app/Cargo.toml")).unwrap();
+    assert_eq!(
+        config.mirror.map(|mirror| mirror.to_string()).as_deref(),
+        Some("registry://mirror.example.com/team/plugins")
+    );
+
+    // A package's own `mirror` wins over the workspace's.
+    write(
+        "own/Cargo.toml",
+        &package(
+            "own",
+            &format!(
+                "[package.metadata.warpgate]\nmirror = \"registry://localhost:5000/own\"\n\n[package.metadata.warpgate.plugins]\n{plugins}"
+            ),
+        ),
+    );
+    let config = Config::load(&dir.path().join("own/Cargo.toml")).unwrap();
+    assert_eq!(
+        config.mirror.map(|mirror| mirror.to_string()).as_deref(),
+        Some("registry://localhost:5000/own")
+    );
+
+    // An invalid mirror is an error that names the table.
+    write(
+        "own/Cargo.toml",
+        &package(
+            "own",
+            &format!(
+                "[package.metadata.warpgate]\nmirror = \"registry://localhost:5000/own:1.0\"\n\n[package.metadata.warpgate.plugins]\n{plugins}"
+            ),
+        ),
+    );
+    let error = Config::load(&dir.path().join("own/Cargo.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("`[package.metadata.warpgate]` `mirror`: the mirror `registry://localhost:5000/own:1.0` has a tag or digest"),
+        "{error}"
+    );
+}
+
+/// Set in the child process of [`an_invalid_mirror_setting_fails_the_cli_and_the_loader`].
+const LOADER_CHILD: &str = "WARPGATE_IT_INVALID_MIRROR_CHILD";
+
+#[test]
+fn an_invalid_mirror_setting_fails_the_cli_and_the_loader() {
+    use warpgate::loader::{LoaderError, PluginLoader};
+    use warpgate::locator::PluginLocator;
+    let invalid = "registry://nohost/team";
+    if std::env::var_os(LOADER_CHILD).is_some() {
+        // The child: `PluginLoader::new` reads `WARPGATE_MIRROR` from this process.
+        let dir = tempfile::tempdir().unwrap();
+        let loader = PluginLoader::new(dir.path().join("home"), dir.path().join("tmp"));
+        let locator: PluginLocator = format!("file://{JSON_TOOLS}").parse().unwrap();
+        let id = warpgate::Id::new("json").unwrap();
+        let error = block_on(loader.load_verified(&id, &locator)).unwrap_err();
+        assert!(matches!(error, LoaderError::Mirror(_)), "{error:?}");
+        println!("child: {error}");
+        let loader = loader.with_mirror(None);
+        block_on(loader.load_verified(&id, &locator)).unwrap();
+        println!("child: loaded with the mirror set explicitly");
+        return;
+    }
+    let project = Project::new("[plugins]\njson = \"file://./plugins/json_tools.wasm\"\n");
+    project.run(&["lock"]).success();
+    let cli = Run::from(
+        project
+            .command(&["fetch"])
+            .env("WARPGATE_MIRROR", invalid)
+            .output()
+            .unwrap(),
+    )
+    .code(2);
+    let message = "invalid `WARPGATE_MIRROR`: the mirror `registry://nohost/team`: `nohost` is not a registry host";
+    assert!(cli.stderr.contains(message), "{cli:#?}");
+
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "registry::an_invalid_mirror_setting_fails_the_cli_and_the_loader",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(LOADER_CHILD, "1")
+        .env("WARPGATE_MIRROR", invalid)
+        .env_remove("WARPGATE_OFFLINE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        child.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    assert!(stdout.contains(&format!("child: {message}")), "{stdout}");
+    assert!(
+        stdout.contains("child: loaded with the mirror set explicitly"),
+        "{stdout}"
+    );
+}

@@ -9,6 +9,13 @@
 //! registry.requests();                 // the access log: (method, path, status)
 //! ```
 //!
+//! [`TestRegistry::start_with_tokens`] starts it with token auth instead: the registry
+//! answers `401` with a `Bearer` challenge naming a [`TokenServer`] on another loopback
+//! port, which issues ES256 JWTs signed by a key whose self-signed certificate is the
+//! registry's `rootcertbundle` (the certificate travels in the token's `x5c` header).
+//! Anonymous requests get `pull` only; the test user gets what it asks for; wrong
+//! credentials get `401`.
+//!
 //! A missing `docker-registry` binary fails the test with the command that installs it.
 
 use std::ffi::OsString;
@@ -46,17 +53,43 @@ pub struct TestRegistry {
     dir: tempfile::TempDir,
     port: u16,
     log: Arc<Mutex<Vec<LoggedRequest>>>,
+    tokens: Option<TokenServer>,
 }
 
+/// The `service` (the tokens' audience) of a registry with token auth.
+pub const TOKEN_SERVICE: &str = "warpgate-test-registry";
+/// The issuer of its tokens.
+pub const TOKEN_ISSUER: &str = "warpgate-test-token-server";
+
 impl TestRegistry {
-    /// Starts a registry and waits until it answers.
+    /// Starts a registry with htpasswd basic auth and waits until it answers.
     pub fn start() -> Self {
+        Self::launch(false)
+    }
+
+    /// Starts a registry with token auth and its [`TokenServer`], and waits until it
+    /// answers.
+    pub fn start_with_tokens() -> Self {
+        Self::launch(true)
+    }
+
+    /// The token server, for a registry started with [`Self::start_with_tokens`].
+    pub fn token_server(&self) -> &TokenServer {
+        self.tokens.as_ref().expect("a registry with token auth")
+    }
+
+    fn launch(with_tokens: bool) -> Self {
         let binary = find_binary();
         let dir = tempfile::Builder::new()
             .prefix("warpgate-registry-")
             .tempdir()
             .unwrap();
-        let (ca_pem, cert_pem, key_pem) = certificates();
+        let certificates = certificates();
+        let (ca_pem, cert_pem, key_pem) = (
+            certificates.ca_pem.clone(),
+            certificates.cert_pem.clone(),
+            certificates.key_pem.clone(),
+        );
         let write = |name: &str, text: &str| {
             let path = dir.path().join(name);
             std::fs::write(&path, text).unwrap();
@@ -77,6 +110,33 @@ impl TestRegistry {
             .local_addr()
             .unwrap()
             .port();
+        let (tokens, auth) = if with_tokens {
+            let signing = SigningKey::generate();
+            let bundle = write("token-signing.pem", &signing.cert_pem);
+            let tokens = TokenServer::start(&certificates, signing);
+            let auth = format!(
+                "auth:
+  token:
+    realm: https://127.0.0.1:{}/token
+    service: {TOKEN_SERVICE}
+    issuer: {TOKEN_ISSUER}
+    rootcertbundle: {}
+",
+                tokens.port(),
+                bundle.display()
+            );
+            (Some(tokens), auth)
+        } else {
+            let auth = format!(
+                "auth:
+  htpasswd:
+    realm: warpgate-test
+    path: {}
+",
+                htpasswd.display()
+            );
+            (None, auth)
+        };
         let config = write(
             "config.yml",
             &format!(
@@ -95,15 +155,10 @@ http:
   tls:
     certificate: {cert}
     key: {key}
-auth:
-  htpasswd:
-    realm: warpgate-test
-    path: {htpasswd}
-",
+{auth}",
                 storage = storage.display(),
                 cert = cert.display(),
                 key = key.display(),
-                htpasswd = htpasswd.display(),
             ),
         );
         let mut child = Command::new(&binary)
@@ -136,6 +191,7 @@ auth:
             dir,
             port,
             log,
+            tokens,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -256,8 +312,17 @@ fn parse_access_line(line: &str) -> Option<LoggedRequest> {
     })
 }
 
+/// A test CA, and a leaf certificate and key for `127.0.0.1` and `localhost`.
+struct Certificates {
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+    cert_der: rustls::pki_types::CertificateDer<'static>,
+    key_der: Vec<u8>,
+}
+
 /// A test CA's PEM, and a leaf certificate and key for `127.0.0.1` and `localhost`.
-fn certificates() -> (String, String, String) {
+fn certificates() -> Certificates {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
@@ -281,7 +346,244 @@ fn certificates() -> (String, String, String) {
     leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let leaf_key = KeyPair::generate().unwrap();
     let leaf_cert = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
-    (ca_cert.pem(), leaf_cert.pem(), leaf_key.serialize_pem())
+    Certificates {
+        ca_pem: ca_cert.pem(),
+        cert_pem: leaf_cert.pem(),
+        key_pem: leaf_key.serialize_pem(),
+        cert_der: leaf_cert.der().clone(),
+        key_der: leaf_key.serialize_der(),
+    }
+}
+
+/// The key tokens are signed with, and its self-signed certificate.
+struct SigningKey {
+    key: KeyPair,
+    cert_pem: String,
+    cert_der: Vec<u8>,
+}
+
+impl SigningKey {
+    fn generate() -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "warpgate test token signer");
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyCertSign,
+        ];
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Self {
+            cert_pem: cert.pem(),
+            cert_der: cert.der().to_vec(),
+            key,
+        }
+    }
+
+    /// A JWT (ES256) carrying `claims`, with the certificate in its `x5c` header.
+    fn token(&self, claims: &serde_json::Value) -> String {
+        use base64::Engine as _;
+        use rcgen::SigningKey as _;
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = serde_json::json!({
+            "typ": "JWT",
+            "alg": "ES256",
+            "x5c": [base64::engine::general_purpose::STANDARD.encode(&self.cert_der)],
+        });
+        let signed = format!(
+            "{}.{}",
+            url.encode(serde_json::to_vec(&header).unwrap()),
+            url.encode(serde_json::to_vec(claims).unwrap())
+        );
+        let der = self.key.sign(signed.as_bytes()).unwrap();
+        format!("{signed}.{}", url.encode(fixed_signature(&der)))
+    }
+}
+
+/// An ASN.1 DER ECDSA P-256 signature (`SEQUENCE { r INTEGER, s INTEGER }`) as JWS wants
+/// it: `r` and `s` as 32 big-endian bytes each.
+fn fixed_signature(der: &[u8]) -> Vec<u8> {
+    assert_eq!(der[0], 0x30, "not a DER sequence");
+    let mut rest = if der[1] & 0x80 == 0 {
+        &der[2..]
+    } else {
+        &der[3..]
+    };
+    let mut out = Vec::with_capacity(64);
+    for _ in 0..2 {
+        assert_eq!(rest[0], 0x02, "not a DER integer");
+        let length = rest[1] as usize;
+        let mut integer = &rest[2..2 + length];
+        while integer.len() > 32 && integer[0] == 0 {
+            integer = &integer[1..];
+        }
+        out.extend(std::iter::repeat_n(0, 32 - integer.len()));
+        out.extend_from_slice(integer);
+        rest = &rest[2 + length..];
+    }
+    out
+}
+
+/// One request the [`TokenServer`] answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// The user whose Basic credentials came with it (`None`: anonymous).
+    pub user: Option<String>,
+    /// The `scope` parameters.
+    pub scopes: Vec<String>,
+    /// The status answered: `200`, or `401` for wrong credentials.
+    pub status: u16,
+}
+
+/// A loopback token service for a registry with token auth (see the module docs); it stops
+/// when dropped.
+pub struct TokenServer {
+    listener: super::listener::LoopbackListener,
+    log: Arc<Mutex<Vec<TokenRequest>>>,
+}
+
+impl TokenServer {
+    fn start(certificates: &Certificates, signing: SigningKey) -> Self {
+        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![certificates.cert_der.clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certificates.key_der.clone().into()),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let signing = Arc::new(signing);
+        let connection_log = Arc::clone(&log);
+        let listener = super::listener::LoopbackListener::start("token-server", move |stream| {
+            let (acceptor, log, signing) = (
+                acceptor.clone(),
+                Arc::clone(&connection_log),
+                Arc::clone(&signing),
+            );
+            async move {
+                if let Ok(stream) = acceptor.accept(stream).await {
+                    serve_token(stream, &log, &signing).await;
+                }
+            }
+        });
+        Self { listener, log }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.listener.port()
+    }
+
+    /// Every request answered so far.
+    pub fn requests(&self) -> Vec<TokenRequest> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+/// Answers one `GET /token?service=…&scope=…` (see the module docs) and closes.
+async fn serve_token<S>(mut stream: S, log: &Mutex<Vec<TokenRequest>>, signing: &SigningKey)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use base64::Engine as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !head.windows(4).any(|window| window == b"\r\n\r\n") {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => head.extend_from_slice(&buffer[..read]),
+        }
+        if head.len() > 64 * 1024 {
+            return;
+        }
+    }
+    let text = String::from_utf8_lossy(&head).to_string();
+    let mut lines = text.split("\r\n");
+    let target = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .unwrap_or_default()
+        .to_string();
+    let basic = lines
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("authorization"))
+        .and_then(|(_, value)| value.trim().strip_prefix("Basic ").map(str::to_string))
+        .and_then(|encoded| {
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok()
+        })
+        .and_then(|decoded| String::from_utf8(decoded).ok());
+    let query = target.split_once('?').map(|(_, query)| query).unwrap_or("");
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let scopes: Vec<String> = pairs
+        .iter()
+        .filter(|(name, _)| name == "scope")
+        .map(|(_, value)| value.clone())
+        .collect();
+    let service_ok = pairs
+        .iter()
+        .any(|(name, value)| name == "service" && value == TOKEN_SERVICE);
+    let (user, authorised) = match basic.as_deref().and_then(|text| text.split_once(':')) {
+        Some((user, password)) => (Some(user.to_string()), user == USER && password == PASSWORD),
+        None => (None, true),
+    };
+    let status = if authorised && service_ok { 200 } else { 401 };
+    log.lock().unwrap().push(TokenRequest {
+        user: user.clone(),
+        scopes: scopes.clone(),
+        status,
+    });
+    let body = if status == 200 {
+        // `repository:NAME:ACTIONS`; anonymous requests get `pull` at most.
+        let access: Vec<serde_json::Value> = scopes
+            .iter()
+            .filter_map(|scope| {
+                let (rest, actions) = scope.rsplit_once(':')?;
+                let (kind, name) = rest.split_once(':')?;
+                let granted: Vec<&str> = actions
+                    .split(',')
+                    .filter(|action| user.is_some() || *action == "pull")
+                    .collect();
+                Some(serde_json::json!({ "type": kind, "name": name, "actions": granted }))
+            })
+            .collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let token = signing.token(&serde_json::json!({
+            "iss": TOKEN_ISSUER,
+            "sub": user.clone().unwrap_or_default(),
+            "aud": TOKEN_SERVICE,
+            "exp": now + 300,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": format!("{now}-{}", log.lock().unwrap().len()),
+            "access": access,
+        }));
+        serde_json::json!({ "token": token, "expires_in": 300 }).to_string()
+    } else {
+        r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#.to_string()
+    };
+    let reason = if status == 200 { "OK" } else { "Unauthorized" };
+    let answer = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(answer.as_bytes()).await;
+    let _ = stream.flush().await;
+    let _ = stream.shutdown().await;
 }
 
 /// Whether `path` is an empty folder or missing.
