@@ -196,20 +196,20 @@ impl Cache {
 
     /// The path of the blob for `checksum` if it is present and its bytes still hash to
     /// `checksum`. A blob that no longer matches is deleted (under its lock) and `None`
-    /// returned. Callers that already hold the blob's lock use [`Cache::get_locked`].
+    /// returned. Callers that already hold the blob's lock use [`Cache::get_while_locked`].
     pub fn get(&self, checksum: &Checksum) -> Result<Option<PathBuf>, CacheError> {
         match self.verify(checksum)? {
             Verified::Intact(path) => Ok(Some(path)),
             Verified::Missing => Ok(None),
             Verified::Corrupt => {
                 let _lock = self.lock(checksum)?;
-                self.get_locked(checksum)
+                self.get_while_locked(checksum)
             }
         }
     }
 
     /// [`Cache::get`] for a caller holding the blob's lock (taking it again would block).
-    pub fn get_locked(&self, checksum: &Checksum) -> Result<Option<PathBuf>, CacheError> {
+    pub fn get_while_locked(&self, checksum: &Checksum) -> Result<Option<PathBuf>, CacheError> {
         match self.verify(checksum)? {
             Verified::Intact(path) => Ok(Some(path)),
             Verified::Missing => Ok(None),
@@ -299,11 +299,11 @@ impl Cache {
     /// takes the blob's lock and renames. An existing blob is kept.
     pub fn commit(&self, temp: TempFile, checksum: &Checksum) -> Result<PathBuf, CacheError> {
         let _lock = self.lock(checksum)?;
-        self.commit_locked(temp, checksum)
+        self.commit_while_locked(temp, checksum)
     }
 
     /// [`Cache::commit`] for a caller that already holds the blob's lock.
-    pub fn commit_locked(
+    pub fn commit_while_locked(
         &self,
         temp: TempFile,
         checksum: &Checksum,

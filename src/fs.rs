@@ -237,6 +237,50 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes `bytes` to `path` with [`write_atomically`] unless `path` already holds exactly these
+/// bytes (then nothing is touched, not even its mtime). Returns whether it wrote.
+pub fn write_if_changed(path: &Path, bytes: &[u8], links: Links) -> io::Result<bool> {
+    let unchanged = match std::fs::metadata(path) {
+        Ok(metadata) if metadata.len() == bytes.len() as u64 => {
+            read_file(path, bytes.len() as u64, links).is_ok_and(|existing| existing == bytes)
+        }
+        Ok(_) => false,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => false,
+        Err(error) => return Err(error),
+    };
+    if unchanged {
+        return Ok(false);
+    }
+    write_atomically(path, bytes)?;
+    Ok(true)
+}
+
+/// Whether `a` and `b` hold the same bytes (compared, not hashed: a comparison costs far less
+/// than a hash). `a` is read with `links`, `b` must be a regular file; a missing `b` is `false`.
+pub fn same_contents(a: &Path, links: Links, b: &Path) -> io::Result<bool> {
+    let mut left = open_bounded(a, MAX_PLUGIN_SIZE, links)?;
+    let mut right = match open_regular(b, Links::Refuse) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(error) => return Err(error),
+    };
+    let mut buffer = vec![0; 256 * 1024];
+    let mut other = vec![0; 256 * 1024];
+    loop {
+        let read = left.read(&mut buffer)?;
+        if read == 0 {
+            // `b` must not be longer.
+            return Ok(right.read(&mut other[..1])? == 0);
+        }
+        match right.read_exact(&mut other[..read]) {
+            Ok(()) if other[..read] == buffer[..read] => {}
+            Ok(()) => return Ok(false),
+            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 /// The file the link at `path` resolves to, if it lies inside the link's folder.
 fn link_target_inside(path: &Path) -> io::Result<PathBuf> {
     let folder = match path.parent() {

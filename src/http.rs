@@ -184,12 +184,8 @@ impl HttpOptions {
     /// The default options, made offline if `WARPGATE_OFFLINE` or `CARGO_NET_OFFLINE` asks so;
     /// no other variable is read (but see [`Default`]).
     pub fn offline_from_env() -> Self {
-        let offline = env::offline_var().map(|name| {
-            let value = env::var(name).unwrap_or_default();
-            format!("`{name}={value}`")
-        });
         Self {
-            offline,
+            offline: env::offline_reason(),
             ..Self::default()
         }
     }
@@ -728,6 +724,11 @@ impl HttpClient {
     /// Whether network access is disabled.
     pub fn is_offline(&self) -> bool {
         self.options.offline.is_some()
+    }
+
+    /// Why network access is disabled (for example "`--offline`"), if it is.
+    pub fn offline_reason(&self) -> Option<&str> {
+        self.options.offline.as_deref()
     }
 
     /// `GET`s a JSON API URL and reads the whole body.

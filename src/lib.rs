@@ -71,6 +71,8 @@ pub mod http;
 pub mod loader;
 #[cfg(feature = "fetch")]
 pub mod lock;
+#[cfg(feature = "fetch")]
+pub mod source;
 
 #[cfg(feature = "runtime")]
 pub mod container;

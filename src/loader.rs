@@ -42,6 +42,7 @@ use crate::id::Id;
 use crate::locator::PluginLocator;
 use crate::lock::LockError;
 use crate::lockfile::{LockedPlugin, Lockfile};
+use crate::source::{Network, SourceError, Sources};
 
 /// Default time a floating locator's resolution is reused before it is refreshed.
 pub const DEFAULT_CACHE_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
@@ -82,9 +83,12 @@ pub enum LoaderError {
         /// The locator asked for.
         requested: String,
     },
-    /// Resolving or fetching failed.
+    /// Resolving failed.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// A pinned plugin's bytes could not be had.
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// A cache operation failed.
     #[error(transparent)]
     Cache(#[from] crate::cache::CacheError),
@@ -330,28 +334,22 @@ impl PluginLoader {
         locked: &LockedPlugin,
         root: &Path,
     ) -> Result<PathBuf, LoaderError> {
-        // Offline, a pinned download comes from the cache or not at all (the fetcher's own HTTP
-        // client may be online: `set_offline` must still hold).
-        if let (Some(reason), None) = (&self.offline, &locked.path) {
-            return match self.fetcher.cache().get(&locked.checksum)? {
-                Some(path) => Ok(path),
-                // The loader's own error: its hint suits an app with its own plugins folder,
-                // which `warpgate fetch` (the CLI's cache) would not fill.
-                None => Err(LoaderError::Offline {
-                    id: id.clone(),
-                    locator: locked.locator.to_string(),
-                    reason: reason.clone(),
-                }),
-            };
-        }
-        let config = crate::config::Config {
-            path: root.join(crate::config::CONFIG_NAME),
-            source: crate::config::ConfigSource::WarpgateToml,
-            plugins: Default::default(),
-            mirror: None,
+        let network = match &self.offline {
+            Some(reason) => Network::Offline(reason.clone()),
+            None => Network::Fetcher(&self.fetcher),
         };
-        let path = crate::lock::fetch_one(&config, id, locked, &self.fetcher).await?;
-        Ok(std::path::absolute(&path).unwrap_or(path))
+        let sources = Sources::with_network(root, Some(self.fetcher.cache().clone()), network);
+        match sources.materialize(id, locked).await {
+            Ok(found) => Ok(std::path::absolute(&found.path).unwrap_or(found.path)),
+            // The loader's own error: its hint suits an app with its own plugins folder, which
+            // `warpgate fetch` (the CLI's cache) would not fill.
+            Err(SourceError::Offline { reason, .. }) => Err(LoaderError::Offline {
+                id: id.clone(),
+                locator: locked.locator.to_string(),
+                reason,
+            }),
+            Err(error) => Err(error.into()),
+        }
     }
 
     fn record_key(locator: &PluginLocator) -> String {

@@ -40,9 +40,11 @@
 //! rather than deleted: its files may exist nowhere else (an offline machine, a plugin no
 //! longer downloadable), and the run then brings `DIR` up to date like any other.
 //!
-//! Bytes come from, in order: `DIR` itself (an intact file from an earlier run), the locked
-//! file for `file://` plugins, the cache, and the locked URL through the [`Fetcher`] (which
-//! refuses when offline). Every byte is hashed on its way into the staging folder.
+//! Bytes come from [`crate::source::Sources`] with `DIR` as the vendor directory: an intact
+//! file from an earlier run, the locked file for `file://` plugins, the cache, the team
+//! mirror and the locked origin (refused when offline). A copy in `DIR` that does not match
+//! is passed over and replaced ([`Check::ReplaceVendored`]). Every byte is hashed again on
+//! its way into the staging folder.
 //!
 //! `warpgate-build` reads `<id>.wasm` from the vendor directory before the cache, so after
 //! `warpgate vendor` a build with an empty cache and no network succeeds.
@@ -70,11 +72,12 @@ use crate::cache::{Cache, CacheError};
 use crate::checksum::{Checksum, Mismatch};
 use crate::config::Config;
 use crate::env;
-use crate::fetch::{FetchError, Fetcher};
-use crate::fs::{CopyError, Links};
+use crate::fetch::Fetcher;
+use crate::fs::Links;
 use crate::id::Id;
 use crate::lock::{self, LockError, StaleReason};
 use crate::lockfile::{LockedPlugin, Lockfile};
+use crate::source::{Check, Network, Origin, SourceError, Sources};
 
 /// The vendor directory's manifest file name.
 pub const MANIFEST_NAME: &str = "warpgate-vendor.toml";
@@ -219,9 +222,9 @@ pub enum VendorError {
     /// The lock does not cover the config.
     #[error(transparent)]
     Lock(Box<LockError>),
-    /// A plugin could not be downloaded (or the network is off and it is not cached).
+    /// A plugin's verified bytes could not be had (see [`crate::source`]).
     #[error(transparent)]
-    Fetch(Box<FetchError>),
+    Source(Box<SourceError>),
     /// The cache failed.
     #[error(transparent)]
     Cache(#[from] CacheError),
@@ -250,18 +253,6 @@ pub enum VendorError {
         /// What is wrong.
         reason: String,
     },
-    /// A plugin's bytes do not match the lock.
-    #[error("checksum mismatch for plugin `{id}` from `{}`\n{mismatch}\nhint: {}", source_path.display(), mismatch_hint(*file))]
-    Mismatch {
-        /// The plugin.
-        id: Id,
-        /// The file the bytes came from.
-        source_path: PathBuf,
-        /// Whether it is the plugin's own `file://` source (rather than a cached copy).
-        file: bool,
-        /// Expected and computed checksums.
-        mismatch: Mismatch,
-    },
     /// A folder that an interrupted earlier run left next to the vendor directory cannot be
     /// deleted.
     #[error("failed to delete `{}`, left behind by an interrupted `warpgate vendor`\nhint: delete it by hand, then run `warpgate vendor` again", path.display())]
@@ -272,14 +263,6 @@ pub enum VendorError {
         #[source]
         source: io::Error,
     },
-    /// A non-file plugin has no URL in the lock.
-    #[error(
-        "plugin `{id}` has no `url` in the lock and is not cached\nhint: run `warpgate lock` to repair the lockfile"
-    )]
-    NoUrl {
-        /// The plugin.
-        id: Id,
-    },
 }
 
 impl From<LockError> for VendorError {
@@ -288,17 +271,9 @@ impl From<LockError> for VendorError {
     }
 }
 
-impl From<FetchError> for VendorError {
-    fn from(error: FetchError) -> Self {
-        Self::Fetch(Box::new(error))
-    }
-}
-
-fn mismatch_hint(file: bool) -> &'static str {
-    if file {
-        "the file changed since it was locked; if you trust it, run `warpgate lock`"
-    } else {
-        "the copy was modified; delete it and run `warpgate vendor` again"
+impl From<SourceError> for VendorError {
+    fn from(error: SourceError) -> Self {
+        Self::Source(Box::new(error))
     }
 }
 
@@ -313,32 +288,6 @@ fn io_error<'a>(
     }
 }
 
-/// Where a plugin's bytes came from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum ByteSource {
-    /// The vendor directory's existing, intact copy.
-    Vendored {
-        /// The file.
-        path: PathBuf,
-    },
-    /// The plugin's own `file://` source.
-    File {
-        /// The file.
-        path: PathBuf,
-    },
-    /// The content cache.
-    Cache {
-        /// The blob.
-        path: PathBuf,
-    },
-    /// Downloaded from the locked URL (then cached).
-    Download {
-        /// The URL.
-        url: String,
-    },
-}
-
 /// What vendoring did to one plugin's file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -351,7 +300,8 @@ pub enum FileChange {
     Updated,
 }
 
-/// One plugin in a [`VendorReport`].
+/// One plugin that was vendored: into a vendor directory by [`vendor`], or into `OUT_DIR` by
+/// `warpgate-build`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct VendoredPlugin {
@@ -361,10 +311,23 @@ pub struct VendoredPlugin {
     pub checksum: Checksum,
     /// Its size in bytes.
     pub size: u64,
-    /// Where the bytes came from.
-    pub source: ByteSource,
+    /// Where the bytes came from (`None`: nowhere, an empty placeholder for a docs.rs build).
+    pub source: Option<Origin>,
     /// What happened to its file.
     pub change: FileChange,
+}
+
+impl VendoredPlugin {
+    /// A plugin vendored from `found` (`None`: a placeholder).
+    pub fn new(id: &Id, locked: &LockedPlugin, source: Option<Origin>, change: FileChange) -> Self {
+        Self {
+            id: id.clone(),
+            checksum: locked.checksum,
+            size: locked.size,
+            source,
+            change,
+        }
+    }
 }
 
 /// What [`vendor`] did.
@@ -396,40 +359,6 @@ fn hash_if_present(path: &Path) -> Result<Option<(Checksum, u64)>, VendorError> 
             source,
         }),
     }
-}
-
-/// Copies `source` to `target` (created new) while hashing; fails, leaving `target` to the
-/// caller's cleanup, when the bytes are not `expected`.
-fn copy_verified(
-    id: &Id,
-    source: &Path,
-    target: &Path,
-    expected: &Checksum,
-    file: bool,
-) -> Result<(), VendorError> {
-    // Only a `file://` plugin's own file may be a link.
-    let links = if file { Links::Follow } else { Links::Refuse };
-    let input = crate::fs::open_bounded(source, crate::fs::MAX_PLUGIN_SIZE, links)
-        .map_err(io_error("read", source))?;
-    let mut output = File::create_new(target).map_err(io_error("create", target))?;
-    let (computed, _) =
-        crate::fs::copy_hashed(input, &mut output).map_err(|error| match error {
-            CopyError::Read(error) => io_error("read", source)(error),
-            CopyError::Write(error) => io_error("write", target)(error),
-        })?;
-    if computed != *expected {
-        return Err(VendorError::Mismatch {
-            id: id.clone(),
-            source_path: source.to_path_buf(),
-            file,
-            mismatch: Mismatch {
-                expected: *expected,
-                computed,
-            },
-        });
-    }
-    output.sync_all().map_err(io_error("sync", target))?;
-    Ok(())
 }
 
 /// The entries of `dir` (file names) other than the manifest.
@@ -497,43 +426,26 @@ pub async fn vendor(
     }
 
     // Where each plugin's bytes come from; intact existing files first.
+    let sources = Sources::new(config.root(), fetcher)
+        .vendor_dir(Some(dir.clone()))
+        .check(Check::ReplaceVendored);
     let mut plugins = Vec::with_capacity(lockfile.plugins.len());
-    let mut sources = Vec::with_capacity(lockfile.plugins.len());
+    let mut found = Vec::with_capacity(lockfile.plugins.len());
     for (id, locked) in &lockfile.plugins {
-        let target = plugin_path(&dir, id);
-        let intact = match hash_if_present(&target) {
-            Ok(existing) => existing.map(|(checksum, _)| checksum == locked.checksum),
-            // A link or another non-file in the folder is replaced like a changed copy.
-            Err(VendorError::Io { source, .. }) if source.kind() == io::ErrorKind::InvalidInput => {
-                Some(false)
-            }
-            Err(error) => return Err(error),
+        let existed = std::fs::symlink_metadata(plugin_path(&dir, id)).is_ok();
+        let materialized = sources.materialize(id, locked).await?;
+        let change = match (&materialized.origin, existed) {
+            (Origin::Vendored { .. }, _) => FileChange::Unchanged,
+            (_, true) => FileChange::Updated,
+            (_, false) => FileChange::Added,
         };
-        let (source, path, change) = match intact {
-            Some(true) => (
-                ByteSource::Vendored {
-                    path: target.clone(),
-                },
-                target,
-                FileChange::Unchanged,
-            ),
-            Some(false) => {
-                let (source, path) = source_for(config, id, locked, fetcher).await?;
-                (source, path, FileChange::Updated)
-            }
-            None => {
-                let (source, path) = source_for(config, id, locked, fetcher).await?;
-                (source, path, FileChange::Added)
-            }
-        };
-        sources.push(path);
-        plugins.push(VendoredPlugin {
-            id: id.clone(),
-            checksum: locked.checksum,
-            size: locked.size,
-            source,
+        plugins.push(VendoredPlugin::new(
+            id,
+            locked,
+            Some(materialized.origin.clone()),
             change,
-        });
+        ));
+        found.push(materialized);
     }
 
     let wanted: BTreeSet<String> = lockfile
@@ -562,11 +474,11 @@ pub async fn vendor(
     let staging = hidden_folder(&parent, &name, STAGING)
         .map_err(io_error("create a staging folder in", &parent))?;
 
-    for (plugin, source) in plugins.iter().zip(&sources) {
+    for (plugin, found) in plugins.iter().zip(&found) {
         let target = plugin_path(staging.path(), &plugin.id);
         // A linked file is hashed again: the copy may have changed since it was checked.
-        let mut linked =
-            plugin.change == FileChange::Unchanged && std::fs::hard_link(source, &target).is_ok();
+        let mut linked = plugin.change == FileChange::Unchanged
+            && std::fs::hard_link(&found.path, &target).is_ok();
         if linked
             && !matches!(hash_if_present(&target), Ok(Some((checksum, _))) if checksum == plugin.checksum)
         {
@@ -575,8 +487,9 @@ pub async fn vendor(
             linked = false;
         }
         if !linked {
-            let file = matches!(plugin.source, ByteSource::File { .. });
-            copy_verified(&plugin.id, source, &target, &plugin.checksum, file)?;
+            let mut output = File::create_new(&target).map_err(io_error("create", &target))?;
+            found.copy_into(&plugin.id, &mut output, &target)?;
+            output.sync_all().map_err(io_error("sync", &target))?;
         }
     }
     let staged_manifest = staging.path().join(MANIFEST_NAME);
@@ -724,29 +637,6 @@ fn lock_key(dir: &Path) -> PathBuf {
     dir.to_path_buf()
 }
 
-/// A source for `locked` (verified when copied) and the file holding its bytes: its own
-/// file, the cache, or a download into the cache.
-async fn source_for(
-    config: &Config,
-    id: &Id,
-    locked: &LockedPlugin,
-    fetcher: &Fetcher,
-) -> Result<(ByteSource, PathBuf), VendorError> {
-    if let Some(path) = &locked.path {
-        let path = lock::file_path(config.root(), path);
-        return Ok((ByteSource::File { path: path.clone() }, path));
-    }
-    if let Some(path) = fetcher.cache().get(&locked.checksum)? {
-        return Ok((ByteSource::Cache { path: path.clone() }, path));
-    }
-    let path = crate::oci::source::fetch_pinned(fetcher, id, locked).await?;
-    let url = locked
-        .url
-        .clone()
-        .unwrap_or_else(|| locked.locator.to_string());
-    Ok((ByteSource::Download { url }, path))
-}
-
 /// The state of a plugin's cache entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -785,15 +675,16 @@ pub struct PluginCheck {
     pub vendored: Option<VendoredStatus>,
     /// Its `file://` source is present and matches the lock (`None` for other plugins).
     pub file_intact: Option<bool>,
+    /// Where an offline build would take its verified bytes from, if anywhere: the first
+    /// source of [`crate::source`] that holds them.
+    pub offline_source: Option<Origin>,
 }
 
 impl PluginCheck {
-    /// Whether an offline build would find verified bytes for this plugin (vendored, cached,
-    /// or its own `file://` source).
+    /// Whether an offline build would find verified bytes for this plugin (vendored, its own
+    /// `file://` source, or cached).
     pub fn available_offline(&self) -> bool {
-        self.cache == CacheStatus::Cached
-            || self.vendored == Some(VendoredStatus::Intact)
-            || self.file_intact == Some(true)
+        self.offline_source.is_some()
     }
 }
 
@@ -948,6 +839,13 @@ pub fn verify(
         exists
     });
 
+    let sources = Sources::with_network(
+        config.root(),
+        Some(cache.clone()),
+        Network::Offline("`warpgate verify`".to_string()),
+    )
+    .vendor_dir(vendor_dir.map(Path::to_path_buf))
+    .check(Check::ReadOnly);
     for (id, locked) in &lockfile.plugins {
         let blob = cache.blob_path(&locked.checksum);
         let cache_status = match hash_if_present(&blob) {
@@ -1000,12 +898,18 @@ pub fn verify(
                     )
             })
         });
+        let offline_source = sources
+            .locate(id, locked)
+            .ok()
+            .flatten()
+            .map(|found| found.origin);
         report.plugins.push(PluginCheck {
             id: id.clone(),
             checksum: locked.checksum,
             cache: cache_status,
             vendored,
             file_intact,
+            offline_source,
         });
     }
 

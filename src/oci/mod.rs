@@ -25,5 +25,3 @@ pub mod auth;
 pub mod client;
 #[cfg(feature = "fetch")]
 pub mod mirror;
-#[cfg(feature = "fetch")]
-pub mod source;

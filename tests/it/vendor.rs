@@ -7,12 +7,13 @@ use std::time::SystemTime;
 use warpgate::cache::Cache;
 use warpgate::checksum::Checksum;
 use warpgate::config::Config;
-use warpgate::fetch::{FetchError, Fetcher};
+use warpgate::fetch::Fetcher;
 use warpgate::id::Id;
 use warpgate::lock::StaleReason;
 use warpgate::lockfile::{LockedPlugin, Lockfile, file_lock_path};
+use warpgate::source::{Origin, SourceError};
 use warpgate::vendor::{
-    self, ByteSource, CacheStatus, FileChange, MANIFEST_NAME, Problem, VendorError, VendoredStatus,
+    self, CacheStatus, FileChange, MANIFEST_NAME, Problem, VendorError, VendoredStatus,
 };
 
 const REMOTE: &[u8] = b"\0asm remote plugin";
@@ -143,8 +144,14 @@ fn vendors_every_plugin_with_a_manifest_and_twice_changes_nothing() {
     let report = project.vendor(&dir).unwrap();
     assert!(report.changed);
     assert_eq!(report.plugins.len(), 2);
-    assert!(matches!(report.plugins[0].source, ByteSource::File { .. }));
-    assert!(matches!(report.plugins[1].source, ByteSource::Cache { .. }));
+    assert!(matches!(
+        report.plugins[0].source,
+        Some(Origin::File { .. })
+    ));
+    assert!(matches!(
+        report.plugins[1].source,
+        Some(Origin::Cache { .. })
+    ));
     assert!(report.plugins.iter().all(|p| p.change == FileChange::Added));
     assert_eq!(std::fs::read(dir.join("local.wasm")).unwrap(), LOCAL);
     assert_eq!(std::fs::read(dir.join("remote.wasm")).unwrap(), REMOTE);
@@ -176,7 +183,7 @@ fn vendors_every_plugin_with_a_manifest_and_twice_changes_nothing() {
     );
     assert!(matches!(
         again.plugins[1].source,
-        ByteSource::Vendored { .. }
+        Some(Origin::Vendored { .. })
     ));
     let after: Vec<SystemTime> = ["local.wasm", "remote.wasm", MANIFEST_NAME, ""]
         .iter()
@@ -240,7 +247,7 @@ fn offline_and_not_cached_names_the_plugin_and_writes_nothing() {
     let dir = project.vendor_dir();
     let error = project.vendor(&dir).unwrap_err();
     assert!(
-        matches!(&error, VendorError::Fetch(fetch) if matches!(&**fetch, FetchError::Offline { id, .. } if id.as_str() == "remote")),
+        matches!(&error, VendorError::Source(source) if matches!(&**source, SourceError::Offline { id, .. } if id.as_str() == "remote")),
         "{error:?}"
     );
     assert!(error.to_string().contains("`--offline`"), "{error}");
@@ -426,7 +433,7 @@ fn vendor_downloads_what_the_cache_lacks() {
         .unwrap()
         .block_on(vendor::vendor(&config, &lockfile, &vendor_dir, &fetcher))
         .unwrap();
-    assert_eq!(report.plugins[0].source, ByteSource::Download { url });
+    assert_eq!(report.plugins[0].source, Some(Origin::Download { url }));
     assert_eq!(
         std::fs::read(vendor_dir.join("remote.wasm")).unwrap(),
         REMOTE
@@ -629,16 +636,16 @@ fn a_run_killed_between_the_renames_is_repaired_by_the_next() {
             (
                 "local".to_string(),
                 FileChange::Added,
-                ByteSource::File {
+                Some(Origin::File {
                     path: project.path("plugins/local.wasm")
-                }
+                })
             ),
             (
                 "remote".to_string(),
                 FileChange::Unchanged,
-                ByteSource::Vendored {
+                Some(Origin::Vendored {
                     path: dir.join("remote.wasm")
-                }
+                })
             ),
         ]
     );
