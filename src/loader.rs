@@ -5,7 +5,7 @@
 //! resolvers ([`GitHubClient`]), downloader ([`Fetcher`]) and content-addressed [`Cache`]
 //! with `warpgate lock`.
 //!
-//! Choices where the seed API was silent:
+//! Its behaviour, where the method signatures leave room:
 //!
 //! - The loader's cache root is `plugins_dir` (the content-addressed layout of [`Cache`]).
 //!   Downloads are staged inside it so the final rename is atomic; `temp_dir` is kept for
