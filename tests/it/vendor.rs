@@ -450,12 +450,12 @@ fn vendor_downloads_what_the_cache_lacks() {
 
 /// A `warpgate` project (the CLI's test project) with `count` `file://` plugins of `size`
 /// bytes each, locked.
-fn locked_cli_project(count: usize, size: usize) -> crate::cli::Project {
+fn locked_cli_project(count: usize, size: usize) -> crate::support::project::Project {
     let mut config = String::from("[plugins]\n");
     for index in 0..count {
         config.push_str(&format!("p{index} = \"file://./plugins/p{index}.wasm\"\n"));
     }
-    let project = crate::cli::Project::new(&config);
+    let project = crate::support::project::Project::new(&config);
     for index in 0..count {
         let mut bytes = b"\0asm\x01\0\0\0".to_vec();
         bytes.resize(size.max(bytes.len()), index as u8);
@@ -484,7 +484,7 @@ fn vendor_without_a_dir_writes_where_warpgate_vendor_dir_points() {
     command
         .current_dir(project.path("plugins"))
         .env("WARPGATE_VENDOR_DIR", "third_party/plugins");
-    crate::cli::Run::from(command.output().unwrap())
+    crate::support::project::Run::from(command.output().unwrap())
         .success()
         .stderr_has("third_party");
     let dir = project.path("third_party/plugins");
@@ -494,7 +494,7 @@ fn vendor_without_a_dir_writes_where_warpgate_vendor_dir_points() {
 
     let mut command = project.command(&["verify"]);
     command.env("WARPGATE_VENDOR_DIR", "third_party/plugins");
-    crate::cli::Run::from(command.output().unwrap())
+    crate::support::project::Run::from(command.output().unwrap())
         .success()
         .stderr_has("third_party");
     project
@@ -513,7 +513,9 @@ fn concurrent_vendor_runs_all_succeed_and_leave_an_intact_directory() {
     // Each round starts without a vendor directory, so that every run has something to write.
     for _ in 0..6 {
         let _ = std::fs::remove_dir_all(project.path("vendor"));
-        for run in crate::cli::run_concurrently((0..8).map(|_| project.command(&["vendor"]))) {
+        for run in
+            crate::support::project::run_concurrently((0..8).map(|_| project.command(&["vendor"])))
+        {
             run.success();
         }
         project.run(&["verify"]).success();
