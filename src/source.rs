@@ -291,7 +291,7 @@ impl Materialized {
         let mut temp = crate::fs::TempFile::new_in(dir, ".warpgate-", ".tmp")
             .map_err(io_error("create a temp file in", dir))?;
         // Dropping `temp` on a mismatch deletes it: `target` never holds bad bytes.
-        self.copy_into(id, &mut temp, &target.to_path_buf())?;
+        self.copy_into(id, &mut temp, target)?;
         temp.persist(target).map_err(io_error("write", target))?;
         Ok(true)
     }
@@ -319,7 +319,9 @@ pub enum Network<'a> {
     /// Through this fetcher (its cache is the cache source; its mirror is the team mirror).
     Fetcher(&'a Fetcher),
     /// Through a fetcher made from the environment, with the mirror `config` sets, on first
-    /// need (so a build whose plugins are all local builds no HTTP client).
+    /// need (so a build whose plugins are all local builds no HTTP client). For
+    /// [`Sources::materialize_blocking`]: its runtime is dropped with the [`Sources`], which
+    /// must therefore not happen inside an async context.
     FromEnv(&'a Config),
 }
 
@@ -330,7 +332,10 @@ pub struct Sources<'a> {
     cache: Option<Cache>,
     check: Check,
     network: Network<'a>,
-    made: OnceLock<(tokio::runtime::Runtime, Fetcher)>,
+    /// The fetcher of [`Network::FromEnv`], made on first need.
+    fetcher: OnceLock<Fetcher>,
+    /// The runtime of [`Sources::materialize_blocking`], made on first need.
+    runtime: OnceLock<tokio::runtime::Runtime>,
 }
 
 impl fmt::Debug for Sources<'_> {
@@ -354,7 +359,8 @@ impl<'a> Sources<'a> {
             cache: Some(fetcher.cache().clone()),
             check: Check::Strict,
             network: Network::Fetcher(fetcher),
-            made: OnceLock::new(),
+            fetcher: OnceLock::new(),
+            runtime: OnceLock::new(),
         }
     }
 
@@ -370,7 +376,8 @@ impl<'a> Sources<'a> {
             cache,
             check: Check::Strict,
             network,
-            made: OnceLock::new(),
+            fetcher: OnceLock::new(),
+            runtime: OnceLock::new(),
         }
     }
 
@@ -498,12 +505,10 @@ impl<'a> Sources<'a> {
         id: &Id,
         locked: &LockedPlugin,
     ) -> Result<Materialized, SourceError> {
-        if let Some(found) = self.locate(id, locked)? {
-            return Ok(found);
+        match self.locate(id, locked)? {
+            Some(found) => Ok(found),
+            None => self.runtime()?.block_on(self.materialize(id, locked)),
         }
-        let fetcher = self.online(id)?;
-        let (runtime, _) = self.made()?;
-        runtime.block_on(download(fetcher, id, locked))
     }
 
     /// Every plugin of `lockfile`, in parallel, sorted by id.
@@ -527,48 +532,48 @@ impl<'a> Sources<'a> {
 
     /// The fetcher to download with, or [`SourceError::Offline`].
     fn online(&self, id: &Id) -> Result<&Fetcher, SourceError> {
+        let offline = |reason: &str| SourceError::Offline {
+            id: id.clone(),
+            reason: reason.to_string(),
+            vendor_dir: self.vendor_dir.clone(),
+        };
         if self.check == Check::ReadOnly {
-            return Err(SourceError::Offline {
-                id: id.clone(),
-                reason: "a read-only check".to_string(),
-                vendor_dir: self.vendor_dir.clone(),
-            });
-        }
-        if let Some(reason) = self.offline_reason() {
-            return Err(SourceError::Offline {
-                id: id.clone(),
-                reason: reason.to_string(),
-                vendor_dir: self.vendor_dir.clone(),
-            });
+            return Err(offline("a read-only check"));
         }
         match &self.network {
-            Network::Fetcher(fetcher) => Ok(fetcher),
-            _ => Ok(&self.made()?.1),
+            Network::Offline(reason) => Err(offline(reason)),
+            Network::Fetcher(fetcher) => match fetcher.http().offline_reason() {
+                Some(reason) => Err(offline(reason)),
+                None => Ok(fetcher),
+            },
+            Network::FromEnv(config) => {
+                if let Some(fetcher) = self.fetcher.get() {
+                    return Ok(fetcher);
+                }
+                let cache = match &self.cache {
+                    Some(cache) => cache.clone(),
+                    None => Cache::from_env()?,
+                };
+                let options = HttpOptions::from_env().map_err(FetchError::Client)?;
+                let http = HttpClient::new(options).map_err(FetchError::Client)?;
+                let mirror = crate::oci::mirror::for_config(config)?;
+                Ok(self
+                    .fetcher
+                    .get_or_init(|| Fetcher::new(cache, http).with_mirror(mirror)))
+            }
         }
     }
 
-    /// The runtime and (for [`Network::FromEnv`]) the fetcher made on first need.
-    fn made(&self) -> Result<&(tokio::runtime::Runtime, Fetcher), SourceError> {
-        if let Some(made) = self.made.get() {
-            return Ok(made);
+    /// The runtime for [`Sources::materialize_blocking`], made on first need.
+    fn runtime(&self) -> Result<&tokio::runtime::Runtime, SourceError> {
+        if let Some(runtime) = self.runtime.get() {
+            return Ok(runtime);
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(SourceError::Runtime)?;
-        let cache = match &self.cache {
-            Some(cache) => cache.clone(),
-            None => Cache::from_env()?,
-        };
-        let options = HttpOptions::from_env().map_err(FetchError::Client)?;
-        let http = HttpClient::new(options).map_err(FetchError::Client)?;
-        let mirror = match &self.network {
-            Network::FromEnv(config) => crate::oci::mirror::for_config(config)?,
-            Network::Fetcher(fetcher) => fetcher.mirror().cloned(),
-            Network::Offline(_) => None,
-        };
-        let fetcher = Fetcher::new(cache, http).with_mirror(mirror);
-        Ok(self.made.get_or_init(|| (runtime, fetcher)))
+        Ok(self.runtime.get_or_init(|| runtime))
     }
 }
 
@@ -687,4 +692,142 @@ fn chain(error: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     text.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URL: &str = "https://plugins.example.invalid/hello.wasm";
+
+    fn id() -> Id {
+        Id::new("hello").unwrap()
+    }
+
+    fn locked(bytes: &[u8]) -> LockedPlugin {
+        LockedPlugin {
+            url: Some(URL.to_string()),
+            ..LockedPlugin::pinned(
+                URL.parse().unwrap(),
+                None,
+                Checksum::of(bytes),
+                bytes.len() as u64,
+            )
+        }
+    }
+
+    /// Offline sources over a cache in `dir/home` and a vendor directory `dir/vendor`.
+    fn sources(dir: &Path, check: Check) -> Sources<'static> {
+        Sources::with_network(
+            dir,
+            Some(Cache::new(dir.join("home"))),
+            Network::Offline("`--offline`".to_string()),
+        )
+        .vendor_dir(Some(dir.join("vendor")))
+        .check(check)
+    }
+
+    fn cache(dir: &Path, bytes: &[u8]) -> PathBuf {
+        let source = dir.join("source");
+        std::fs::write(&source, bytes).unwrap();
+        let (path, _, _) = Cache::new(dir.join("home"))
+            .insert_file(&source, None)
+            .unwrap();
+        path
+    }
+
+    fn vendor(dir: &Path, bytes: &[u8]) -> PathBuf {
+        std::fs::create_dir_all(dir.join("vendor")).unwrap();
+        let path = dir.join("vendor/hello.wasm");
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_vendor_directory_comes_before_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        cache(dir.path(), b"hello");
+        let vendored = vendor(dir.path(), b"hello");
+        let found = sources(dir.path(), Check::Strict)
+            .locate(&id(), &locked(b"hello"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.origin, Origin::Vendored { path: vendored });
+    }
+
+    #[test]
+    fn a_bad_vendored_copy_fails_a_build_and_is_passed_over_by_vendor_and_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let blob = cache(dir.path(), b"hello");
+        vendor(dir.path(), b"other");
+        let error = sources(dir.path(), Check::Strict)
+            .materialize_blocking(&id(), &locked(b"hello"))
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with("checksum mismatch for plugin `hello` from the vendor directory"),
+            "{message}"
+        );
+        assert!(
+            message.contains("hint: the vendored copy was modified"),
+            "{message}"
+        );
+        for check in [Check::ReplaceVendored, Check::ReadOnly] {
+            let found = sources(dir.path(), check)
+                .locate(&id(), &locked(b"hello"))
+                .unwrap()
+                .unwrap();
+            assert_eq!(found.origin, Origin::Cache { path: blob.clone() });
+        }
+    }
+
+    #[test]
+    fn a_corrupt_cache_entry_is_removed_and_the_next_source_tried_but_not_by_a_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let blob = cache(dir.path(), b"hello");
+        let mut permissions = std::fs::metadata(&blob).unwrap().permissions();
+        #[expect(
+            clippy::permissions_set_readonly_false,
+            reason = "the test corrupts a read-only blob"
+        )]
+        permissions.set_readonly(false);
+        std::fs::set_permissions(&blob, permissions).unwrap();
+        std::fs::write(&blob, b"rotten").unwrap();
+
+        let read_only = sources(dir.path(), Check::ReadOnly);
+        assert!(
+            read_only
+                .locate(&id(), &locked(b"hello"))
+                .unwrap()
+                .is_none()
+        );
+        assert!(blob.exists(), "a read-only check deleted the blob");
+
+        let error = sources(dir.path(), Check::Strict)
+            .materialize_blocking(&id(), &locked(b"hello"))
+            .unwrap_err();
+        assert_eq!(
+            error.to_string().lines().next().unwrap(),
+            format!(
+                "network access is disabled by `--offline`, but plugin `hello` is not in the vendor directory `{}` or the cache",
+                dir.path().join("vendor").display()
+            )
+        );
+        assert!(!blob.exists(), "the corrupt blob was kept");
+    }
+
+    #[test]
+    fn install_writes_only_changed_bytes_through_a_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        cache(dir.path(), b"hello");
+        let found = sources(dir.path(), Check::Strict)
+            .materialize_blocking(&id(), &locked(b"hello"))
+            .unwrap();
+        let target = dir.path().join("out.wasm");
+        assert!(found.install(&id(), &target).unwrap());
+        assert!(!found.install(&id(), &target).unwrap());
+        std::fs::write(&target, b"HELLO").unwrap();
+        assert!(found.install(&id(), &target).unwrap());
+        assert_eq!(std::fs::read(&target).unwrap(), b"hello");
+    }
 }

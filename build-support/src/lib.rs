@@ -482,31 +482,6 @@ mod tests {
     }
 
     #[test]
-    fn a_corrupt_cache_entry_is_removed_and_the_next_source_tried() {
-        let (dir, out) = project(b"hello bytes");
-        let blob = cache(dir.path(), b"hello bytes");
-        let mut permissions = std::fs::metadata(&blob).unwrap().permissions();
-        #[allow(clippy::permissions_set_readonly_false)]
-        permissions.set_readonly(false);
-        std::fs::set_permissions(&blob, permissions).unwrap();
-        std::fs::write(&blob, b"rotten bytes").unwrap();
-
-        let error = builder(dir.path(), &out).vendor().unwrap_err();
-        let message = error.to_string();
-        assert!(
-            message.contains("network access is disabled by `Builder::offline(true)`, but plugin `hello` is not in the cache"),
-            "{message}"
-        );
-        assert!(!blob.exists(), "the corrupt blob was kept");
-        assert!(!out.join("plugins/hello.wasm").exists());
-        assert_eq!(
-            std::fs::read_dir(out.join(PLUGINS_DIR)).unwrap().count(),
-            0,
-            "a temp file was left behind"
-        );
-    }
-
-    #[test]
     fn a_vendored_mismatch_keeps_out_dir_clean_and_debug_is_readable() {
         let (dir, out) = project(b"hello bytes");
         let vendor = dir.path().join("vendor");
