@@ -40,7 +40,7 @@
 //!   `403`/`429` with `x-ratelimit-remaining: 0` fails at once with [`HttpError::RateLimited`]:
 //!   the reset is usually minutes away. Certificate errors are not retried either.
 //! - **Status is always checked**: a non-`2xx` final answer is an error carrying the start of
-//!   the body; [`HttpClient::get_api_conditional`] also accepts `304 Not Modified`.
+//!   the body; [`HttpClient::get_api`] also accepts `304 Not Modified` to a conditional request.
 //! - **Concurrency.** At most [`HttpOptions::max_requests_per_host`] requests (redirects and
 //!   body included) are in flight to one host at a time; callers may start as many as they
 //!   like. Where the server offers HTTP/2 (ALPN), requests to it share connections.

@@ -289,7 +289,7 @@ impl PluginLoader {
             && let Some(locked) = lockfile.plugins.get(id)
         {
             if locked.locator.to_string() == locator.to_string() {
-                let path = self.load_locked(id, locked, root).await?;
+                let path = self.load_pinned(id, locked, root).await?;
                 return Ok(LoadedPlugin {
                     path,
                     checksum: locked.checksum,
@@ -328,7 +328,7 @@ impl PluginLoader {
         self.load_remote(id, locator).await
     }
 
-    async fn load_locked(
+    async fn load_pinned(
         &self,
         id: &Id,
         locked: &LockedPlugin,

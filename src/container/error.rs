@@ -10,7 +10,7 @@ use super::builder::main_module;
 use super::{PluginManifest, WASI_MODULE};
 use crate::id::Id;
 
-/// Why a [`PluginContainer`] could not be built or a call failed.
+/// Why a [`PluginContainer`](super::PluginContainer) could not be built or a call failed.
 ///
 /// Every message names the plugin's id, and the function for call errors.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +27,7 @@ pub enum ContainerError {
         url: String,
     },
 
-    /// A [`Wasm::File`] of the manifest could not be read.
+    /// A [`Wasm::File`](super::Wasm::File) of the manifest could not be read.
     #[error("Cannot read the WebAssembly file `{path}` of plugin `{id}`", path = path.display())]
     ReadWasm {
         /// The plugin.

@@ -29,7 +29,7 @@
 //! # Design
 //!
 //! **Compile once, instantiate per caller.** Building a container compiles the manifest's modules
-//! into an [`extism::CompiledPlugin`]. An Extism [`Plugin`] instance is single-threaded (a call
+//! into an [`extism::CompiledPlugin`]. An Extism [`Plugin`](extism::Plugin) instance is single-threaded (a call
 //! needs `&mut`), so a container keeps a pool of idle instances behind a [`Mutex`] that is held
 //! only to pop or push one: a call checks an instance out (creating a new one from the compiled
 //! module when the pool is empty), runs without any container lock held, and puts the instance

@@ -8,13 +8,14 @@
 //! `http://` only to loopback hosts), retries, download size caps, and downloads that stream
 //! into the cache's temp files and are renamed into place only once verified.
 //!
-//! - [`reference`]: the `registry://` locator.
+//! - [`reference`](mod@reference): the `registry://` locator.
 //! - [`manifest`]: manifests and indexes, and which layer is the plugin.
 //! - [`auth`] (feature `fetch`): credentials and the bearer-token flow.
 //! - [`client`] (feature `fetch`): [`client::RegistryClient`], pulling and pushing.
 //! - [`mirror`] (feature `fetch`): the team mirror, plugins addressed by their sha256.
-//! - [`source`] (feature `fetch`): where a locked plugin's bytes come from (cache, mirror,
-//!   origin), for every caller.
+//!
+//! Where a locked plugin's bytes come from (vendor directory, own file, cache, mirror, origin)
+//! is [`crate::source`] (feature `fetch`), for every caller.
 
 pub mod manifest;
 pub mod reference;

@@ -32,7 +32,7 @@
 //! its files.
 //!
 //! A run holds a cross-process lock on `DIR` (a file in the cache, see
-//! [`Cache::lock_vendor_dir`]) from start to end, so concurrent runs on one folder take turns:
+//! [`Cache::lock_vendor_dir`](crate::cache::Cache::lock_vendor_dir)) from start to end, so concurrent runs on one folder take turns:
 //! the later ones find it up to date. Under that lock a run first deletes what runs killed
 //! mid-way left next to `DIR`: hidden folders named exactly `.<name>.staging-XXXXXX` or
 //! `.<name>.old-XXXXXX` (six ASCII letters and digits), nothing else. When `DIR` itself is
@@ -43,7 +43,7 @@
 //! Bytes come from [`crate::source::Sources`] with `DIR` as the vendor directory: an intact
 //! file from an earlier run, the locked file for `file://` plugins, the cache, the team
 //! mirror and the locked origin (refused when offline). A copy in `DIR` that does not match
-//! is passed over and replaced ([`Check::ReplaceVendored`]). Every byte is hashed again on
+//! is passed over and replaced ([`Check::ReplaceVendored`](crate::source::Check::ReplaceVendored)). Every byte is hashed again on
 //! its way into the staging folder.
 //!
 //! `warpgate-build` reads `<id>.wasm` from the vendor directory before the cache, so after
