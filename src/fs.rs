@@ -256,14 +256,26 @@ pub fn write_if_changed(path: &Path, bytes: &[u8], links: Links) -> io::Result<b
 }
 
 /// Whether `a` and `b` hold the same bytes (compared, not hashed: a comparison costs far less
-/// than a hash). `a` is read with `links`, `b` must be a regular file; a missing `b` is `false`.
+/// than a hash). `a` is read with `links`; a `b` that is missing, not a regular file (a link
+/// included) or of another size is `false` without reading `a`.
 pub fn same_contents(a: &Path, links: Links, b: &Path) -> io::Result<bool> {
-    let mut left = open_bounded(a, MAX_PLUGIN_SIZE, links)?;
     let mut right = match open_regular(b, Links::Refuse) {
         Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(error)
+            if matches!(
+                error.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::InvalidInput
+            ) =>
+        {
+            return Ok(false);
+        }
         Err(error) => return Err(error),
     };
+    let left_file = open_regular(a, links)?;
+    if left_file.metadata()?.len() != right.metadata()?.len() {
+        return Ok(false);
+    }
+    let mut left = Bounded::new(left_file, MAX_PLUGIN_SIZE);
     let mut buffer = vec![0; 256 * 1024];
     let mut other = vec![0; 256 * 1024];
     loop {
@@ -564,6 +576,30 @@ pub fn lock_project_folder(dir: &Path) -> io::Result<FileLock> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_contents_and_write_if_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, b"bytes").unwrap();
+        assert!(!same_contents(&a, Links::Refuse, &b).unwrap(), "missing");
+        assert!(write_if_changed(&b, b"bytes", Links::Refuse).unwrap());
+        assert!(same_contents(&a, Links::Refuse, &b).unwrap());
+        assert!(!write_if_changed(&b, b"bytes", Links::Refuse).unwrap());
+        assert!(write_if_changed(&b, b"BYTES", Links::Refuse).unwrap());
+        assert!(
+            !same_contents(&a, Links::Refuse, &b).unwrap(),
+            "same size, other bytes"
+        );
+        assert!(write_if_changed(&b, b"more bytes", Links::Refuse).unwrap());
+        assert!(!same_contents(&a, Links::Refuse, &b).unwrap(), "other size");
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(&a, &link).unwrap();
+            assert!(!same_contents(&a, Links::Refuse, &link).unwrap(), "a link");
+        }
+    }
 
     #[test]
     fn bounded_reads_stop_past_the_limit() {

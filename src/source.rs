@@ -393,15 +393,6 @@ impl<'a> Sources<'a> {
         self
     }
 
-    /// Why the network is disabled, if it is.
-    pub fn offline_reason(&self) -> Option<&str> {
-        match &self.network {
-            Network::Offline(reason) => Some(reason),
-            Network::Fetcher(fetcher) => fetcher.http().offline_reason(),
-            Network::FromEnv(_) => None,
-        }
-    }
-
     /// The first local source (vendor directory, own file, cache) with verified bytes, or
     /// `None`. Opens no socket.
     pub fn locate(

@@ -33,9 +33,6 @@ pub enum Error {
     /// cached, a failed download).
     #[error(transparent)]
     Source(#[from] warpgate::source::SourceError),
-    /// The cache failed.
-    #[error(transparent)]
-    Cache(#[from] warpgate::cache::CacheError),
     /// A file operation failed.
     #[error("failed to {action} `{}`", path.display())]
     Io {
