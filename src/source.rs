@@ -319,9 +319,7 @@ pub enum Network<'a> {
     /// Through this fetcher (its cache is the cache source; its mirror is the team mirror).
     Fetcher(&'a Fetcher),
     /// Through a fetcher made from the environment, with the mirror `config` sets, on first
-    /// need (so a build whose plugins are all local builds no HTTP client). For
-    /// [`Sources::materialize_blocking`]: its runtime is dropped with the [`Sources`], which
-    /// must therefore not happen inside an async context.
+    /// need (so a build whose plugins are all local builds no HTTP client).
     FromEnv(&'a Config),
 }
 
@@ -353,15 +351,11 @@ impl<'a> Sources<'a> {
     /// Sources for a lock whose `file://` paths start at `root` (the config's folder): no
     /// vendor directory, `fetcher`'s cache, mirror and network.
     pub fn new(root: impl Into<PathBuf>, fetcher: &'a Fetcher) -> Self {
-        Self {
-            root: root.into(),
-            vendor_dir: None,
-            cache: Some(fetcher.cache().clone()),
-            check: Check::Strict,
-            network: Network::Fetcher(fetcher),
-            fetcher: OnceLock::new(),
-            runtime: OnceLock::new(),
-        }
+        Self::with_network(
+            root,
+            Some(fetcher.cache().clone()),
+            Network::Fetcher(fetcher),
+        )
     }
 
     /// Sources with an explicit cache (or none) and network.
@@ -490,7 +484,8 @@ impl<'a> Sources<'a> {
     }
 
     /// [`Sources::materialize`] for synchronous code (a build script): a download runs on a
-    /// runtime made on first need.
+    /// runtime made on first need and dropped with the [`Sources`], which must therefore not
+    /// be dropped inside an async context.
     pub fn materialize_blocking(
         &self,
         id: &Id,
