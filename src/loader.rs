@@ -427,15 +427,17 @@ impl PluginLoader {
             asset: None,
             settings: Default::default(),
         };
-        let config = crate::config::Config {
-            path: self.plugins_dir.join(crate::config::CONFIG_NAME),
-            source: crate::config::ConfigSource::WarpgateToml,
-            plugins: Default::default(),
-            mirror: None,
-        };
         // A fresh view of the repository: this loader may live long after its last listing.
         let github = self.github.fresh();
-        match crate::lock::resolve_entry(&config, id, &entry, &self.fetcher, &github).await {
+        let resolved = crate::lock::resolve_remote(
+            id,
+            &entry,
+            &self.fetcher,
+            &github,
+            crate::lock::Reuse::default(),
+        )
+        .await;
+        match resolved {
             Ok(locked) => {
                 let path = self.fetcher.cache().blob_path(&locked.checksum);
                 self.write_record(

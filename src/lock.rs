@@ -214,6 +214,15 @@ pub enum LockError {
         #[source]
         source: std::io::Error,
     },
+    /// [`resolve_remote`] was given a `file://` locator, which only a config's folder anchors
+    /// ([`resolve_entry`] resolves it).
+    #[error("plugin `{id}`: `{locator}` is a local file; it is resolved from a config's folder")]
+    LocalFile {
+        /// The plugin.
+        id: Id,
+        /// The locator.
+        locator: String,
+    },
     /// The GitHub API rate limit left cannot cover the entries to resolve.
     #[error(transparent)]
     Budget(Box<GitHubError>),
@@ -530,24 +539,43 @@ pub async fn resolve_entry_reusing(
     github: &GitHubClient,
     reuse: Reuse<'_>,
 ) -> Result<LockedPlugin, LockError> {
+    let PluginLocator::File { file, .. } = &entry.locator else {
+        return resolve_remote(id, entry, fetcher, github, reuse).await;
+    };
+    fetcher.reporter().resolving(id);
+    let path = file_path(config.root(), file);
+    let (checksum, size) = hash_plugin_file(&path).map_err(|source| LockError::File {
+        id: id.clone(),
+        locator: entry.locator.to_string(),
+        path: path.clone(),
+        config: config.path.clone(),
+        source,
+    })?;
+    Ok(LockedPlugin {
+        path: Some(crate::lockfile::file_lock_path(file)),
+        ..LockedPlugin::pinned(entry.locator.clone(), entry.version.clone(), checksum, size)
+    })
+}
+
+/// Resolves an entry that is not a `file://` plugin (a URL, GitHub or registry locator) to
+/// exact bytes, downloading them into the cache; needs no config.
+pub async fn resolve_remote(
+    id: &Id,
+    entry: &PluginEntry,
+    fetcher: &Fetcher,
+    github: &GitHubClient,
+    reuse: Reuse<'_>,
+) -> Result<LockedPlugin, LockError> {
     fetcher.reporter().resolving(id);
     let pinned = |checksum, size| {
         LockedPlugin::pinned(entry.locator.clone(), entry.version.clone(), checksum, size)
     };
     let locked = match &entry.locator {
-        PluginLocator::File { file, .. } => {
-            let path = file_path(config.root(), file);
-            let (checksum, size) = hash_plugin_file(&path).map_err(|source| LockError::File {
+        PluginLocator::File { .. } => {
+            return Err(LockError::LocalFile {
                 id: id.clone(),
                 locator: entry.locator.to_string(),
-                path: path.clone(),
-                config: config.path.clone(),
-                source,
-            })?;
-            LockedPlugin {
-                path: Some(crate::lockfile::file_lock_path(file)),
-                ..pinned(checksum, size)
-            }
+            });
         }
         PluginLocator::Url { url } => {
             let (_, checksum, size) = fetcher.fetch_unpinned(id, url, None).await?;
@@ -596,10 +624,9 @@ pub async fn resolve_entry_reusing(
                 digest: Some(resolved.manifest_digest),
                 ..pinned(resolved.layer_digest, resolved.size)
             };
-            // The layer, by digest, from the mirror or the registry, verified into the cache.
-            let found = Sources::new(config.root(), fetcher)
-                .materialize(id, &locked)
-                .await?;
+            // The layer, by digest, from the mirror or the registry, verified into the cache (a
+            // registry entry has no `file://` path to anchor, hence no root).
+            let found = Sources::new("", fetcher).materialize(id, &locked).await?;
             let size =
                 std::fs::metadata(&found.path).map_or(locked.size, |metadata| metadata.len());
             LockedPlugin { size, ..locked }
