@@ -23,7 +23,7 @@ use crate::source::{ChecksumMismatch, Origin};
 pub enum FetchError {
     /// Network access is disabled and the plugin is not cached.
     #[error(
-        "network access is disabled by {reason}, but plugin `{id}` is not in the cache\nhint: run `warpgate fetch` once while online, or vendor plugins with `warpgate vendor`"
+        "network access is disabled by {reason}, but plugin `{id}` is not in the cache\nhint: run `warpgate fetch` once while online, or `warpgate vendor` and commit the vendor directory"
     )]
     Offline {
         /// The plugin.

@@ -195,6 +195,11 @@ impl From<FetchError> for SourceError {
     fn from(error: FetchError) -> Self {
         match error {
             FetchError::Mismatch(mismatch) => Self::Mismatch(mismatch),
+            FetchError::Offline { id, reason } => Self::Offline {
+                id,
+                reason,
+                vendor_dir: None,
+            },
             error => Self::Fetch(Box::new(error)),
         }
     }
