@@ -171,6 +171,38 @@ pub fn read_text(path: &Path, links: Links) -> io::Result<String> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
+/// A file operation that failed, naming what was done and to which file:
+/// "failed to {action} `{path}`", with the I/O error as its source.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to {action} `{}`", path.display())]
+pub struct FileError {
+    /// What was being done ("read", "write", "create a temp file in", …).
+    pub action: &'static str,
+    /// The file or folder.
+    pub path: PathBuf,
+    /// The I/O error.
+    #[source]
+    pub source: io::Error,
+}
+
+impl FileError {
+    /// For `map_err`: turns an I/O error of `action` on `path` into a [`FileError`] (or any
+    /// error made from one).
+    pub fn of<'a, E: From<Self>>(
+        action: &'static str,
+        path: &'a Path,
+    ) -> impl FnOnce(io::Error) -> E + 'a {
+        move |source| {
+            Self {
+                action,
+                path: path.to_path_buf(),
+                source,
+            }
+            .into()
+        }
+    }
+}
+
 /// Which side of [`copy_hashed`] failed.
 #[derive(Debug)]
 pub enum CopyError {

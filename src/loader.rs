@@ -36,6 +36,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::cache::Cache;
 use crate::checksum::Checksum;
 use crate::fetch::Fetcher;
+use crate::fs::FileError;
 use crate::github::GitHubClient;
 use crate::http::{HttpClient, HttpOptions};
 use crate::id::Id;
@@ -318,10 +319,12 @@ impl PluginLoader {
             }
             let (checksum, _) =
                 crate::fs::hash_file(&path, crate::fs::MAX_PLUGIN_SIZE, crate::fs::Links::Follow)
-                    .map_err(|source| crate::cache::CacheError::Io {
-                    action: "read",
-                    path: path.clone(),
-                    source,
+                    .map_err(|source| {
+                    crate::cache::CacheError::Io(FileError {
+                        action: "read",
+                        path: path.clone(),
+                        source,
+                    })
                 })?;
             return Ok(LoadedPlugin { path, checksum });
         }
@@ -366,10 +369,12 @@ impl PluginLoader {
     fn write_record(&self, key: &str, record: &Resolution) -> Result<(), LoaderError> {
         let dir = self.fetcher.cache().refs_dir();
         let path = dir.join(format!("{key}.json"));
-        let io = |source| crate::cache::CacheError::Io {
-            action: "write",
-            path: path.clone(),
-            source,
+        let io = |source| {
+            crate::cache::CacheError::Io(FileError {
+                action: "write",
+                path: path.clone(),
+                source,
+            })
         };
         self.fetcher.cache().ensure_layout()?;
         std::fs::create_dir_all(&dir).map_err(io)?;

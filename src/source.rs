@@ -37,6 +37,7 @@ use crate::cache::{Cache, CacheError};
 use crate::checksum::{Checksum, Mismatch};
 use crate::config::Config;
 use crate::fetch::{FetchError, Fetcher};
+use crate::fs::FileError;
 use crate::fs::{Bounded, CopyError, Links};
 use crate::http::{HttpClient, HttpError, HttpOptions};
 use crate::id::Id;
@@ -166,17 +167,9 @@ pub enum SourceError {
         /// The plugin.
         id: Id,
     },
-    /// A local file could not be read.
-    #[error("failed to {action} `{}`", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// The team mirror setting (`WARPGATE_MIRROR` or the config's `mirror`) is invalid.
     #[error(transparent)]
     Mirror(#[from] crate::oci::mirror::MirrorSettingError),
@@ -222,11 +215,7 @@ fn io_error<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(io::Error) -> SourceError + 'a {
-    move |source| SourceError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
+    FileError::of(action, path)
 }
 
 /// Verified bytes of one locked plugin on this machine.
@@ -413,11 +402,11 @@ impl<'a> Sources<'a> {
                 Some(found) => return Ok(Some(found)),
                 // A missing `file://` plugin has no other source worth trying.
                 None if !read_only => {
-                    return Err(SourceError::Io {
+                    return Err(SourceError::Io(FileError {
                         action: "read",
                         path,
                         source: io::ErrorKind::NotFound.into(),
-                    });
+                    }));
                 }
                 None => {}
             }
@@ -467,11 +456,11 @@ impl<'a> Sources<'a> {
             }
             .into()),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(SourceError::Io {
+            Err(source) => Err(SourceError::Io(FileError {
                 action: "read",
                 path,
                 source,
-            }),
+            })),
         }
     }
 

@@ -1,8 +1,6 @@
 //! [`Error`]: why vendoring failed, worded for `cargo build` output.
 
 use std::fmt;
-use std::io;
-use std::path::PathBuf;
 
 /// Why [`vendor`](crate::vendor) failed.
 ///
@@ -34,16 +32,8 @@ pub enum Error {
     #[error(transparent)]
     Source(#[from] warpgate::source::SourceError),
     /// A file operation failed.
-    #[error("failed to {action} `{}`", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file or folder.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] warpgate::fs::FileError),
 }
 
 impl Error {

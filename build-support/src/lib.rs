@@ -116,6 +116,7 @@ use std::path::{Path, PathBuf};
 use warpgate::cache::Cache;
 use warpgate::config::Config;
 use warpgate::env;
+use warpgate::fs::FileError;
 use warpgate::id::Id;
 use warpgate::lockfile::Lockfile;
 use warpgate::source::{Network, Origin, SourceError, Sources};
@@ -351,11 +352,7 @@ fn path_or_var(path: Option<&PathBuf>, name: &'static str) -> Result<PathBuf, Er
 }
 
 fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
-    move |source| Error::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
+    FileError::of(action, path)
 }
 
 /// Deletes files in `OUT_DIR/plugins` that the lock does not list (plugins removed from the

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{MANIFEST_HEADER, MANIFEST_NAME, MANIFEST_VERSION, VendorError};
 use crate::checksum::Checksum;
+use crate::fs::FileError;
 use crate::id::Id;
 use crate::lockfile::Lockfile;
 
@@ -87,11 +88,11 @@ impl VendorManifest {
                 .map(Some)
                 .map_err(|reason| VendorError::Manifest { path, reason }),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(VendorError::Io {
+            Err(source) => Err(VendorError::Io(FileError {
                 action: "read",
                 path,
                 source,
-            }),
+            })),
         }
     }
 }

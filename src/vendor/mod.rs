@@ -73,6 +73,7 @@ use crate::cache::CacheError;
 use crate::checksum::Checksum;
 use crate::config::Config;
 use crate::env;
+use crate::fs::FileError;
 use crate::fs::Links;
 use crate::id::Id;
 use crate::lock::LockError;
@@ -133,16 +134,8 @@ pub enum VendorError {
     #[error(transparent)]
     Cache(#[from] CacheError),
     /// A file operation failed.
-    #[error("failed to {action} `{}`", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file or folder.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// The target folder exists, is not empty and has no vendor manifest.
     #[error("`{}` is not empty and has no `{MANIFEST_NAME}`; refusing to replace it\nhint: pick an empty or new folder, or delete this one", dir.display())]
     NotAVendorDir {
@@ -185,11 +178,7 @@ fn io_error<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(io::Error) -> VendorError + 'a {
-    move |source| VendorError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
+    FileError::of(action, path)
 }
 
 /// Checksum and size of `path`, or `None` when it does not exist. It must be a regular file,
@@ -198,11 +187,11 @@ fn hash_if_present(path: &Path) -> Result<Option<(Checksum, u64)>, VendorError> 
     match crate::fs::hash_file(path, crate::fs::MAX_PLUGIN_SIZE, Links::Refuse) {
         Ok(hashed) => Ok(Some(hashed)),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(VendorError::Io {
+        Err(source) => Err(VendorError::Io(FileError {
             action: "read",
             path: path.to_path_buf(),
             source,
-        }),
+        })),
     }
 }
 
@@ -212,11 +201,11 @@ fn listing(dir: &Path) -> Result<BTreeSet<String>, VendorError> {
         Ok(entries) => entries,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
         Err(source) => {
-            return Err(VendorError::Io {
+            return Err(VendorError::Io(FileError {
                 action: "list",
                 path: dir.to_path_buf(),
                 source,
-            });
+            }));
         }
     };
     let mut names = BTreeSet::new();

@@ -9,6 +9,7 @@ use super::{MANIFEST_NAME, VendorError, VendorManifest, hash_if_present, listing
 use crate::cache::Cache;
 use crate::checksum::{Checksum, Mismatch};
 use crate::config::Config;
+use crate::fs::FileError;
 use crate::id::Id;
 use crate::lock::{self, StaleReason};
 use crate::lockfile::Lockfile;
@@ -298,7 +299,7 @@ pub fn verify(
 
 fn unreadable(path: &Path, error: &VendorError) -> Problem {
     let error = match error {
-        VendorError::Io { source, .. } => source.to_string(),
+        VendorError::Io(FileError { source, .. }) => source.to_string(),
         other => other.to_string(),
     };
     Problem::Unreadable {

@@ -14,6 +14,7 @@ use super::{
 use crate::checksum::Checksum;
 use crate::config::Config;
 use crate::fetch::Fetcher;
+use crate::fs::FileError;
 use crate::id::Id;
 use crate::lock;
 use crate::lockfile::{LockedPlugin, Lockfile};
@@ -108,11 +109,11 @@ pub async fn vendor(
         Ok(text) => Some(text),
         Err(error) if error.kind() == io::ErrorKind::NotFound => None,
         Err(source) => {
-            return Err(VendorError::Io {
+            return Err(VendorError::Io(FileError {
                 action: "read",
                 path: manifest_path,
                 source,
-            });
+            }));
         }
     };
     let old_names = listing(&dir)?;
@@ -216,11 +217,11 @@ pub async fn vendor(
             let _ = aside.keep();
         }
         let _ = std::fs::remove_dir_all(&staged);
-        return Err(VendorError::Io {
+        return Err(VendorError::Io(FileError {
             action: "move into place",
             path: dir,
             source,
-        });
+        }));
     }
     // Dropping `aside` deletes the old folder.
     drop(aside);
@@ -278,11 +279,11 @@ fn sweep_leftovers(parent: &Path, name: &str) -> Result<Vec<PathBuf>, VendorErro
         Ok(entries) => entries,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => {
-            return Err(VendorError::Io {
+            return Err(VendorError::Io(FileError {
                 action: "list",
                 path: parent.to_path_buf(),
                 source,
-            });
+            }));
         }
     };
     let mut swept = Vec::new();
