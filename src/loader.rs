@@ -319,13 +319,7 @@ impl PluginLoader {
             }
             let (checksum, _) =
                 crate::fs::hash_file(&path, crate::fs::MAX_PLUGIN_SIZE, crate::fs::Links::Follow)
-                    .map_err(|source| {
-                    crate::cache::CacheError::Io(FileError {
-                        action: "read",
-                        path: path.clone(),
-                        source,
-                    })
-                })?;
+                    .map_err(FileError::of::<crate::cache::CacheError>("read", &path))?;
             return Ok(LoadedPlugin { path, checksum });
         }
         self.load_remote(id, locator).await
@@ -369,17 +363,12 @@ impl PluginLoader {
     fn write_record(&self, key: &str, record: &Resolution) -> Result<(), LoaderError> {
         let dir = self.fetcher.cache().refs_dir();
         let path = dir.join(format!("{key}.json"));
-        let io = |source| {
-            crate::cache::CacheError::Io(FileError {
-                action: "write",
-                path: path.clone(),
-                source,
-            })
-        };
         self.fetcher.cache().ensure_layout()?;
-        std::fs::create_dir_all(&dir).map_err(io)?;
+        std::fs::create_dir_all(&dir)
+            .map_err(FileError::of::<crate::cache::CacheError>("write", &path))?;
         let bytes = serde_json::to_vec_pretty(record).expect("a resolution serialises");
-        crate::fs::write_atomically(&path, &bytes).map_err(io)?;
+        crate::fs::write_atomically(&path, &bytes)
+            .map_err(FileError::of::<crate::cache::CacheError>("write", &path))?;
         Ok(())
     }
 
