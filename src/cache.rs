@@ -38,6 +38,7 @@ use std::path::{Path, PathBuf};
 
 use crate::checksum::Checksum;
 use crate::env;
+use crate::fs::FileError;
 use crate::fs::{FileLock, Links, TempFile};
 
 /// Layout version folder.
@@ -62,16 +63,8 @@ pub enum CacheError {
     #[error("cannot determine a cache folder\nhint: set `WARPGATE_HOME` to a writable folder")]
     NoHome,
     /// A file operation failed.
-    #[error("failed to {action} `{}`", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file or folder.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// The folder is not a warpgate cache (no `CACHEDIR.TAG` of ours) and not empty.
     #[error("`{}` is not a warpgate cache: it is not empty and has no warpgate `CACHEDIR.TAG`; refusing to write or delete anything in it\nhint: set `WARPGATE_HOME` to a new or empty folder, or to an existing warpgate cache", root.display())]
     NotACache {
@@ -89,11 +82,7 @@ pub enum CacheError {
 }
 
 fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CacheError + 'a {
-    move |source| CacheError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
+    FileError::of(action, path)
 }
 
 enum Verified {
@@ -171,11 +160,11 @@ impl Cache {
         match crate::fs::claim_folder(&self.root, CACHEDIR_TAG) {
             Ok(true) => Ok(()),
             Ok(false) => Err(self.not_a_cache()),
-            Err(source) => Err(CacheError::Io {
+            Err(source) => Err(CacheError::Io(FileError {
                 action: "create",
                 path: self.root.clone(),
                 source,
-            }),
+            })),
         }
     }
 
@@ -196,20 +185,20 @@ impl Cache {
 
     /// The path of the blob for `checksum` if it is present and its bytes still hash to
     /// `checksum`. A blob that no longer matches is deleted (under its lock) and `None`
-    /// returned. Callers that already hold the blob's lock use [`Cache::get_locked`].
+    /// returned. Callers that already hold the blob's lock use [`Cache::get_while_locked`].
     pub fn get(&self, checksum: &Checksum) -> Result<Option<PathBuf>, CacheError> {
         match self.verify(checksum)? {
             Verified::Intact(path) => Ok(Some(path)),
             Verified::Missing => Ok(None),
             Verified::Corrupt => {
                 let _lock = self.lock(checksum)?;
-                self.get_locked(checksum)
+                self.get_while_locked(checksum)
             }
         }
     }
 
     /// [`Cache::get`] for a caller holding the blob's lock (taking it again would block).
-    pub fn get_locked(&self, checksum: &Checksum) -> Result<Option<PathBuf>, CacheError> {
+    pub fn get_while_locked(&self, checksum: &Checksum) -> Result<Option<PathBuf>, CacheError> {
         match self.verify(checksum)? {
             Verified::Intact(path) => Ok(Some(path)),
             Verified::Missing => Ok(None),
@@ -219,11 +208,11 @@ impl Cache {
                 match std::fs::remove_file(&path) {
                     Ok(()) => Ok(None),
                     Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-                    Err(source) => Err(CacheError::Io {
+                    Err(source) => Err(CacheError::Io(FileError {
                         action: "remove",
                         path,
                         source,
-                    }),
+                    })),
                 }
             }
         }
@@ -244,11 +233,11 @@ impl Cache {
             {
                 Ok(Verified::Corrupt)
             }
-            Err(source) => Err(CacheError::Io {
+            Err(source) => Err(CacheError::Io(FileError {
                 action: "read",
                 path,
                 source,
-            }),
+            })),
         }
     }
 
@@ -299,11 +288,11 @@ impl Cache {
     /// takes the blob's lock and renames. An existing blob is kept.
     pub fn commit(&self, temp: TempFile, checksum: &Checksum) -> Result<PathBuf, CacheError> {
         let _lock = self.lock(checksum)?;
-        self.commit_locked(temp, checksum)
+        self.commit_while_locked(temp, checksum)
     }
 
     /// [`Cache::commit`] for a caller that already holds the blob's lock.
-    pub fn commit_locked(
+    pub fn commit_while_locked(
         &self,
         temp: TempFile,
         checksum: &Checksum,
@@ -367,10 +356,12 @@ impl Cache {
         }
         let mut blobs = Vec::new();
         for entry in walkdir::WalkDir::new(&dir).min_depth(1).max_depth(1) {
-            let entry = entry.map_err(|error| CacheError::Io {
-                action: "list",
-                path: dir.clone(),
-                source: error.into(),
+            let entry = entry.map_err(|error| {
+                CacheError::Io(FileError {
+                    action: "list",
+                    path: dir.clone(),
+                    source: error.into(),
+                })
             })?;
             let name = entry.file_name();
             let name = name.to_str().unwrap_or_default();
@@ -460,11 +451,11 @@ impl Cache {
             Ok(metadata) => metadata.len(),
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
             Err(source) => {
-                return Err(CacheError::Io {
+                return Err(CacheError::Io(FileError {
                     action: "read",
                     path,
                     source,
-                });
+                }));
             }
         };
         std::fs::remove_file(&path).map_err(io_error("remove", &path))?;

@@ -89,6 +89,12 @@ pub fn offline_var() -> Option<&'static str> {
         .find(|name| flag(name))
 }
 
+/// Why the environment disables the network, worded for messages (`` `WARPGATE_OFFLINE=1` ``),
+/// if it does: the one wording of an offline reason taken from a variable.
+pub fn offline_reason() -> Option<String> {
+    offline_var().map(|name| format!("`{name}={}`", var(name).unwrap_or_default()))
+}
+
 /// The GitHub token and the variable it came from, if any is set.
 ///
 /// The token is never printed or written anywhere; only the variable name may be shown.

@@ -15,6 +15,7 @@ use crate::checksum::{Checksum, Mismatch};
 use crate::http::{HttpClient, HttpError, HttpOptions};
 use crate::id::Id;
 use crate::reporter::{Reporter, SilentReporter};
+use crate::source::{ChecksumMismatch, Origin};
 
 /// Why a plugin could not be fetched.
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +23,7 @@ use crate::reporter::{Reporter, SilentReporter};
 pub enum FetchError {
     /// Network access is disabled and the plugin is not cached.
     #[error(
-        "network access is disabled by {reason}, but plugin `{id}` is not in the cache\nhint: run `warpgate fetch` once while online, or vendor plugins with `warpgate vendor`"
+        "network access is disabled by {reason}, but plugin `{id}` is not in the cache\nhint: run `warpgate fetch` once while online, or `warpgate vendor` and commit the vendor directory"
     )]
     Offline {
         /// The plugin.
@@ -42,17 +43,8 @@ pub enum FetchError {
         source: HttpError,
     },
     /// The downloaded bytes do not match the locked checksum.
-    #[error(
-        "checksum mismatch for plugin `{id}` downloaded from `{url}`\n{mismatch}\nhint: the file changed since it was locked; if you trust the new file, run `warpgate lock --update {id}`"
-    )]
-    Mismatch {
-        /// The plugin.
-        id: Id,
-        /// The URL.
-        url: String,
-        /// Expected and computed checksums.
-        mismatch: Mismatch,
-    },
+    #[error(transparent)]
+    Mismatch(Box<ChecksumMismatch>),
     /// The downloaded bytes do not match the digest the release API published.
     #[error(
         "checksum mismatch for plugin `{id}` downloaded from `{url}`: the bytes differ from the digest published by the release API\n{mismatch}\nhint: the download was altered or the release asset was replaced; retry later or report it to the plugin's authors"
@@ -90,6 +82,20 @@ pub enum FetchError {
         /// What happened.
         message: String,
     },
+}
+
+/// Downloaded bytes from `url` that are not the pinned `expected` ones.
+fn mismatch(id: &Id, url: &str, expected: &Checksum, computed: Checksum) -> FetchError {
+    FetchError::Mismatch(Box::new(ChecksumMismatch {
+        id: id.clone(),
+        origin: Origin::Download {
+            url: url.to_string(),
+        },
+        mismatch: Mismatch {
+            expected: *expected,
+            computed,
+        },
+    }))
 }
 
 /// Downloads plugins into the cache, verifying and deduplicating.
@@ -194,7 +200,7 @@ impl Fetcher {
     /// Used for locked plugins: no API call, only the pinned URL. Offline, a cache miss is
     /// [`FetchError::Offline`]; a download whose bytes differ is [`FetchError::Mismatch`] and
     /// leaves nothing in the cache.
-    pub async fn fetch_locked(
+    pub async fn fetch_pinned(
         &self,
         id: &Id,
         url: &str,
@@ -207,35 +213,28 @@ impl Fetcher {
         let in_process = self.in_flight_lock(&key);
         let result = {
             let _in_process = in_process.lock().await;
-            self.fetch_locked_exclusive(id, url, checksum).await
+            self.fetch_pinned_exclusive(id, url, checksum).await
         };
         self.release_in_flight(&key, in_process);
         result
     }
 
-    /// [`Fetcher::fetch_locked`] once this task is the only one in the process for the blob.
-    async fn fetch_locked_exclusive(
+    /// [`Fetcher::fetch_pinned`] once this task is the only one in the process for the blob.
+    async fn fetch_pinned_exclusive(
         &self,
         id: &Id,
         url: &str,
         checksum: &Checksum,
     ) -> Result<PathBuf, FetchError> {
         let _cross_process = self.lock_blob(id, checksum).await?;
-        if let Some(path) = self.cache.get_locked(checksum)? {
+        if let Some(path) = self.cache.get_while_locked(checksum)? {
             return Ok(path);
         }
         let (temp, downloaded) = self.download(id, url).await?;
         if downloaded.checksum != *checksum {
-            return Err(FetchError::Mismatch {
-                id: id.clone(),
-                url: url.to_string(),
-                mismatch: Mismatch {
-                    expected: *checksum,
-                    computed: downloaded.checksum,
-                },
-            });
+            return Err(mismatch(id, url, checksum, downloaded.checksum));
         }
-        Ok(self.cache.commit_locked(temp, checksum)?)
+        Ok(self.cache.commit_while_locked(temp, checksum)?)
     }
 
     /// Downloads `url` (whose checksum is not known yet) into the cache and returns the blob
@@ -261,16 +260,16 @@ impl Fetcher {
         }
         let checksum = downloaded.checksum;
         let _cross_process = self.lock_blob(id, &checksum).await?;
-        let path = match self.cache.get_locked(&checksum)? {
+        let path = match self.cache.get_while_locked(&checksum)? {
             Some(path) => path,
-            None => self.cache.commit_locked(temp, &checksum)?,
+            None => self.cache.commit_while_locked(temp, &checksum)?,
         };
         Ok((path, checksum, downloaded.size))
     }
 
     /// The verified cache path of `checksum`: the cache entry, else the bytes `download`
     /// writes into the temp file it is given (from `source`, named in errors), deduplicated
-    /// like [`Fetcher::fetch_locked`]. Bytes that do not match are
+    /// like [`Fetcher::fetch_pinned`]. Bytes that do not match are
     /// [`FetchError::Mismatch`] and leave nothing in the cache.
     pub async fn fetch_verified<F, Fut>(
         &self,
@@ -291,7 +290,7 @@ impl Fetcher {
         let result = async {
             let _in_process = in_process.lock().await;
             let _cross_process = self.lock_blob(id, checksum).await?;
-            if let Some(path) = self.cache.get_locked(checksum)? {
+            if let Some(path) = self.cache.get_while_locked(checksum)? {
                 return Ok(path);
             }
             let temp = self.cache.temp_file()?;
@@ -300,16 +299,9 @@ impl Fetcher {
             self.reporter.download_finished(id);
             let downloaded = downloaded?;
             if downloaded.checksum != *checksum {
-                return Err(FetchError::Mismatch {
-                    id: id.clone(),
-                    url: source.to_string(),
-                    mismatch: Mismatch {
-                        expected: *checksum,
-                        computed: downloaded.checksum,
-                    },
-                });
+                return Err(mismatch(id, source, checksum, downloaded.checksum));
             }
-            Ok(self.cache.commit_locked(temp, checksum)?)
+            Ok(self.cache.commit_while_locked(temp, checksum)?)
         }
         .await;
         self.release_in_flight(&key, in_process);

@@ -171,6 +171,38 @@ pub fn read_text(path: &Path, links: Links) -> io::Result<String> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
+/// A file operation that failed, naming what was done and to which file:
+/// "failed to {action} `{path}`", with the I/O error as its source.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to {action} `{}`", path.display())]
+pub struct FileError {
+    /// What was being done ("read", "write", "create a temp file in", …).
+    pub action: &'static str,
+    /// The file or folder.
+    pub path: PathBuf,
+    /// The I/O error.
+    #[source]
+    pub source: io::Error,
+}
+
+impl FileError {
+    /// For `map_err`: turns an I/O error of `action` on `path` into a [`FileError`] (or any
+    /// error made from one).
+    pub fn of<'a, E: From<Self>>(
+        action: &'static str,
+        path: &'a Path,
+    ) -> impl FnOnce(io::Error) -> E + 'a {
+        move |source| {
+            Self {
+                action,
+                path: path.to_path_buf(),
+                source,
+            }
+            .into()
+        }
+    }
+}
+
 /// Which side of [`copy_hashed`] failed.
 #[derive(Debug)]
 pub enum CopyError {
@@ -235,6 +267,62 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     temp.as_file().sync_all()?;
     temp.persist(&target)?;
     Ok(())
+}
+
+/// Writes `bytes` to `path` with [`write_atomically`] unless `path` already holds exactly these
+/// bytes (then nothing is touched, not even its mtime). Returns whether it wrote.
+pub fn write_if_changed(path: &Path, bytes: &[u8], links: Links) -> io::Result<bool> {
+    let unchanged = match std::fs::metadata(path) {
+        Ok(metadata) if metadata.len() == bytes.len() as u64 => {
+            read_file(path, bytes.len() as u64, links).is_ok_and(|existing| existing == bytes)
+        }
+        Ok(_) => false,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => false,
+        Err(error) => return Err(error),
+    };
+    if unchanged {
+        return Ok(false);
+    }
+    write_atomically(path, bytes)?;
+    Ok(true)
+}
+
+/// Whether `a` and `b` hold the same bytes (compared, not hashed: a comparison costs far less
+/// than a hash). `a` is read with `links`; a `b` that is missing, not a regular file (a link
+/// included) or of another size is `false` without reading `a`.
+pub fn same_contents(a: &Path, links: Links, b: &Path) -> io::Result<bool> {
+    let mut right = match open_regular(b, Links::Refuse) {
+        Ok(file) => file,
+        Err(error)
+            if matches!(
+                error.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::InvalidInput
+            ) =>
+        {
+            return Ok(false);
+        }
+        Err(error) => return Err(error),
+    };
+    let left_file = open_regular(a, links)?;
+    if left_file.metadata()?.len() != right.metadata()?.len() {
+        return Ok(false);
+    }
+    let mut left = Bounded::new(left_file, MAX_PLUGIN_SIZE);
+    let mut buffer = vec![0; 256 * 1024];
+    let mut other = vec![0; 256 * 1024];
+    loop {
+        let read = left.read(&mut buffer)?;
+        if read == 0 {
+            // `b` must not be longer.
+            return Ok(right.read(&mut other[..1])? == 0);
+        }
+        match right.read_exact(&mut other[..read]) {
+            Ok(()) if other[..read] == buffer[..read] => {}
+            Ok(()) => return Ok(false),
+            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// The file the link at `path` resolves to, if it lies inside the link's folder.
@@ -520,6 +608,30 @@ pub fn lock_project_folder(dir: &Path) -> io::Result<FileLock> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_contents_and_write_if_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, b"bytes").unwrap();
+        assert!(!same_contents(&a, Links::Refuse, &b).unwrap(), "missing");
+        assert!(write_if_changed(&b, b"bytes", Links::Refuse).unwrap());
+        assert!(same_contents(&a, Links::Refuse, &b).unwrap());
+        assert!(!write_if_changed(&b, b"bytes", Links::Refuse).unwrap());
+        assert!(write_if_changed(&b, b"BYTES", Links::Refuse).unwrap());
+        assert!(
+            !same_contents(&a, Links::Refuse, &b).unwrap(),
+            "same size, other bytes"
+        );
+        assert!(write_if_changed(&b, b"more bytes", Links::Refuse).unwrap());
+        assert!(!same_contents(&a, Links::Refuse, &b).unwrap(), "other size");
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(&a, &link).unwrap();
+            assert!(!same_contents(&a, Links::Refuse, &link).unwrap(), "a link");
+        }
+    }
 
     #[test]
     fn bounded_reads_stop_past_the_limit() {

@@ -16,12 +16,11 @@
 //! - **Schemes.** A URL, and every redirect, must be `https://`, or `http://` to a loopback host
 //!   ([`check_url_scheme`]). At most [`MAX_REDIRECTS`] redirects are followed; those of API
 //!   requests ([`HttpClient::get_api`]) only within the requested URL's origin.
-//! - **Credentials.** [`HttpClient::get_api`] takes an [`ApiToken`], which is bound to the API's
-//!   origin (scheme, host and port) when it is made. It is attached as `Authorization: Bearer`
-//!   only when the request URL has that exact origin, so handing the client a URL on another
-//!   host cannot leak it. On a redirect to another host or port `reqwest` drops the
-//!   `Authorization` header (the integration tests check this against a real server). The token
-//!   never appears in an error message or in `Debug` output.
+//! - **Credentials.** [`HttpClient::get_api`] sends the headers its caller built (the GitHub
+//!   client binds its token to the API's origin, see `crate::github::ApiToken`); a header
+//!   marked sensitive never appears in `Debug` output. API requests follow redirects only
+//!   within the requested URL's origin, and on a redirect to another host or port `reqwest`
+//!   drops the `Authorization` header (the integration tests check this against a real server).
 //! - **Time limits**, modelled on Cargo's `http.timeout` and `http.low-speed-limit`:
 //!   connecting may take [`HttpOptions::connect_timeout`]; the answer (headers) must arrive,
 //!   and every read of a body must bring bytes, within [`HttpOptions::read_timeout`]; a body
@@ -41,7 +40,7 @@
 //!   `403`/`429` with `x-ratelimit-remaining: 0` fails at once with [`HttpError::RateLimited`]:
 //!   the reset is usually minutes away. Certificate errors are not retried either.
 //! - **Status is always checked**: a non-`2xx` final answer is an error carrying the start of
-//!   the body; [`HttpClient::get_api_conditional`] also accepts `304 Not Modified`.
+//!   the body; [`HttpClient::get_api`] also accepts `304 Not Modified` to a conditional request.
 //! - **Concurrency.** At most [`HttpOptions::max_requests_per_host`] requests (redirects and
 //!   body included) are in flight to one host at a time; callers may start as many as they
 //!   like. Where the server offers HTTP/2 (ALPN), requests to it share connections.
@@ -67,7 +66,7 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 use reqwest::StatusCode;
-use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::header;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -79,15 +78,13 @@ use crate::locator::check_url_scheme;
 
 mod request;
 pub use request::{Answer, Request};
+pub use reqwest::header::{HeaderMap, HeaderValue};
 
 /// The most redirects followed for one request.
 pub const MAX_REDIRECTS: usize = 10;
 
 /// The `User-Agent` sent with every request.
 pub const USER_AGENT: &str = concat!("warpgate/", env!("CARGO_PKG_VERSION"));
-
-/// The GitHub REST API version requested by [`HttpClient::get_api`].
-pub const GITHUB_API_VERSION: &str = "2022-11-28";
 
 /// The default of [`HttpOptions::max_requests_per_host`]: enough for a hundred plugins to
 /// take a few round trips, and under GitHub's limit of 100 concurrent API requests.
@@ -184,12 +181,8 @@ impl HttpOptions {
     /// The default options, made offline if `WARPGATE_OFFLINE` or `CARGO_NET_OFFLINE` asks so;
     /// no other variable is read (but see [`Default`]).
     pub fn offline_from_env() -> Self {
-        let offline = env::offline_var().map(|name| {
-            let value = env::var(name).unwrap_or_default();
-            format!("`{name}={value}`")
-        });
         Self {
-            offline,
+            offline: env::offline_reason(),
             ..Self::default()
         }
     }
@@ -260,39 +253,6 @@ fn number_from_env(
     }
 }
 
-/// A bearer token that may only ever be sent to one origin (scheme, host and port).
-///
-/// Its `Debug` output never shows the token.
-#[derive(Clone)]
-pub struct ApiToken {
-    token: String,
-    origin: url::Origin,
-}
-
-impl ApiToken {
-    /// A token for the API whose base URL is `api_url`; it is sent to that origin only.
-    pub fn new(token: impl Into<String>, api_url: &Url) -> Self {
-        Self {
-            token: token.into(),
-            origin: api_url.origin(),
-        }
-    }
-
-    /// Whether the token may be sent with a request to `url`.
-    pub fn is_for(&self, url: &Url) -> bool {
-        self.origin.is_tuple() && url.origin() == self.origin
-    }
-}
-
-impl fmt::Debug for ApiToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiToken")
-            .field("origin", &self.origin.ascii_serialization())
-            .field("token", &"<redacted>")
-            .finish()
-    }
-}
-
 /// A successful (`2xx`) API response, read whole.
 #[derive(Clone, Debug)]
 pub struct ApiResponse {
@@ -312,16 +272,6 @@ impl ApiResponse {
         self.headers.get(name).and_then(|value| value.to_str().ok())
     }
 
-    /// The URL of the `rel="next"` entry of the `Link` header, for paginated APIs.
-    pub fn next_link(&self) -> Option<String> {
-        self.link("next")
-    }
-
-    /// The URL of the `rel="last"` entry of the `Link` header, for paginated APIs.
-    pub fn last_link(&self) -> Option<String> {
-        self.link("last")
-    }
-
     /// The URL of the `Link` header entry with relation `rel`.
     pub fn link(&self, rel: &str) -> Option<String> {
         self.headers
@@ -334,11 +284,6 @@ impl ApiResponse {
     /// Whether the server answered `304 Not Modified` (to a conditional request).
     pub fn is_not_modified(&self) -> bool {
         self.status == StatusCode::NOT_MODIFIED.as_u16()
-    }
-
-    /// The `x-ratelimit-remaining` header as a number.
-    pub fn rate_limit_remaining(&self) -> Option<u64> {
-        self.header("x-ratelimit-remaining")?.trim().parse().ok()
     }
 }
 
@@ -730,67 +675,24 @@ impl HttpClient {
         self.options.offline.is_some()
     }
 
-    /// `GET`s a JSON API URL and reads the whole body.
-    ///
-    /// Sends the GitHub headers (`Accept: application/vnd.github+json`,
-    /// `X-GitHub-Api-Version`), and `Authorization: Bearer` when `token` is for this URL's
-    /// origin ([`ApiToken::is_for`]).
-    pub async fn get_api(
-        &self,
-        url: &str,
-        token: Option<&ApiToken>,
-    ) -> Result<ApiResponse, HttpError> {
-        self.get_api_conditional(url, token, None).await
+    /// Why network access is disabled (for example "`--offline`"), if it is.
+    pub fn offline_reason(&self) -> Option<&str> {
+        self.options.offline.as_deref()
     }
 
-    /// [`HttpClient::get_api`] with `If-None-Match: etag` when `etag` is given; a
-    /// `304 Not Modified` answer is then returned too, with an empty body
-    /// ([`ApiResponse::is_not_modified`]).
-    pub async fn get_api_conditional(
-        &self,
-        url: &str,
-        token: Option<&ApiToken>,
-        etag: Option<&str>,
-    ) -> Result<ApiResponse, HttpError> {
+    /// `GET`s a JSON API URL with `headers` (the API's own: `Accept`, version, credentials)
+    /// and reads the whole body. Redirects stay within the URL's origin. With
+    /// `If-None-Match` among `headers`, a `304 Not Modified` answer is returned too, with an
+    /// empty body ([`ApiResponse::is_not_modified`]).
+    pub async fn get_api(&self, url: &str, headers: &HeaderMap) -> Result<ApiResponse, HttpError> {
         let parsed = self.check_url(url)?;
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("application/vnd.github+json"),
-        );
-        headers.insert(
-            "x-github-api-version",
-            HeaderValue::from_static(GITHUB_API_VERSION),
-        );
-        if let Some(token) = token.filter(|token| token.is_for(&parsed)) {
-            let mut value =
-                HeaderValue::from_str(&format!("Bearer {}", token.token)).map_err(|_| {
-                    HttpError::InvalidUrl {
-                        url: url.to_string(),
-                        reason: "the API token contains characters not allowed in a header".into(),
-                    }
-                })?;
-            value.set_sensitive(true);
-            headers.insert(header::AUTHORIZATION, value);
-        }
-        if let Some(etag) = etag
-            && let Ok(value) = HeaderValue::from_str(etag)
-        {
-            headers.insert(header::IF_NONE_MATCH, value);
-        }
+        let conditional = headers.contains_key(header::IF_NONE_MATCH);
         let _permit = self.host_permit(&parsed).await;
         self.within_deadline(url, async {
             let mut attempt = 0;
             loop {
                 let response = self
-                    .send(
-                        &self.api,
-                        url,
-                        &parsed,
-                        &headers,
-                        etag.is_some(),
-                        &mut attempt,
-                    )
+                    .send(&self.api, url, &parsed, headers, conditional, &mut attempt)
                     .await?;
                 let final_url = response.url().to_string();
                 let status = response.status().as_u16();
@@ -1346,23 +1248,6 @@ mod tests {
             parse_link(value, "last").as_deref(),
             Some("https://api.example.com/x?page=5")
         );
-    }
-
-    #[test]
-    fn token_is_bound_to_its_origin() {
-        let api = Url::parse("https://api.example.com/").unwrap();
-        let token = ApiToken::new("secret-value", &api);
-        assert!(token.is_for(&Url::parse("https://api.example.com/repos/a/b").unwrap()));
-        assert!(token.is_for(&Url::parse("https://api.example.com:443/x").unwrap()));
-        for other in [
-            "https://api.example.com:8443/x",
-            "http://api.example.com/x",
-            "https://example.com/x",
-            "https://api.example.com.evil.test/x",
-        ] {
-            assert!(!token.is_for(&Url::parse(other).unwrap()), "{other}");
-        }
-        assert!(!format!("{token:?}").contains("secret-value"));
     }
 
     #[test]

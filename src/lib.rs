@@ -22,9 +22,8 @@
 //!   [`include_plugins!`] bring the plugins that `build.rs` verified into the binary.
 //! - [`PluginContainer`] (feature `runtime`): runs a plugin through Extism.
 //!
-//! The seed names (`Id`, `PluginLocator`, `GitHubLocator`, `PluginLoader`, `PluginContainer`,
-//! `PluginManifest`, `Wasm`) are also re-exported at the crate root, as in the original
-//! warpgate crate.
+//! The names most programs need (`Id`, `PluginLocator`, `GitHubLocator`, `PluginLoader`,
+//! `PluginContainer`, `PluginManifest`, `Wasm`) are also re-exported at the crate root.
 //!
 //! ```
 //! use warpgate::{Checksum, Id, PluginLocator};
@@ -71,30 +70,27 @@ pub mod http;
 pub mod loader;
 #[cfg(feature = "fetch")]
 pub mod lock;
+#[cfg(feature = "fetch")]
+pub mod source;
 
 #[cfg(feature = "runtime")]
 pub mod container;
 
-// --- Re-exports at the crate root, where the original warpgate crate had them. ---
 pub use checksum::Checksum;
 pub use id::Id;
 #[cfg(feature = "fetch")]
 pub use loader::PluginLoader;
 pub use locator::{GitHubLocator, PluginLocator};
 
-// --- Re-exports of the runtime (`container` module). ---
 #[cfg(feature = "runtime")]
 pub use container::{
     CompileCache, ContainerError, ModuleOrigin, PluginContainer, PluginContainerBuilder,
     PluginManifest, Wasm,
 };
-// --- End of the runtime re-exports. ---
 
-// --- Build-time vendoring and embedded plugins (`embedded`, `vendor`; issue 4). ---
 pub mod embedded;
 #[cfg(feature = "fetch")]
 pub mod vendor;
-// --- End of build-time vendoring and embedded plugins. ---
 
 #[cfg(test)]
 mod proptests;

@@ -5,7 +5,7 @@
 //! resolvers ([`GitHubClient`]), downloader ([`Fetcher`]) and content-addressed [`Cache`]
 //! with `warpgate lock`.
 //!
-//! Choices where the seed API was silent:
+//! Its behaviour, where the method signatures leave room:
 //!
 //! - The loader's cache root is `plugins_dir` (the content-addressed layout of [`Cache`]).
 //!   Downloads are staged inside it so the final rename is atomic; `temp_dir` is kept for
@@ -36,12 +36,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::cache::Cache;
 use crate::checksum::Checksum;
 use crate::fetch::Fetcher;
+use crate::fs::FileError;
 use crate::github::GitHubClient;
 use crate::http::{HttpClient, HttpOptions};
 use crate::id::Id;
 use crate::locator::PluginLocator;
 use crate::lock::LockError;
 use crate::lockfile::{LockedPlugin, Lockfile};
+use crate::source::{Network, SourceError, Sources};
 
 /// Default time a floating locator's resolution is reused before it is refreshed.
 pub const DEFAULT_CACHE_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
@@ -82,9 +84,12 @@ pub enum LoaderError {
         /// The locator asked for.
         requested: String,
     },
-    /// Resolving or fetching failed.
+    /// Resolving failed.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// A pinned plugin's bytes could not be had.
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// A cache operation failed.
     #[error(transparent)]
     Cache(#[from] crate::cache::CacheError),
@@ -306,7 +311,7 @@ impl PluginLoader {
             && let Some(locked) = lockfile.plugins.get(id)
         {
             if locked.locator.to_string() == locator.to_string() {
-                let path = self.load_locked(id, locked, root).await?;
+                let path = self.load_pinned(id, locked, root).await?;
                 return Ok(LoadedPlugin {
                     path,
                     checksum: locked.checksum,
@@ -335,44 +340,34 @@ impl PluginLoader {
             }
             let (checksum, _) =
                 crate::fs::hash_file(&path, crate::fs::MAX_PLUGIN_SIZE, crate::fs::Links::Follow)
-                    .map_err(|source| crate::cache::CacheError::Io {
-                    action: "read",
-                    path: path.clone(),
-                    source,
-                })?;
+                    .map_err(FileError::of::<crate::cache::CacheError>("read", &path))?;
             return Ok(LoadedPlugin { path, checksum });
         }
         self.load_remote(id, locator).await
     }
 
-    async fn load_locked(
+    async fn load_pinned(
         &self,
         id: &Id,
         locked: &LockedPlugin,
         root: &Path,
     ) -> Result<PathBuf, LoaderError> {
-        // Offline, a pinned download comes from the cache or not at all (the fetcher's own HTTP
-        // client may be online: `set_offline` must still hold).
-        if let (Some(reason), None) = (&self.offline, &locked.path) {
-            return match self.fetcher.cache().get(&locked.checksum)? {
-                Some(path) => Ok(path),
-                // The loader's own error: its hint suits an app with its own plugins folder,
-                // which `warpgate fetch` (the CLI's cache) would not fill.
-                None => Err(LoaderError::Offline {
-                    id: id.clone(),
-                    locator: locked.locator.to_string(),
-                    reason: reason.clone(),
-                }),
-            };
-        }
-        let config = crate::config::Config {
-            path: root.join(crate::config::CONFIG_NAME),
-            source: crate::config::ConfigSource::WarpgateToml,
-            plugins: Default::default(),
-            mirror: None,
+        let network = match &self.offline {
+            Some(reason) => Network::Offline(reason.clone()),
+            None => Network::Fetcher(&self.fetcher),
         };
-        let path = crate::lock::fetch_one(&config, id, locked, &self.fetcher).await?;
-        Ok(std::path::absolute(&path).unwrap_or(path))
+        let sources = Sources::with_network(root, Some(self.fetcher.cache().clone()), network);
+        match sources.materialize(id, locked).await {
+            Ok(found) => Ok(std::path::absolute(&found.path).unwrap_or(found.path)),
+            // The loader's own error: its hint suits an app with its own plugins folder, which
+            // `warpgate fetch` (the CLI's cache) would not fill.
+            Err(SourceError::Offline { reason, .. }) => Err(LoaderError::Offline {
+                id: id.clone(),
+                locator: locked.locator.to_string(),
+                reason,
+            }),
+            Err(error) => Err(error.into()),
+        }
     }
 
     fn record_key(locator: &PluginLocator) -> String {
@@ -389,15 +384,12 @@ impl PluginLoader {
     fn write_record(&self, key: &str, record: &Resolution) -> Result<(), LoaderError> {
         let dir = self.fetcher.cache().refs_dir();
         let path = dir.join(format!("{key}.json"));
-        let io = |source| crate::cache::CacheError::Io {
-            action: "write",
-            path: path.clone(),
-            source,
-        };
         self.fetcher.cache().ensure_layout()?;
-        std::fs::create_dir_all(&dir).map_err(io)?;
+        std::fs::create_dir_all(&dir)
+            .map_err(FileError::of::<crate::cache::CacheError>("write", &path))?;
         let bytes = serde_json::to_vec_pretty(record).expect("a resolution serialises");
-        crate::fs::write_atomically(&path, &bytes).map_err(io)?;
+        crate::fs::write_atomically(&path, &bytes)
+            .map_err(FileError::of::<crate::cache::CacheError>("write", &path))?;
         Ok(())
     }
 
@@ -450,15 +442,17 @@ impl PluginLoader {
             asset: None,
             settings: Default::default(),
         };
-        let config = crate::config::Config {
-            path: self.plugins_dir.join(crate::config::CONFIG_NAME),
-            source: crate::config::ConfigSource::WarpgateToml,
-            plugins: Default::default(),
-            mirror: None,
-        };
         // A fresh view of the repository: this loader may live long after its last listing.
         let github = self.github.fresh();
-        match crate::lock::resolve_entry(&config, id, &entry, &self.fetcher, &github).await {
+        let resolved = crate::lock::resolve_remote(
+            id,
+            &entry,
+            &self.fetcher,
+            &github,
+            crate::lock::Reuse::default(),
+        )
+        .await;
+        match resolved {
             Ok(locked) => {
                 let path = self.fetcher.cache().blob_path(&locked.checksum);
                 self.write_record(

@@ -61,8 +61,7 @@ pub struct LocatorError {
     pub reason: String,
 }
 
-/// Lets `PluginLoader::load_plugin` take a locator by value or by reference, as the seed API
-/// did.
+/// Lets `PluginLoader::load_plugin` take a locator by value or by reference.
 impl AsRef<PluginLocator> for PluginLocator {
     fn as_ref(&self) -> &PluginLocator {
         self

@@ -40,8 +40,9 @@ use crate::github::{GitHubClient, GitHubError, ResolvedAsset};
 use crate::id::Id;
 use crate::locator::PluginLocator;
 use crate::lockfile::{LockedPlugin, Lockfile, LockfileError};
+use crate::source::{SourceError, Sources};
 
-/// The most plugins resolved or fetched at once; the HTTP client bounds requests per host.
+/// The most plugins resolved at once; the HTTP client bounds requests per host.
 const MAX_PARALLEL: usize = 1024;
 
 /// Which floating entries to re-resolve.
@@ -213,6 +214,15 @@ pub enum LockError {
         #[source]
         source: std::io::Error,
     },
+    /// [`resolve_remote`] was given a `file://` locator, which only a config's folder anchors
+    /// ([`resolve_entry`] resolves it).
+    #[error("plugin `{id}`: `{locator}` is a local file; it is resolved from a config's folder")]
+    LocalFile {
+        /// The plugin.
+        id: Id,
+        /// The locator.
+        locator: String,
+    },
     /// The GitHub API rate limit left cannot cover the entries to resolve.
     #[error(transparent)]
     Budget(Box<GitHubError>),
@@ -228,6 +238,9 @@ pub enum LockError {
     /// Downloading failed.
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    /// A locked plugin's bytes could not be had.
+    #[error(transparent)]
+    Source(#[from] SourceError),
 }
 
 /// The result of [`lock`].
@@ -526,39 +539,50 @@ pub async fn resolve_entry_reusing(
     github: &GitHubClient,
     reuse: Reuse<'_>,
 ) -> Result<LockedPlugin, LockError> {
-    fetcher.reporter().resolving(id);
-    let mut locked = LockedPlugin {
-        locator: entry.locator.clone(),
-        requirement: entry.version.clone(),
-        registry: None,
-        repository: None,
-        digest: None,
-        tag: None,
-        asset: None,
-        url: None,
-        path: None,
-        checksum: Checksum::of(b""),
-        size: 0,
+    let PluginLocator::File { file, .. } = &entry.locator else {
+        return resolve_remote(id, entry, fetcher, github, reuse).await;
     };
-    match &entry.locator {
-        PluginLocator::File { file, .. } => {
-            let path = file_path(config.root(), file);
-            let (checksum, size) = hash_plugin_file(&path).map_err(|source| LockError::File {
+    fetcher.reporter().resolving(id);
+    let path = file_path(config.root(), file);
+    let (checksum, size) = hash_plugin_file(&path).map_err(|source| LockError::File {
+        id: id.clone(),
+        locator: entry.locator.to_string(),
+        path: path.clone(),
+        config: config.path.clone(),
+        source,
+    })?;
+    Ok(LockedPlugin {
+        path: Some(crate::lockfile::file_lock_path(file)),
+        ..LockedPlugin::pinned(entry.locator.clone(), entry.version.clone(), checksum, size)
+    })
+}
+
+/// Resolves an entry that is not a `file://` plugin (a URL, GitHub or registry locator) to
+/// exact bytes, downloading them into the cache; needs no config.
+pub async fn resolve_remote(
+    id: &Id,
+    entry: &PluginEntry,
+    fetcher: &Fetcher,
+    github: &GitHubClient,
+    reuse: Reuse<'_>,
+) -> Result<LockedPlugin, LockError> {
+    fetcher.reporter().resolving(id);
+    let pinned = |checksum, size| {
+        LockedPlugin::pinned(entry.locator.clone(), entry.version.clone(), checksum, size)
+    };
+    let locked = match &entry.locator {
+        PluginLocator::File { .. } => {
+            return Err(LockError::LocalFile {
                 id: id.clone(),
                 locator: entry.locator.to_string(),
-                path: path.clone(),
-                config: config.path.clone(),
-                source,
-            })?;
-            locked.path = Some(crate::lockfile::file_lock_path(file));
-            locked.checksum = checksum;
-            locked.size = size;
+            });
         }
         PluginLocator::Url { url } => {
             let (_, checksum, size) = fetcher.fetch_unpinned(id, url, None).await?;
-            locked.url = Some(url.clone());
-            locked.checksum = checksum;
-            locked.size = size;
+            LockedPlugin {
+                url: Some(url.clone()),
+                ..pinned(checksum, size)
+            }
         }
         PluginLocator::GitHub(locator) => {
             let asset = github
@@ -580,89 +604,33 @@ pub async fn resolve_entry_reusing(
                     (checksum, size)
                 }
             };
-            locked.tag = Some(asset.tag);
-            locked.asset = Some(asset.asset);
-            locked.url = Some(asset.url);
-            locked.checksum = checksum;
-            locked.size = size;
+            LockedPlugin {
+                tag: Some(asset.tag),
+                asset: Some(asset.asset),
+                url: Some(asset.url),
+                ..pinned(checksum, size)
+            }
         }
         PluginLocator::Registry(locator) => {
             let resolved = fetcher
                 .registry()
                 .resolve(locator, entry.version.as_ref())
                 .await
-                .map_err(|error| {
-                    crate::oci::source::registry_error(id, &locator.to_string(), error)
-                })?;
-            locked.registry = Some(locator.registry.clone());
-            locked.repository = Some(locator.repository.clone());
-            locked.tag = resolved.tag;
-            locked.digest = Some(resolved.manifest_digest);
-            locked.checksum = resolved.layer_digest;
-            locked.size = resolved.size;
-            let path = crate::oci::source::fetch_pinned(fetcher, id, &locked).await?;
-            locked.size = std::fs::metadata(&path)
-                .map(|metadata| metadata.len())
-                .unwrap_or(resolved.size);
+                .map_err(|error| crate::source::registry_error(id, &locator.to_string(), error))?;
+            let locked = LockedPlugin {
+                registry: Some(locator.registry.clone()),
+                repository: Some(locator.repository.clone()),
+                tag: resolved.tag,
+                digest: Some(resolved.manifest_digest),
+                ..pinned(resolved.layer_digest, resolved.size)
+            };
+            // The layer, by digest, from the mirror or the registry, verified into the cache (a
+            // registry entry has no `file://` path to anchor, hence no root).
+            let found = Sources::new("", fetcher).materialize(id, &locked).await?;
+            let size =
+                std::fs::metadata(&found.path).map_or(locked.size, |metadata| metadata.len());
+            LockedPlugin { size, ..locked }
         }
-    }
-    Ok(locked)
-}
-
-/// Downloads and verifies every locked plugin into the cache (`warpgate fetch`), in
-/// parallel, without API calls; `file://` plugins are checked against their checksum.
-/// Returns every plugin's verified path.
-pub async fn fetch_all(
-    config: &Config,
-    lockfile: &Lockfile,
-    fetcher: &Fetcher,
-) -> Result<Vec<(Id, PathBuf)>, LockError> {
-    let results: Vec<Result<(Id, PathBuf), LockError>> =
-        futures_util::stream::iter(lockfile.plugins.iter().map(|(id, locked)| async move {
-            fetch_one(config, id, locked, fetcher)
-                .await
-                .map(|path| (id.clone(), path))
-        }))
-        .buffer_unordered(lockfile.plugins.len().clamp(1, MAX_PARALLEL))
-        .collect()
-        .await;
-    let mut paths = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-    paths.sort();
-    Ok(paths)
-}
-
-/// The verified local path of one locked plugin: its file for `file://`, else the cache
-/// blob (from the team mirror or the locked origin if needed; see
-/// [`crate::oci::source::fetch_pinned`]).
-pub async fn fetch_one(
-    config: &Config,
-    id: &Id,
-    locked: &LockedPlugin,
-    fetcher: &Fetcher,
-) -> Result<PathBuf, LockError> {
-    if locked.path.is_none() {
-        return Ok(crate::oci::source::fetch_pinned(fetcher, id, locked).await?);
-    }
-    let file = locked.path.clone().unwrap_or_default();
-    let path = file_path(config.root(), &file);
-    let file_error = |source| LockError::File {
-        id: id.clone(),
-        locator: locked.locator.to_string(),
-        path: path.clone(),
-        config: config.path.clone(),
-        source,
     };
-    let (checksum, _) = hash_plugin_file(&path).map_err(file_error)?;
-    if checksum != locked.checksum {
-        return Err(LockError::Stale {
-            path: config.lockfile_path(),
-            flag: "`warpgate fetch`".into(),
-            entries: vec![StaleEntry::file_changed(
-                id.clone(),
-                locked.checksum,
-                checksum,
-            )],
-        });
-    }
-    Ok(path)
+    Ok(locked)
 }

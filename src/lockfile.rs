@@ -89,6 +89,29 @@ pub struct LockedPlugin {
 }
 
 impl LockedPlugin {
+    /// An entry for `locator` pinned to `checksum` and `size`, with no kind-specific keys yet
+    /// (a resolver adds them with struct update syntax).
+    pub fn pinned(
+        locator: PluginLocator,
+        requirement: Option<semver::VersionReq>,
+        checksum: Checksum,
+        size: u64,
+    ) -> Self {
+        Self {
+            locator,
+            requirement,
+            registry: None,
+            repository: None,
+            tag: None,
+            asset: None,
+            digest: None,
+            url: None,
+            path: None,
+            checksum,
+            size,
+        }
+    }
+
     /// Checks that the entry has exactly the keys its locator kind calls for, and that they
     /// agree with the locator: a `file://` entry's `path` is the one its locator names, a URL
     /// entry's `url` is its locator, a GitHub entry's `tag` is one its locator stands for and
@@ -308,15 +331,12 @@ impl Lockfile {
     /// already holds exactly these bytes. Returns whether the file was written.
     pub fn write(&self, path: &Path) -> Result<bool, LockfileError> {
         let text = self.to_canonical_string();
-        if crate::fs::read_text(path, crate::fs::Links::Follow).is_ok_and(|current| current == text)
-        {
-            return Ok(false);
-        }
-        crate::fs::write_atomically(path, text.as_bytes()).map_err(|source| LockfileError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Ok(true)
+        crate::fs::write_if_changed(path, text.as_bytes(), crate::fs::Links::Follow).map_err(
+            |source| LockfileError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+        )
     }
 }
 

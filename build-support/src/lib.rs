@@ -52,19 +52,15 @@
 //!    `warpgate.toml` is found. It refuses to build when the lock is missing or does not cover the config, as
 //!    `warpgate lock --locked` does, with the hint to run `warpgate lock`. It never resolves
 //!    anything and never calls the GitHub API.
-//! 2. Takes each locked plugin's bytes from, in order:
-//!    - `file://` plugins: the locked file;
-//!    - the vendor directory: `WARPGATE_VENDOR_DIR` (relative to the config's folder), else
-//!      `vendor/warpgate/` next to the config when it exists (see `warpgate vendor`). With the
-//!      usual layout, a config at the workspace root, that is the workspace root's
-//!      `vendor/warpgate/`. A member crate with its own config has its own vendor directory
-//!      next to it, where `warpgate vendor` writes it: one vendor directory holds exactly one
-//!      lock's plugins, so a shared one would fail the other crates' checks;
-//!    - the content cache (`WARPGATE_HOME`);
-//!    - the locked `url`, into the cache — only when the network is allowed: never when
-//!      `CARGO_NET_OFFLINE=true`, `WARPGATE_OFFLINE=1` or `DOCS_RS` is set. Cargo does not
-//!      tell build scripts about `cargo build --offline` (or `--frozen`); for a build that
-//!      must not download, set `CARGO_NET_OFFLINE=true`, which makes Cargo offline too.
+//! 2. Takes each locked plugin's verified bytes from `warpgate::source::Sources`, in its
+//!    documented order: the vendor directory (`WARPGATE_VENDOR_DIR`, relative to the
+//!    config's folder, else `vendor/warpgate/` next to the config when it exists; one vendor
+//!    directory holds exactly one lock's plugins), a `file://` plugin's own file, the content
+//!    cache (`WARPGATE_HOME`), then the team mirror and the locked origin, into the cache —
+//!    only when the network is allowed: never when `CARGO_NET_OFFLINE=true`,
+//!    `WARPGATE_OFFLINE=1` or `DOCS_RS` is set. Cargo does not tell build scripts about
+//!    `cargo build --offline` (or `--frozen`); for a build that must not download, set
+//!    `CARGO_NET_OFFLINE=true`, which makes Cargo offline too.
 //!
 //!    Every file is hashed before use. A mismatch fails the build naming the plugin, where
 //!    the bytes came from, the expected and computed checksums, and the fix. (A corrupt cache
@@ -118,12 +114,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use warpgate::cache::Cache;
-use warpgate::checksum::{Checksum, Hasher, Mismatch};
 use warpgate::config::Config;
 use warpgate::env;
-use warpgate::fs::Links;
+use warpgate::fs::FileError;
 use warpgate::id::Id;
-use warpgate::lockfile::{LockedPlugin, Lockfile};
+use warpgate::lockfile::Lockfile;
+use warpgate::source::{Network, Origin, SourceError, Sources};
+use warpgate::vendor::{FileChange, VendoredPlugin};
 
 pub use directive::Directive;
 pub use error::Error;
@@ -131,6 +128,17 @@ pub use generate::{MODULE_NAME, PLUGINS_DIR};
 
 /// How `flag` is named in "the lock is out of date" messages.
 const FLAG: &str = "the build script (`warpgate-build`)";
+
+/// Every variable this crate (or warpgate's code it calls) reads to decide where verified
+/// bytes come from; the HTTP client reads `SSL_CERT_FILE` when a plugin is downloaded.
+const WATCHED_VARS: [&str; 6] = [
+    env::WARPGATE_VENDOR_DIR,
+    env::WARPGATE_HOME,
+    env::WARPGATE_OFFLINE,
+    env::CARGO_NET_OFFLINE,
+    env::DOCS_RS,
+    env::SSL_CERT_FILE,
+];
 
 /// Vendors every locked plugin into `OUT_DIR` with the settings from the environment, and
 /// prints the `cargo::` directives. See the crate docs.
@@ -147,50 +155,6 @@ pub fn vendor_or_exit() {
     }
 }
 
-/// Where a plugin's bytes came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Source {
-    /// A file in the vendor directory.
-    Vendored(PathBuf),
-    /// The plugin's own `file://` source.
-    File(PathBuf),
-    /// A verified blob in the content cache.
-    Cache(PathBuf),
-    /// Downloaded from the locked URL (and cached).
-    Download(String),
-    /// Nowhere: a placeholder embedded for a docs.rs build.
-    Missing,
-}
-
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Vendored(path) => write!(f, "the vendor directory (`{}`)", path.display()),
-            Self::File(path) => write!(f, "its `file://` source (`{}`)", path.display()),
-            Self::Cache(path) => write!(f, "the cache (`{}`)", path.display()),
-            Self::Download(url) => write!(f, "`{url}`"),
-            Self::Missing => f.write_str("nowhere (docs.rs placeholder)"),
-        }
-    }
-}
-
-/// One plugin that [`vendor`] embedded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct VendoredPlugin {
-    /// The plugin.
-    pub id: Id,
-    /// Its locked checksum.
-    pub checksum: Checksum,
-    /// Its size in bytes.
-    pub size: u64,
-    /// Where the bytes came from.
-    pub source: Source,
-    /// Whether `OUT_DIR/plugins/<id>.wasm` was (re)written (`false`: already up to date).
-    pub written: bool,
-}
-
 /// What [`vendor`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -201,7 +165,8 @@ pub struct Report {
     pub lockfile: PathBuf,
     /// The vendor directory consulted, if any.
     pub vendor_dir: Option<PathBuf>,
-    /// Every locked plugin, sorted by id.
+    /// Every locked plugin, sorted by id; its `change` says what happened to
+    /// `OUT_DIR/plugins/<id>.wasm`.
     pub plugins: Vec<VendoredPlugin>,
     /// The generated module.
     pub module: PathBuf,
@@ -291,31 +256,26 @@ impl Builder {
     }
 
     fn run(&self) -> Result<Report, Error> {
-        let mut directives = Vec::new();
-        let manifest_dir = match &self.manifest_dir {
-            Some(dir) => dir.clone(),
-            None => cargo_var("CARGO_MANIFEST_DIR")?,
-        };
-        let out_dir = match &self.out_dir {
-            Some(dir) => dir.clone(),
-            None => cargo_var("OUT_DIR")?,
-        };
-
+        let manifest_dir = path_or_var(self.manifest_dir.as_ref(), "CARGO_MANIFEST_DIR")?;
+        let out_dir = path_or_var(self.out_dir.as_ref(), "OUT_DIR")?;
         let config = Config::discover(&manifest_dir)?;
         let lock_path = config.lockfile_path();
-        directives.push(Directive::RerunIfChanged(config.path.clone()));
-        directives.push(Directive::RerunIfChanged(lock_path.clone()));
+        let mut directives = vec![
+            Directive::RerunIfChanged(config.path.clone()),
+            Directive::RerunIfChanged(lock_path.clone()),
+        ];
         let lockfile = Lockfile::read(&lock_path)?;
         warpgate::lock::check_locked(&config, lockfile.as_ref(), FLAG)?;
         let lockfile = lockfile.unwrap_or_default();
+        directives.extend(WATCHED_VARS.map(Directive::RerunIfEnvChanged));
 
         let docs_rs = env::var(env::DOCS_RS).is_some();
         let offline = match self.offline {
             Some(true) => Some("`Builder::offline(true)`".to_string()),
             Some(false) => None,
-            None => env::offline_var()
-                .map(|name| format!("`{name}={}`", env::var(name).unwrap_or_default()))
-                .or_else(|| docs_rs.then(|| format!("`{}`", env::DOCS_RS))),
+            None => {
+                env::offline_reason().or_else(|| docs_rs.then(|| format!("`{}`", env::DOCS_RS)))
+            }
         };
         let vendor_dir = match &self.vendor_dir {
             Some(dir) => dir.clone(),
@@ -325,60 +285,49 @@ impl Builder {
             Some(dir) => Some(Cache::new(dir)),
             None => Cache::from_env().ok(),
         };
-        for name in [
-            env::WARPGATE_VENDOR_DIR,
-            env::WARPGATE_HOME,
-            env::WARPGATE_OFFLINE,
-            env::CARGO_NET_OFFLINE,
-            env::DOCS_RS,
-            // Read by the HTTP client when a plugin is downloaded.
-            env::SSL_CERT_FILE,
-        ] {
-            directives.push(Directive::RerunIfEnvChanged(name));
-        }
+        let network = match offline {
+            Some(reason) => Network::Offline(reason),
+            None => Network::FromEnv(&config),
+        };
+        let sources =
+            Sources::with_network(config.root(), cache, network).vendor_dir(vendor_dir.clone());
 
         let plugins_dir = out_dir.join(PLUGINS_DIR);
         std::fs::create_dir_all(&plugins_dir).map_err(io_error("create", &plugins_dir))?;
-        let mut sources = Sources {
-            config: &config,
-            vendor_dir: vendor_dir.as_deref(),
-            cache: cache.as_ref(),
-            offline: offline.as_deref(),
-            runtime: None,
-            fetcher: None,
-        };
         let mut plugins = Vec::with_capacity(lockfile.plugins.len());
         for (id, locked) in &lockfile.plugins {
             let target = plugins_dir.join(format!("{id}.wasm"));
-            let (source, written) = match sources.install(id, locked, &target) {
-                Ok(installed) => installed,
-                Err(Error::Offline { .. }) if docs_rs => {
+            let existed = target.exists();
+            let (source, written) = match sources.materialize_blocking(id, locked) {
+                Ok(found) => (Some(found.origin.clone()), found.install(id, &target)?),
+                Err(SourceError::Offline { .. }) if docs_rs => {
                     directives.push(Directive::Warning(format!(
                         "plugin `{id}` is neither vendored nor cached; embedding an empty placeholder for docs.rs"
                     )));
-                    (Source::Missing, write_if_changed(&target, b"")?)
+                    let written =
+                        warpgate::fs::write_if_changed(&target, b"", warpgate::fs::Links::Refuse)
+                            .map_err(io_error("write", &target))?;
+                    (None, written)
                 }
-                Err(error) => return Err(error),
+                Err(error) => return Err(error.into()),
             };
-            match &source {
-                Source::Vendored(path) | Source::File(path) => {
-                    directives.push(Directive::RerunIfChanged(path.clone()));
-                }
-                Source::Cache(_) | Source::Download(_) | Source::Missing => {}
+            if let Some(Origin::Vendored { path } | Origin::File { path }) = &source {
+                directives.push(Directive::RerunIfChanged(path.clone()));
             }
-            plugins.push(VendoredPlugin {
-                id: id.clone(),
-                checksum: locked.checksum,
-                size: locked.size,
-                source,
-                written,
-            });
+            let change = match (written, existed) {
+                (false, _) => FileChange::Unchanged,
+                (true, true) => FileChange::Updated,
+                (true, false) => FileChange::Added,
+            };
+            plugins.push(VendoredPlugin::new(id, locked, source, change));
         }
         remove_stale(&plugins_dir, &lockfile)?;
 
         let module = out_dir.join(MODULE_NAME);
+        let text = generate::module(&lockfile, &config);
         let module_written =
-            write_if_changed(&module, generate::module(&lockfile, &config).as_bytes())?;
+            warpgate::fs::write_if_changed(&module, text.as_bytes(), warpgate::fs::Links::Refuse)
+                .map_err(io_error("write", &module))?;
         Ok(Report {
             config: config.path.clone(),
             lockfile: lock_path,
@@ -391,259 +340,19 @@ impl Builder {
     }
 }
 
-fn cargo_var(name: &'static str) -> Result<PathBuf, Error> {
-    std::env::var_os(name)
-        .filter(|value| !value.is_empty())
-        .map(PathBuf::from)
+/// `path`, else the variable Cargo sets for build scripts.
+fn path_or_var(path: Option<&PathBuf>, name: &'static str) -> Result<PathBuf, Error> {
+    path.cloned()
+        .or_else(|| {
+            std::env::var_os(name)
+                .filter(|value| !value.is_empty())
+                .map(PathBuf::from)
+        })
         .ok_or(Error::NotInBuildScript { name })
 }
 
 fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
-    move |source| Error::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// The places bytes come from, with the download machinery made on first use.
-struct Sources<'a> {
-    config: &'a Config,
-    vendor_dir: Option<&'a Path>,
-    cache: Option<&'a Cache>,
-    offline: Option<&'a str>,
-    runtime: Option<tokio::runtime::Runtime>,
-    fetcher: Option<warpgate::fetch::Fetcher>,
-}
-
-impl Sources<'_> {
-    /// Verifies `locked`'s bytes from the first source that has them and installs them at
-    /// `target`. Returns the source and whether `target` was (re)written.
-    fn install(
-        &mut self,
-        id: &Id,
-        locked: &LockedPlugin,
-        target: &Path,
-    ) -> Result<(Source, bool), Error> {
-        if let Some(path) = &locked.path {
-            let source = Source::File(warpgate::lock::file_path(self.config.root(), path));
-            let written = install_verified(id, locked, &source, target)?;
-            return Ok((source, written));
-        }
-        if let Some(dir) = self.vendor_dir {
-            let path = warpgate::vendor::plugin_path(dir, id);
-            if path.exists() {
-                let source = Source::Vendored(path);
-                let written = install_verified(id, locked, &source, target)?;
-                return Ok((source, written));
-            }
-        }
-        if let Some(cache) = self.cache {
-            let path = cache.blob_path(&locked.checksum);
-            if path.exists() {
-                let source = Source::Cache(path);
-                match install_verified(id, locked, &source, target) {
-                    Ok(written) => return Ok((source, written)),
-                    // `get` re-checks under the blob's lock and deletes the corrupt entry (bad
-                    // bytes, or a link or another non-file in its place); the download below
-                    // replaces it.
-                    Err(Error::Mismatch { .. }) => {
-                        cache.get(&locked.checksum)?;
-                    }
-                    Err(Error::Io { source, .. })
-                        if matches!(
-                            source.kind(),
-                            io::ErrorKind::InvalidInput | io::ErrorKind::FileTooLarge
-                        ) =>
-                    {
-                        cache.get(&locked.checksum)?;
-                    }
-                    Err(error) => return Err(error),
-                }
-            }
-        }
-        if let Some(reason) = self.offline {
-            return Err(Error::Offline {
-                id: id.clone(),
-                reason: reason.to_string(),
-                vendor_dir: self.vendor_dir.map(Path::to_path_buf),
-            });
-        }
-        let path = self.download(id, locked)?;
-        let written = install_verified(id, locked, &Source::Cache(path), target)?;
-        let origin = locked
-            .url
-            .clone()
-            .unwrap_or_else(|| locked.locator.to_string());
-        Ok((Source::Download(origin), written))
-    }
-
-    /// The plugin's bytes from the team mirror or its locked origin, by digest, into the
-    /// cache (never a tag lookup or an API call).
-    fn download(&mut self, id: &Id, locked: &LockedPlugin) -> Result<PathBuf, Error> {
-        if self.runtime.is_none() {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(Error::Runtime)?;
-            self.runtime = Some(runtime);
-        }
-        if self.fetcher.is_none() {
-            let cache = match self.cache {
-                Some(cache) => cache.clone(),
-                None => Cache::from_env()?,
-            };
-            let options = warpgate::http::HttpOptions::from_env()
-                .map_err(warpgate::fetch::FetchError::Client)?;
-            let http = warpgate::http::HttpClient::new(options)
-                .map_err(warpgate::fetch::FetchError::Client)?;
-            let mirror = warpgate::oci::mirror::for_config(self.config)
-                .map_err(|error| Error::Mirror(error.to_string()))?;
-            self.fetcher = Some(warpgate::fetch::Fetcher::new(cache, http).with_mirror(mirror));
-        }
-        let (Some(runtime), Some(fetcher)) = (&self.runtime, &self.fetcher) else {
-            unreachable!("both were just set");
-        };
-        Ok(runtime.block_on(warpgate::oci::source::fetch_pinned(fetcher, id, locked))?)
-    }
-}
-
-/// Hashes `source` while comparing it with `target` byte for byte (a comparison costs far
-/// less than a second hash). Returns the source's checksum and whether the files are equal.
-fn hash_and_compare(source: &Source, target: &Path) -> Result<(Checksum, bool), Error> {
-    let (mut input, source) = open_source(source)?;
-    let mut existing = std::fs::File::open(target).map_err(io_error("read", target))?;
-    let mut hasher = Hasher::new();
-    let mut buffer = vec![0; 256 * 1024];
-    let mut other = vec![0; 256 * 1024];
-    let mut identical = true;
-    loop {
-        let read = io::Read::read(&mut input, &mut buffer).map_err(io_error("read", source))?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-        if identical {
-            identical = match io::Read::read_exact(&mut existing, &mut other[..read]) {
-                Ok(()) => other[..read] == buffer[..read],
-                Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => false,
-                Err(source) => {
-                    return Err(Error::Io {
-                        action: "read",
-                        path: target.to_path_buf(),
-                        source,
-                    });
-                }
-            };
-        }
-    }
-    if identical {
-        // The target must not be longer than the source.
-        identical =
-            io::Read::read(&mut existing, &mut other[..1]).map_err(io_error("read", target))? == 0;
-    }
-    Ok((hasher.finish().0, identical))
-}
-
-/// Opens a source's file for a bounded read: a regular file, and not a link unless it is a
-/// `file://` plugin's own file.
-fn open_source(source: &Source) -> Result<(warpgate::fs::Bounded<std::fs::File>, &Path), Error> {
-    let (path, links) = match source {
-        Source::File(path) => (path, Links::Follow),
-        Source::Vendored(path) | Source::Cache(path) => (path, Links::Refuse),
-        Source::Download(_) | Source::Missing => unreachable!("only files are read"),
-    };
-    let input = warpgate::fs::open_bounded(path, warpgate::fs::MAX_PLUGIN_SIZE, links)
-        .map_err(io_error("read", path))?;
-    Ok((input, path))
-}
-
-fn mismatch(id: &Id, locked: &LockedPlugin, source: &Source, computed: Checksum) -> Error {
-    Error::Mismatch {
-        id: id.clone(),
-        source_of: source.clone(),
-        mismatch: Mismatch {
-            expected: locked.checksum,
-            computed,
-        },
-    }
-}
-
-/// Installs `source`'s file at `target` if its bytes hash to the locked checksum, streaming
-/// (plugins may be large). The source is verified even when `target` is already up to date,
-/// so a bad source fails every build alike, whatever `OUT_DIR` holds. New bytes go to a temp
-/// file next to `target`, renamed only once verified. Returns whether `target` was written.
-fn install_verified(
-    id: &Id,
-    locked: &LockedPlugin,
-    source: &Source,
-    target: &Path,
-) -> Result<bool, Error> {
-    let same_size = std::fs::metadata(target).is_ok_and(|metadata| metadata.len() == locked.size);
-    if same_size {
-        let (computed, identical) = hash_and_compare(source, target)?;
-        if computed != locked.checksum {
-            return Err(mismatch(id, locked, source, computed));
-        }
-        if identical {
-            return Ok(false);
-        }
-    }
-    let dir = target.parent().unwrap_or(Path::new("."));
-    let mut temp = tempfile::Builder::new()
-        .prefix(".warpgate-")
-        .tempfile_in(dir)
-        .map_err(io_error("create a temp file in", dir))?;
-    let (input, path) = open_source(source)?;
-    let (computed, _) =
-        warpgate::fs::copy_hashed(input, &mut temp).map_err(|error| match error {
-            warpgate::fs::CopyError::Read(error) => io_error("read", path)(error),
-            warpgate::fs::CopyError::Write(error) => io_error("write", temp.path())(error),
-        })?;
-    if computed != locked.checksum {
-        // Dropping `temp` deletes it: `OUT_DIR` never holds the bad bytes.
-        return Err(mismatch(id, locked, source, computed));
-    }
-    temp.persist(target).map_err(|error| Error::Io {
-        action: "write",
-        path: target.to_path_buf(),
-        source: error.error,
-    })?;
-    Ok(true)
-}
-
-/// Writes `bytes` to `path` through a temp file and a rename, unless `path` already holds
-/// exactly these bytes. Returns whether it wrote.
-fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
-    match std::fs::metadata(path) {
-        Ok(metadata) if metadata.len() == bytes.len() as u64 => {
-            let existing = std::fs::read(path).map_err(io_error("read", path))?;
-            if existing == bytes {
-                return Ok(false);
-            }
-        }
-        Ok(_) => {}
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(Error::Io {
-                action: "read",
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temp = tempfile::Builder::new()
-        .prefix(".warpgate-")
-        .tempfile_in(dir)
-        .map_err(io_error("create a temp file in", dir))?;
-    io::Write::write_all(&mut temp, bytes).map_err(io_error("write", temp.path()))?;
-    temp.persist(path).map_err(|error| Error::Io {
-        action: "write",
-        path: path.to_path_buf(),
-        source: error.error,
-    })?;
-    Ok(true)
+    FileError::of(action, path)
 }
 
 /// Deletes files in `OUT_DIR/plugins` that the lock does not list (plugins removed from the
@@ -669,6 +378,7 @@ fn remove_stale(plugins_dir: &Path, lockfile: &Lockfile) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use warpgate::checksum::Checksum;
 
     const URL: &str = "https://plugins.example.invalid/hello.wasm";
 
@@ -722,8 +432,11 @@ mod tests {
 
         let report = builder(dir.path(), &out).vendor().unwrap();
         assert!(report.module_written);
-        assert!(report.plugins[0].written);
-        assert!(matches!(report.plugins[0].source, Source::Cache(_)));
+        assert!((report.plugins[0].change != FileChange::Unchanged));
+        assert!(matches!(
+            report.plugins[0].source,
+            Some(Origin::Cache { .. })
+        ));
         assert_eq!(
             std::fs::read(out.join("plugins/hello.wasm")).unwrap(),
             b"hello bytes"
@@ -753,40 +466,15 @@ mod tests {
 
         let again = builder(dir.path(), &out).vendor().unwrap();
         assert!(!again.module_written);
-        assert!(!again.plugins[0].written);
+        assert!(!(again.plugins[0].change != FileChange::Unchanged));
 
         // Same size, other bytes: rewritten.
         std::fs::write(out.join("plugins/hello.wasm"), b"HELLO BYTES").unwrap();
         let repaired = builder(dir.path(), &out).vendor().unwrap();
-        assert!(repaired.plugins[0].written);
+        assert!((repaired.plugins[0].change != FileChange::Unchanged));
         assert_eq!(
             std::fs::read(out.join("plugins/hello.wasm")).unwrap(),
             b"hello bytes"
-        );
-    }
-
-    #[test]
-    fn a_corrupt_cache_entry_is_removed_and_the_next_source_tried() {
-        let (dir, out) = project(b"hello bytes");
-        let blob = cache(dir.path(), b"hello bytes");
-        let mut permissions = std::fs::metadata(&blob).unwrap().permissions();
-        #[allow(clippy::permissions_set_readonly_false)]
-        permissions.set_readonly(false);
-        std::fs::set_permissions(&blob, permissions).unwrap();
-        std::fs::write(&blob, b"rotten bytes").unwrap();
-
-        let error = builder(dir.path(), &out).vendor().unwrap_err();
-        let message = error.to_string();
-        assert!(
-            message.contains("network access is disabled by `Builder::offline(true)`, but plugin `hello` is not in the cache"),
-            "{message}"
-        );
-        assert!(!blob.exists(), "the corrupt blob was kept");
-        assert!(!out.join("plugins/hello.wasm").exists());
-        assert_eq!(
-            std::fs::read_dir(out.join(PLUGINS_DIR)).unwrap().count(),
-            0,
-            "a temp file was left behind"
         );
     }
 

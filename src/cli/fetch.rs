@@ -24,7 +24,9 @@ pub async fn run(
     })?;
     warpgate::lock::check_locked(&config, Some(&lockfile), "`warpgate fetch`")?;
     let fetcher = global.fetcher_for(output, &config)?;
-    let fetched = warpgate::lock::fetch_all(&config, &lockfile, &fetcher).await?;
+    let fetched = warpgate::source::Sources::new(config.root(), &fetcher)
+        .materialize_all(&lockfile)
+        .await?;
     let count = fetched.len();
     output.status(
         "Fetched",

@@ -2,6 +2,7 @@
 
 use serde_json::json;
 use warpgate::lockfile::Lockfile;
+use warpgate::source::{Check, Network, Origin, Sources};
 
 use super::{Failure, GlobalArgs, Outcome};
 
@@ -18,25 +19,24 @@ pub fn run(global: &GlobalArgs, args: ListArgs) -> Result<Outcome, Failure> {
     let config = global.load_config()?;
     let lockfile = Lockfile::read(&config.lockfile_path())?.unwrap_or_default();
     let cache = warpgate::cache::Cache::from_env()?;
-    let vendor_dir = warpgate::vendor::dir_from_env(&config);
-    let vendored = |id: &warpgate::id::Id, checksum: &warpgate::checksum::Checksum| {
-        vendor_dir.as_ref().is_some_and(|dir| {
-            warpgate::fs::hash_file(
-                &warpgate::vendor::plugin_path(dir, id),
-                warpgate::fs::MAX_PLUGIN_SIZE,
-                warpgate::fs::Links::Refuse,
-            )
-            .is_ok_and(|(found, _)| found == *checksum)
-        })
-    };
+    // Where an offline build would take each plugin from (nothing is downloaded or deleted).
+    let sources = Sources::with_network(
+        config.root(),
+        Some(cache),
+        Network::Offline("`warpgate list`".to_string()),
+    )
+    .vendor_dir(warpgate::vendor::dir_from_env(&config))
+    .check(Check::ReadOnly);
     let mut rows = Vec::new();
     for (id, entry) in &config.plugins {
         let locked = lockfile.plugins.get(id);
-        let state = match locked {
+        let state = match locked.map(|locked| sources.locate(id, locked)) {
             None => "not locked",
-            Some(locked) if vendored(id, &locked.checksum) => "vendored",
-            Some(locked) if locked.path.is_some() => "local file",
-            Some(locked) if cache.get(&locked.checksum)?.is_some() => "cached",
+            Some(Ok(Some(found))) => match found.origin {
+                Origin::Vendored { .. } => "vendored",
+                Origin::File { .. } => "local file",
+                _ => "cached",
+            },
             Some(_) => "not cached",
         };
         rows.push(json!({

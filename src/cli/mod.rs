@@ -137,18 +137,27 @@ fn is_check_failure(error: &anyhow::Error) -> bool {
     use warpgate::fetch::FetchError;
     use warpgate::loader::LoaderError;
     use warpgate::lock::LockError;
+    use warpgate::source::SourceError;
     use warpgate::vendor::VendorError;
 
+    fn source(error: &SourceError) -> bool {
+        match error {
+            SourceError::Mismatch(_) => true,
+            SourceError::Fetch(inner) => fetch(inner),
+            _ => false,
+        }
+    }
     fn fetch(error: &FetchError) -> bool {
         matches!(
             error,
-            FetchError::Mismatch { .. } | FetchError::DigestMismatch { .. }
+            FetchError::Mismatch(_) | FetchError::DigestMismatch { .. }
         )
     }
     fn lock(error: &LockError) -> bool {
         match error {
             LockError::Stale { .. } | LockError::Missing { .. } => true,
             LockError::Fetch(inner) => fetch(inner),
+            LockError::Source(inner) => source(inner),
             _ => false,
         }
     }
@@ -159,15 +168,18 @@ fn is_check_failure(error: &anyhow::Error) -> bool {
         if let Some(error) = cause.downcast_ref::<FetchError>() {
             return fetch(error);
         }
+        if let Some(error) = cause.downcast_ref::<SourceError>() {
+            return source(error);
+        }
         match cause.downcast_ref::<LoaderError>() {
             Some(LoaderError::Lock(inner)) => return lock(inner),
+            Some(LoaderError::Source(inner)) => return source(inner),
             Some(_) => return false,
             None => {}
         }
         match cause.downcast_ref::<VendorError>() {
             Some(VendorError::Lock(inner)) => lock(inner),
-            Some(VendorError::Fetch(inner)) => fetch(inner),
-            Some(VendorError::Mismatch { .. }) => true,
+            Some(VendorError::Source(inner)) => source(inner),
             _ => false,
         }
     })
@@ -182,8 +194,7 @@ impl GlobalArgs {
         if self.offline {
             return Some("`--offline`".into());
         }
-        warpgate::env::offline_var()
-            .map(|name| format!("`{name}={}`", warpgate::env::var(name).unwrap_or_default()))
+        warpgate::env::offline_reason()
     }
 
     /// The flag that forbids changing the lock, if any.

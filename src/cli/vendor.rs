@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use warpgate::lockfile::Lockfile;
-use warpgate::vendor::{ByteSource, FileChange};
+use warpgate::source::Origin;
+use warpgate::vendor::FileChange;
 
 use super::{Failure, GlobalArgs, Outcome, Output};
 
@@ -50,10 +51,11 @@ pub async fn vendor(
     }
     for plugin in &report.plugins {
         let from = match &plugin.source {
-            ByteSource::Vendored { .. } => "vendored copy".to_string(),
-            ByteSource::File { path } => format!("`{}`", path.display()),
-            ByteSource::Cache { .. } => "cache".to_string(),
-            ByteSource::Download { url } => format!("`{url}`"),
+            Some(Origin::Vendored { .. }) => "vendored copy".to_string(),
+            Some(Origin::File { path }) => format!("`{}`", path.display()),
+            Some(Origin::Cache { .. }) => "cache".to_string(),
+            Some(origin) => origin.to_string(),
+            None => "nowhere".to_string(),
         };
         match plugin.change {
             FileChange::Unchanged => {}

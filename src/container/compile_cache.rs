@@ -1,6 +1,10 @@
 //! The compiled-module cache: machine code compiled for a plugin, kept between processes so
 //! that only the first process on a machine pays for compiling it.
 //!
+//! In this module "the store" is this on-disk compiled-module cache (`ModuleStore`); "the
+//! cache" elsewhere in warpgate is the plugin store ([`crate::cache::Cache`]). The public names
+//! [`CompileCache`] and `WARPGATE_COMPILE_CACHE` keep the word users already know.
+//!
 //! # What it stores
 //!
 //! ```text
@@ -41,14 +45,14 @@
 //!
 //! # Failures
 //!
-//! The cache only ever makes start-up faster. A cache that cannot be read or written (read-only
+//! The store only ever makes start-up faster. A store that cannot be read or written (read-only
 //! folder, full disk) is logged at `debug` level and the plugin is compiled in memory, as with
 //! [`CompileCache::Disabled`]; a damaged entry is logged as a warning and replaced. Two processes that compile one plugin at once both succeed; the
 //! first rename wins and the other discards its copy.
 //!
 //! # Size
 //!
-//! After writing an entry, the least recently used entries are deleted while the cache holds
+//! After writing an entry, the least recently used entries are deleted while the store holds
 //! more than [`SIZE_LIMIT`] bytes. Using an entry refreshes its `SEAL`'s modification time.
 
 use std::collections::BTreeSet;
@@ -95,7 +99,7 @@ const MAX_SEAL_LEN: u64 = 64 * 1024;
 pub enum CompileCache {
     /// `$WARPGATE_HOME/v1/compiled` (the platform cache folder + `warpgate/v1/compiled` when
     /// `WARPGATE_HOME` is unset), unless the `WARPGATE_COMPILE_CACHE` environment variable says
-    /// otherwise: `off` (or `0`, `false`, `no`) disables the cache, an absolute path moves it.
+    /// otherwise: `off` (or `0`, `false`, `no`) disables the compiled-module cache, an absolute path moves it.
     #[default]
     Default,
     /// This folder (for example an application's own cache folder), whatever the environment
@@ -149,7 +153,7 @@ fn is_off(value: &str) -> bool {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ModuleOrigin {
-    /// Compiled by this container (and, when the cache is on, stored for the next process).
+    /// Compiled by this container (and, when the compiled-module cache is on, stored for the next process).
     Compiled,
     /// Loaded from the compiled-module cache, written by an earlier compile.
     CompileCache,
@@ -277,7 +281,7 @@ impl From<io::Error> for Unusable {
 }
 
 impl ModuleStore {
-    /// The store for `choice`, or `None` when the cache is disabled.
+    /// The store for `choice`, or `None` when the compiled-module cache is disabled.
     pub(crate) fn open(choice: &CompileCache) -> Option<Self> {
         let (root, cache) = choice.resolve()?;
         let root = std::path::absolute(&root).unwrap_or(root);
@@ -309,7 +313,7 @@ impl ModuleStore {
                 tracing::debug!(entry = %dir.display(), "loading a compiled module");
                 let Ok(compiled) = compile(Some(&dir.join(WASMTIME_CONFIG))) else {
                     // The entry vanished under us (pruned by another process), or the plugin
-                    // does not compile: try without the cache, which says which.
+                    // does not compile: try without the store, which says which.
                     return compile(None).map(|compiled| (compiled, ModuleOrigin::Compiled));
                 };
                 // wasmtime found no artifact it could use in the entry (an engine setting this

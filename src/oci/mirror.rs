@@ -31,7 +31,6 @@ use crate::lockfile::Lockfile;
 use crate::oci::client::RegistryError;
 use crate::oci::manifest;
 use crate::oci::reference::RegistryLocator;
-use crate::oci::source::fetch_pinned;
 
 /// The tag of the manifest that keeps plugin `checksum` in a mirror.
 pub fn tag_for(checksum: &Checksum) -> String {
@@ -99,9 +98,10 @@ pub enum MirrorError {
     /// Its bytes could not be had.
     #[error(transparent)]
     Fetch(#[from] FetchError),
-    /// The file of a `file://` plugin does not match the lock.
+    /// Its verified bytes could not be had (a `file://` plugin that does not match the
+    /// lock, a download that failed).
     #[error(transparent)]
-    Lock(#[from] crate::lock::LockError),
+    Source(#[from] crate::source::SourceError),
     /// Reading the bytes failed.
     #[error("failed to read `{}` to mirror plugin `{id}`", path.display())]
     Io {
@@ -138,10 +138,10 @@ pub async fn push(
     use futures_util::StreamExt;
     let results: Vec<Result<(Id, Pushed), MirrorError>> =
         futures_util::stream::iter(lockfile.plugins.iter().map(|(id, locked)| async move {
-            let path = match &locked.path {
-                Some(_) => crate::lock::fetch_one(config, id, locked, fetcher).await?,
-                None => fetch_pinned(fetcher, id, locked).await?,
-            };
+            let path = crate::source::Sources::new(config.root(), fetcher)
+                .materialize(id, locked)
+                .await?
+                .path;
             let bytes = tokio::fs::read(&path)
                 .await
                 .map_err(|source| MirrorError::Io {

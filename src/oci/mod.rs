@@ -13,8 +13,9 @@
 //! - [`auth`] (feature `fetch`): credentials and the bearer-token flow.
 //! - [`client`] (feature `fetch`): [`client::RegistryClient`], pulling and pushing.
 //! - [`mirror`] (feature `fetch`): the team mirror, plugins addressed by their sha256.
-//! - [`source`] (feature `fetch`): where a locked plugin's bytes come from (cache, mirror,
-//!   origin), for every caller.
+//!
+//! Where a locked plugin's bytes come from (vendor directory, own file, cache, mirror, origin)
+//! is [`crate::source`] (feature `fetch`), for every caller.
 
 pub mod manifest;
 pub mod reference;
@@ -25,5 +26,3 @@ pub mod auth;
 pub mod client;
 #[cfg(feature = "fetch")]
 pub mod mirror;
-#[cfg(feature = "fetch")]
-pub mod source;

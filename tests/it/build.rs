@@ -18,8 +18,8 @@ use warpgate::id::Id;
 use warpgate::locator::PluginLocator;
 use warpgate::lockfile::{LockedPlugin, Lockfile};
 
-use crate::cli::Run;
 use crate::support::TestServer;
+use crate::support::project::Run;
 
 const WORKSPACE: &str = env!("CARGO_MANIFEST_DIR");
 

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::cli::{JSON_TOOLS, Project, Run};
 use crate::support::listener::LoopbackListener;
+use crate::support::project::{JSON_TOOLS, Project, Run};
 
 /// How long a command that must not hang may take before the test kills it and fails.
 const HANG: Duration = Duration::from_secs(60);

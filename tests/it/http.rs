@@ -4,9 +4,21 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use warpgate::checksum::Checksum;
-use warpgate::http::{ApiToken, Downloaded, HttpClient, HttpError, HttpOptions};
+use warpgate::github::ApiToken;
+use warpgate::http::{Downloaded, HeaderMap, HttpClient, HttpError, HttpOptions};
 
 use crate::support::{Response, Route, TestServer};
+
+/// The headers the GitHub client sends with a request, without a token.
+fn api_headers() -> HeaderMap {
+    warpgate::github::request_headers("", None, None).unwrap()
+}
+
+/// The headers the GitHub client sends with a request for `url`, with `token` when it is for
+/// `url`'s origin.
+fn token_headers(url: &str, token: &ApiToken) -> HeaderMap {
+    warpgate::github::request_headers(url, Some(token), None).unwrap()
+}
 
 fn no_progress(_: u64, _: Option<u64>) {}
 
@@ -83,7 +95,7 @@ async fn server_errors_stop_after_max_retries() {
     let server = TestServer::start([("/down", Response::status(502).body("upstream is down"))]);
     let client = client_with(&server, |options| options.max_retries = 2);
     let error = client
-        .get_api(&server.url("/down"), None)
+        .get_api(&server.url("/down"), &api_headers())
         .await
         .unwrap_err();
     assert!(
@@ -133,7 +145,7 @@ async fn too_many_requests_honours_retry_after() {
     )]);
     let response = server
         .http_client()
-        .get_api(&server.url("/busy"), None)
+        .get_api(&server.url("/busy"), &api_headers())
         .await
         .unwrap();
     assert_eq!(response.body, b"{}");
@@ -150,7 +162,7 @@ async fn exhausted_rate_limit_fails_at_once() {
     )]);
     let error = server
         .http_client()
-        .get_api(&server.url("/repos/a/b/releases"), None)
+        .get_api(&server.url("/repos/a/b/releases"), &api_headers())
         .await
         .unwrap_err();
     assert!(matches!(error, HttpError::RateLimited { .. }), "{error:?}");
@@ -230,7 +242,7 @@ async fn truncated_api_body_is_retried() {
     )]);
     let response = server
         .http_client()
-        .get_api(&server.url("/api"), None)
+        .get_api(&server.url("/api"), &api_headers())
         .await
         .unwrap();
     assert_eq!(response.body, br#"{"a":"bcdefgh"}"#);
@@ -265,7 +277,10 @@ async fn slow_answer_times_out_and_is_retried() {
     let client = client_with(&server, |options| {
         options.read_timeout = Duration::from_secs(1);
     });
-    let response = client.get_api(&server.url("/slow"), None).await.unwrap();
+    let response = client
+        .get_api(&server.url("/slow"), &api_headers())
+        .await
+        .unwrap();
     assert_eq!(response.body, b"quick");
     assert_eq!(server.hits("/slow"), 2);
 }
@@ -364,7 +379,10 @@ async fn offline_opens_no_connection() {
             server.url("/x.wasm")
         )
     );
-    let error = client.get_api(&server.url("/api"), None).await.unwrap_err();
+    let error = client
+        .get_api(&server.url("/api"), &api_headers())
+        .await
+        .unwrap_err();
     assert!(matches!(error, HttpError::Offline { .. }), "{error:?}");
 
     assert_eq!(server.request_count(), 0, "no request reached the server");
@@ -446,7 +464,7 @@ async fn redirect_loops_are_cut() {
     let server = TestServer::start([("/loop", Response::redirect("/loop"))]);
     let error = server
         .http_client()
-        .get_api(&server.url("/loop"), None)
+        .get_api(&server.url("/loop"), &api_headers())
         .await
         .unwrap_err();
     assert!(matches!(error, HttpError::Request { .. }), "{error:?}");
@@ -492,7 +510,10 @@ async fn token_goes_to_the_api_host_only() {
 
     // Same origin: sent. A redirect to another origin: refused, never followed.
     let error = client
-        .get_api(&server.url("/api/thing"), Some(&token))
+        .get_api(
+            &server.url("/api/thing"),
+            &token_headers(&server.url("/api/thing"), &token),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -501,7 +522,10 @@ async fn token_goes_to_the_api_host_only() {
     );
     // Asked directly for another host: never attached.
     client
-        .get_api(&server.alt_url("/api/plain"), Some(&token))
+        .get_api(
+            &server.alt_url("/api/plain"),
+            &token_headers(&server.alt_url("/api/plain"), &token),
+        )
         .await
         .unwrap();
     // Downloads never carry it.
@@ -553,13 +577,13 @@ async fn api_requests_send_github_headers_and_expose_answers() {
     );
     let response = server
         .http_client()
-        .get_api(&server.url("/items"), None)
+        .get_api(&server.url("/items"), &api_headers())
         .await
         .unwrap();
     assert_eq!(response.status, 200);
     assert_eq!(response.body, b"[1,2]");
-    assert_eq!(response.rate_limit_remaining(), Some(42));
-    assert_eq!(response.next_link(), Some(next));
+    assert_eq!(warpgate::github::rate_limit_remaining(&response), Some(42));
+    assert_eq!(response.link("next"), Some(next));
     let request = &server.requests()[0];
     assert_eq!(request.method, "GET");
     assert_eq!(
@@ -573,7 +597,10 @@ async fn api_requests_send_github_headers_and_expose_answers() {
 async fn untrusted_certificate_fails() {
     let server = TestServer::start([("/x", Response::ok("x"))]);
     let client = client_with(&server, |options| options.extra_ca_file = None);
-    let error = client.get_api(&server.url("/x"), None).await.unwrap_err();
+    let error = client
+        .get_api(&server.url("/x"), &api_headers())
+        .await
+        .unwrap_err();
     assert!(matches!(error, HttpError::Request { .. }), "{error:?}");
     assert_eq!(server.request_count(), 0);
     assert_eq!(
@@ -618,7 +645,7 @@ async fn persistent_too_many_requests_is_a_rate_limit() {
     let server = TestServer::start([("/busy", Response::status(429).header("retry-after", "0"))]);
     let client = client_with(&server, |options| options.max_retries = 1);
     let error = client
-        .get_api(&server.url("/busy"), None)
+        .get_api(&server.url("/busy"), &api_headers())
         .await
         .unwrap_err();
     assert!(matches!(error, HttpError::RateLimited { .. }), "{error:?}");
@@ -700,7 +727,7 @@ async fn a_body_under_the_low_speed_limit_is_retried_then_fails() {
     assert_eq!(server.hits("/slow.wasm"), 2, "retried once");
 
     // The same for an API answer.
-    let error = client.get_api(&url, None).await.unwrap_err();
+    let error = client.get_api(&url, &api_headers()).await.unwrap_err();
     assert!(matches!(error, HttpError::TooSlow { .. }), "{error:?}");
 }
 
@@ -738,7 +765,7 @@ async fn the_deadline_ends_a_request_that_keeps_going_and_is_not_retried() {
         options.max_retries = 3;
     });
     let url = server.url("/endless");
-    let error = client.get_api(&url, None).await.unwrap_err();
+    let error = client.get_api(&url, &api_headers()).await.unwrap_err();
     assert!(
         matches!(
             error,
@@ -766,7 +793,7 @@ async fn an_answer_that_never_comes_times_out_naming_the_variable() {
         options.max_retries = 1;
     });
     let url = server.url("/silent");
-    let error = client.get_api(&url, None).await.unwrap_err();
+    let error = client.get_api(&url, &api_headers()).await.unwrap_err();
     assert!(
         matches!(error, HttpError::TimedOut { timeout, .. } if timeout == Duration::from_secs(1)),
         "{error:?}"

@@ -10,7 +10,7 @@ use warpgate::loader::{LoaderError, PluginLoader};
 use warpgate::locator::PluginLocator;
 use warpgate::lockfile::Lockfile;
 
-use crate::cli::{JSON_TOOLS, Project, Run};
+use crate::support::project::{JSON_TOOLS, Project, Run};
 use crate::support::{FakeGitHub, FakeRelease, Response};
 
 fn id(name: &str) -> Id {
@@ -260,7 +260,7 @@ fn concurrent_call_processes_share_one_download() {
     Run::from(command.output().unwrap()).success();
     std::fs::remove_dir_all(project.cache_home()).unwrap();
     let before = github.server().hits("/json_tools.wasm");
-    let runs = crate::cli::run_concurrently((0..4).map(|index| {
+    let runs = crate::support::project::run_concurrently((0..4).map(|index| {
         let input = format!("{{\"left\": {index}, \"right\": 100}}");
         let mut command = project.command(&["call", "json", "add", &input]);
         command.envs(github.env());
@@ -354,7 +354,7 @@ fn offline_lock_pinned_loads_make_no_request() {
 }
 
 /// Paths are absolute even for a relative `plugins_dir`, and `load_plugin` takes the locator by
-/// value or by reference (as the original warpgate's `L: AsRef<PluginLocator>` did).
+/// value or by reference (`L: AsRef<PluginLocator>`).
 #[test]
 fn relative_plugins_dir_gives_absolute_paths() {
     let github = FakeGitHub::start();
@@ -580,7 +580,7 @@ fn verified_bytes_carry_their_checksum_to_extism() {
             .build()
     };
     build().unwrap();
-    std::fs::copy(crate::cli::FAILING, &file).unwrap();
+    std::fs::copy(crate::support::project::FAILING, &file).unwrap();
     let error = build().unwrap_err().to_string();
     assert!(error.to_lowercase().contains("hash"), "{error}");
 }

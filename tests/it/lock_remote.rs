@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use warpgate::checksum::Checksum;
 
-use crate::cli::{Project, Run, run_concurrently};
+use crate::support::project::{Project, Run, run_concurrently};
 use crate::support::server::{NAMED_ALT_HOST, NAMED_HOST};
 use crate::support::{FakeAsset, FakeGitHub, FakeRelease, Response, TestProxy};
 

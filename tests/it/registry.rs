@@ -6,8 +6,8 @@ use std::process::Command;
 
 use warpgate::checksum::Checksum;
 
-use crate::cli::{JSON_TOOLS, Project, Run};
 use crate::support::TestRegistry;
+use crate::support::project::{JSON_TOOLS, Project, Run};
 
 /// `warpgate <args>` in `project` against `registry` (its CA and credentials).
 fn command(project: &Project, registry: &TestRegistry, args: &[&str]) -> Command {
@@ -131,7 +131,7 @@ fn a_moved_tag_keeps_the_locked_digest_until_update_and_versions_pick_the_highes
     publish_file(
         &project,
         &registry,
-        crate::cli::FAILING,
+        crate::support::project::FAILING,
         "plugins/json-tools:2.0.0",
     );
     run(&project, &registry, &["lock"]).success();
@@ -147,13 +147,13 @@ fn a_moved_tag_keeps_the_locked_digest_until_update_and_versions_pick_the_highes
     let moved = publish_file(
         &project,
         &registry,
-        crate::cli::FAILING,
+        crate::support::project::FAILING,
         "plugins/json-tools:1.0.0",
     );
     let newer = publish_file(
         &project,
         &registry,
-        crate::cli::FAILING,
+        crate::support::project::FAILING,
         "plugins/json-tools:1.2.0",
     );
     assert_ne!(moved, first);
@@ -176,7 +176,7 @@ fn a_moved_tag_keeps_the_locked_digest_until_update_and_versions_pick_the_highes
     let update = run(&project, &registry, &["update"]).success();
     assert!(update.stdout.contains("json:"), "{update:#?}");
     let lock = project.read("warpgate.lock");
-    let failing = Checksum::of(&std::fs::read(crate::cli::FAILING).unwrap());
+    let failing = Checksum::of(&std::fs::read(crate::support::project::FAILING).unwrap());
     assert!(
         lock.contains(&format!(
             "tag = \"1.0.0\"\ndigest = \"{moved}\"\nchecksum = \"{failing}\""

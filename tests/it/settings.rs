@@ -14,7 +14,7 @@ use warpgate::embedded::{EmbeddedPlugin, EmbeddedSettings, Timeout};
 use warpgate::settings::RuntimeSettings;
 use warpgate::{Id, PluginManifest, Wasm};
 
-use crate::cli::{Project, Run};
+use crate::support::project::{Project, Run};
 
 const SETTINGS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -74,7 +74,7 @@ impl Drop for HelloServer {
     }
 }
 
-// --- The builder ---
+// The builder.
 
 #[test]
 fn builder_config_values_reach_the_plugin() {
@@ -245,7 +245,7 @@ fn plugin_logs_go_to_tracing_under_the_plugin_id() {
     assert!(!logged.contains("debug: hi"), "{logged}");
 }
 
-// --- Embedded plugins ---
+// Embedded plugins.
 
 static EMBEDDED: EmbeddedPlugin = EmbeddedPlugin {
     id: "settings",
@@ -327,7 +327,7 @@ fn an_embedded_plugin_runs_with_its_declared_settings() {
     );
 }
 
-// --- `warpgate call` ---
+// `warpgate call`.
 
 /// A project whose `settings` entry is `entry` (the table's inside, after `locator`).
 fn project(entry: &str) -> Project {

@@ -7,12 +7,13 @@ use std::time::SystemTime;
 use warpgate::cache::Cache;
 use warpgate::checksum::Checksum;
 use warpgate::config::Config;
-use warpgate::fetch::{FetchError, Fetcher};
+use warpgate::fetch::Fetcher;
 use warpgate::id::Id;
 use warpgate::lock::StaleReason;
 use warpgate::lockfile::{LockedPlugin, Lockfile, file_lock_path};
+use warpgate::source::{Origin, SourceError};
 use warpgate::vendor::{
-    self, ByteSource, CacheStatus, FileChange, MANIFEST_NAME, Problem, VendorError, VendoredStatus,
+    self, CacheStatus, FileChange, MANIFEST_NAME, Problem, VendorError, VendoredStatus,
 };
 
 const REMOTE: &[u8] = b"\0asm remote plugin";
@@ -143,8 +144,14 @@ fn vendors_every_plugin_with_a_manifest_and_twice_changes_nothing() {
     let report = project.vendor(&dir).unwrap();
     assert!(report.changed);
     assert_eq!(report.plugins.len(), 2);
-    assert!(matches!(report.plugins[0].source, ByteSource::File { .. }));
-    assert!(matches!(report.plugins[1].source, ByteSource::Cache { .. }));
+    assert!(matches!(
+        report.plugins[0].source,
+        Some(Origin::File { .. })
+    ));
+    assert!(matches!(
+        report.plugins[1].source,
+        Some(Origin::Cache { .. })
+    ));
     assert!(report.plugins.iter().all(|p| p.change == FileChange::Added));
     assert_eq!(std::fs::read(dir.join("local.wasm")).unwrap(), LOCAL);
     assert_eq!(std::fs::read(dir.join("remote.wasm")).unwrap(), REMOTE);
@@ -176,7 +183,7 @@ fn vendors_every_plugin_with_a_manifest_and_twice_changes_nothing() {
     );
     assert!(matches!(
         again.plugins[1].source,
-        ByteSource::Vendored { .. }
+        Some(Origin::Vendored { .. })
     ));
     let after: Vec<SystemTime> = ["local.wasm", "remote.wasm", MANIFEST_NAME, ""]
         .iter()
@@ -240,7 +247,7 @@ fn offline_and_not_cached_names_the_plugin_and_writes_nothing() {
     let dir = project.vendor_dir();
     let error = project.vendor(&dir).unwrap_err();
     assert!(
-        matches!(&error, VendorError::Fetch(fetch) if matches!(&**fetch, FetchError::Offline { id, .. } if id.as_str() == "remote")),
+        matches!(&error, VendorError::Source(source) if matches!(&**source, SourceError::Offline { id, .. } if id.as_str() == "remote")),
         "{error:?}"
     );
     assert!(error.to_string().contains("`--offline`"), "{error}");
@@ -426,7 +433,7 @@ fn vendor_downloads_what_the_cache_lacks() {
         .unwrap()
         .block_on(vendor::vendor(&config, &lockfile, &vendor_dir, &fetcher))
         .unwrap();
-    assert_eq!(report.plugins[0].source, ByteSource::Download { url });
+    assert_eq!(report.plugins[0].source, Some(Origin::Download { url }));
     assert_eq!(
         std::fs::read(vendor_dir.join("remote.wasm")).unwrap(),
         REMOTE
@@ -443,12 +450,12 @@ fn vendor_downloads_what_the_cache_lacks() {
 
 /// A `warpgate` project (the CLI's test project) with `count` `file://` plugins of `size`
 /// bytes each, locked.
-fn locked_cli_project(count: usize, size: usize) -> crate::cli::Project {
+fn locked_cli_project(count: usize, size: usize) -> crate::support::project::Project {
     let mut config = String::from("[plugins]\n");
     for index in 0..count {
         config.push_str(&format!("p{index} = \"file://./plugins/p{index}.wasm\"\n"));
     }
-    let project = crate::cli::Project::new(&config);
+    let project = crate::support::project::Project::new(&config);
     for index in 0..count {
         let mut bytes = b"\0asm\x01\0\0\0".to_vec();
         bytes.resize(size.max(bytes.len()), index as u8);
@@ -477,7 +484,7 @@ fn vendor_without_a_dir_writes_where_warpgate_vendor_dir_points() {
     command
         .current_dir(project.path("plugins"))
         .env("WARPGATE_VENDOR_DIR", "third_party/plugins");
-    crate::cli::Run::from(command.output().unwrap())
+    crate::support::project::Run::from(command.output().unwrap())
         .success()
         .stderr_has("third_party");
     let dir = project.path("third_party/plugins");
@@ -487,7 +494,7 @@ fn vendor_without_a_dir_writes_where_warpgate_vendor_dir_points() {
 
     let mut command = project.command(&["verify"]);
     command.env("WARPGATE_VENDOR_DIR", "third_party/plugins");
-    crate::cli::Run::from(command.output().unwrap())
+    crate::support::project::Run::from(command.output().unwrap())
         .success()
         .stderr_has("third_party");
     project
@@ -506,7 +513,9 @@ fn concurrent_vendor_runs_all_succeed_and_leave_an_intact_directory() {
     // Each round starts without a vendor directory, so that every run has something to write.
     for _ in 0..6 {
         let _ = std::fs::remove_dir_all(project.path("vendor"));
-        for run in crate::cli::run_concurrently((0..8).map(|_| project.command(&["vendor"]))) {
+        for run in
+            crate::support::project::run_concurrently((0..8).map(|_| project.command(&["vendor"])))
+        {
             run.success();
         }
         project.run(&["verify"]).success();
@@ -629,16 +638,16 @@ fn a_run_killed_between_the_renames_is_repaired_by_the_next() {
             (
                 "local".to_string(),
                 FileChange::Added,
-                ByteSource::File {
+                Some(Origin::File {
                     path: project.path("plugins/local.wasm")
-                }
+                })
             ),
             (
                 "remote".to_string(),
                 FileChange::Unchanged,
-                ByteSource::Vendored {
+                Some(Origin::Vendored {
                     path: dir.join("remote.wasm")
-                }
+                })
             ),
         ]
     );

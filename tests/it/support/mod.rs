@@ -1,5 +1,6 @@
 //! The shared test harness.
 //!
+//! - [`Project`]: a temporary project and the `warpgate` processes run in it ([`Run`]).
 //! - [`TestServer`]: a loopback HTTPS server (test CA, scripted [`Response`]s, a request log).
 //! - [`FakeGitHub`]: the GitHub releases API on top of it.
 //! - [`TestProxy`]: a loopback `CONNECT` proxy, for `HTTPS_PROXY` / `NO_PROXY`.
@@ -14,12 +15,15 @@
 
 pub mod github;
 pub mod listener;
+pub mod project;
 pub mod proxy;
 pub mod registry;
 pub mod server;
 
 #[allow(unused_imports)]
 pub use github::{FakeAsset, FakeGitHub, FakeRelease};
+#[allow(unused_imports)]
+pub use project::{FAILING, JSON_TOOLS, Project, Run, run_concurrently};
 #[allow(unused_imports)]
 pub use proxy::{ProxyRequest, TestProxy};
 #[allow(unused_imports)]

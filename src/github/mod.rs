@@ -59,6 +59,16 @@
 
 #![warn(missing_docs)]
 
+mod api;
+mod error;
+mod select;
+
+pub use api::{ApiToken, GITHUB_API_VERSION, rate_limit_remaining, request_headers};
+pub use error::GitHubError;
+
+use api::{Answer, page_urls};
+use select::{Release, choose_asset, select_release};
+
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,9 +82,9 @@ use url::Url;
 use crate::api_cache::{ApiCache, StoredAnswer};
 use crate::checksum::Checksum;
 use crate::env;
-use crate::http::{ApiToken, HttpClient, HttpError, parse_link};
+use crate::http::{HttpClient, HttpError};
 use crate::locator::{GitHubLocator, check_url_scheme};
-use crate::release::{backticked, download_url, encode_segment, tag_candidates, tag_version};
+use crate::release::{encode_segment, tag_candidates, tag_version};
 
 /// The most release pages read for one repository (100 releases each).
 const MAX_PAGES: usize = 1000;
@@ -106,262 +116,6 @@ pub struct ProjectRelease {
     pub version: Version,
     /// Whether GitHub flags it as a prerelease or its version has a prerelease part.
     pub prerelease: bool,
-}
-
-/// Why a `github://` locator could not be resolved. Every message names the locator.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum GitHubError {
-    /// The API base URL is not usable.
-    #[error(
-        "cannot resolve `{locator}`: invalid GitHub API URL `{api_url}` (from `{}`): {reason}",
-        env::GITHUB_API_URL
-    )]
-    InvalidApiUrl {
-        /// The locator being resolved.
-        locator: String,
-        /// The API base URL.
-        api_url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The repository does not exist, or is private and the token cannot see it.
-    #[error("cannot resolve `{locator}`: repository `{repo}` not found ({})", private_hint(*.token))]
-    RepoNotFound {
-        /// The locator being resolved.
-        locator: String,
-        /// `org/repo`.
-        repo: String,
-        /// The token that was sent, if any.
-        token: TokenSource,
-    },
-    /// No release has any of the tags the locator's tag stands for.
-    #[error("cannot resolve `{locator}`: no release is tagged {}", backticked(.tried, " or "))]
-    TagNotFound {
-        /// The locator being resolved.
-        locator: String,
-        /// The tags tried, in order.
-        tried: Vec<String>,
-    },
-    /// The repository has no release with a suitable semver tag.
-    #[error(
-        "cannot resolve `{locator}`: no release tagged {pattern} that is not a draft or a prerelease{}",
-        seen_hint(.seen)
-    )]
-    NoReleases {
-        /// The locator being resolved.
-        locator: String,
-        /// The tag shapes looked for, e.g. "`hello@v<version>` (or `hello-`, `hello@`, `hello-` + `<version>`)".
-        pattern: String,
-        /// Some tags of other releases in the repository.
-        seen: Vec<String>,
-    },
-    /// No release matches the `version` requirement.
-    #[error(
-        "cannot resolve `{locator}`: no release matches the version requirement `{requirement}`\nhint: {}",
-        available_hint(.available)
-    )]
-    NoMatchingVersion {
-        /// The locator being resolved.
-        locator: String,
-        /// The requirement.
-        requirement: VersionReq,
-        /// The newest versions available (at most a few), newest first.
-        available: Vec<Version>,
-    },
-    /// The locator's tag does not satisfy the `version` requirement.
-    #[error(
-        "cannot resolve `{locator}`: release `{tag}` does not match the version requirement `{requirement}`\nhint: remove the tag or the `version` requirement"
-    )]
-    TagOutsideRequirement {
-        /// The locator being resolved.
-        locator: String,
-        /// The release tag.
-        tag: String,
-        /// The requirement.
-        requirement: VersionReq,
-    },
-    /// The named asset is not in the release.
-    #[error(
-        "cannot resolve `{locator}`: release `{tag}` has no asset named `{asset}`; its assets are {}",
-        backticked_or_none(.candidates)
-    )]
-    AssetNotFound {
-        /// The locator being resolved.
-        locator: String,
-        /// The release tag.
-        tag: String,
-        /// The asset asked for.
-        asset: String,
-        /// Every asset of the release.
-        candidates: Vec<String>,
-    },
-    /// The release has no `.wasm` asset and none was named.
-    #[error(
-        "cannot resolve `{locator}`: release `{tag}` has no `.wasm` asset; its assets are {}\nhint: name the asset to use with `asset = \"<name>\"`",
-        backticked_or_none(.candidates)
-    )]
-    NoWasmAsset {
-        /// The locator being resolved.
-        locator: String,
-        /// The release tag.
-        tag: String,
-        /// Every asset of the release.
-        candidates: Vec<String>,
-    },
-    /// The release has several `.wasm` assets and none was named.
-    #[error(
-        "cannot resolve `{locator}`: release `{tag}` has several `.wasm` assets: {}\nhint: choose one with `asset = \"<name>\"`",
-        backticked(.candidates, ", ")
-    )]
-    AmbiguousAsset {
-        /// The locator being resolved.
-        locator: String,
-        /// The release tag.
-        tag: String,
-        /// The `.wasm` assets.
-        candidates: Vec<String>,
-    },
-    /// The GitHub API rate limit is exhausted.
-    #[error(
-        "cannot resolve `{locator}`: the GitHub API rate limit is exhausted{}\nhint: {}",
-        reset_note(*.reset_in_seconds),
-        rate_limit_hint(*.token)
-    )]
-    RateLimited {
-        /// The locator being resolved.
-        locator: String,
-        /// Seconds until the limit resets, when known.
-        reset_in_seconds: Option<u64>,
-        /// The token that was sent, if any.
-        token: TokenSource,
-    },
-    /// The rate limit left cannot cover the API requests a run needs.
-    #[error(
-        "resolving {plugins} plugin(s) from {repositories} GitHub repositories needs at least {needed} more API requests, but the rate limit allows only {remaining} more\nhint: {}",
-        budget_hint(*.token)
-    )]
-    BudgetExceeded {
-        /// The plugins to resolve.
-        plugins: usize,
-        /// The distinct repositories they come from.
-        repositories: usize,
-        /// The fewest further requests the run needs.
-        needed: u64,
-        /// `X-RateLimit-Remaining`.
-        remaining: u64,
-        /// The token that was sent, if any.
-        token: TokenSource,
-    },
-    /// The API answered with something that is not a release as expected.
-    #[error("cannot resolve `{locator}`: unexpected answer from `{url}`: {reason}")]
-    InvalidResponse {
-        /// The locator being resolved.
-        locator: String,
-        /// The API URL.
-        url: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A request to the API failed (network, offline, status).
-    #[error("cannot resolve `{locator}`")]
-    Http {
-        /// The locator being resolved.
-        locator: String,
-        /// The underlying error.
-        #[source]
-        source: HttpError,
-    },
-}
-
-fn private_hint(token: TokenSource) -> String {
-    match token {
-        TokenSource::None => format!("or private: set `{}`", env::GITHUB_TOKEN),
-        token => format!("or private, and {token} cannot see it"),
-    }
-}
-
-/// The token variables, in the order they are read: `` `A`, `B` or `C` ``.
-fn token_variables() -> String {
-    let [first, second, third] = env::GITHUB_TOKEN_VARS;
-    format!("`{first}`, `{second}` or `{third}`")
-}
-
-fn rate_limit_hint(token: TokenSource) -> String {
-    match token {
-        TokenSource::None => format!(
-            "set {} to a GitHub token for a higher rate limit",
-            token_variables()
-        ),
-        token => format!("{token} was used; wait for the limit to reset"),
-    }
-}
-
-fn budget_hint(token: TokenSource) -> String {
-    match token {
-        TokenSource::None => rate_limit_hint(token),
-        token => format!(
-            "{token} was used; wait for the limit to reset, or use another token ({})",
-            token_variables()
-        ),
-    }
-}
-
-fn reset_note(reset_in_seconds: Option<u64>) -> String {
-    reset_in_seconds
-        .map(|seconds| format!(" (it resets in {seconds} seconds)"))
-        .unwrap_or_default()
-}
-
-fn backticked_or_none(items: &[String]) -> String {
-    if items.is_empty() {
-        "none".to_string()
-    } else {
-        backticked(items, ", ")
-    }
-}
-
-fn seen_hint(seen: &[String]) -> String {
-    if seen.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "\nhint: other releases are tagged {}",
-            backticked(seen, ", ")
-        )
-    }
-}
-
-fn available_hint(available: &[Version]) -> String {
-    if available.is_empty() {
-        "there are no releases with a version".to_string()
-    } else {
-        let versions: Vec<String> = available.iter().map(Version::to_string).collect();
-        format!("the newest versions are {}", backticked(&versions, ", "))
-    }
-}
-
-/// A release as the GitHub REST API describes it (the fields warpgate reads).
-#[derive(Clone, Debug, Deserialize)]
-struct Release {
-    tag_name: String,
-    #[serde(default)]
-    draft: bool,
-    #[serde(default)]
-    prerelease: bool,
-    #[serde(default)]
-    assets: Vec<Asset>,
-}
-
-/// A release asset as the GitHub REST API describes it.
-#[derive(Clone, Debug, Deserialize)]
-struct Asset {
-    name: String,
-    browser_download_url: String,
-    #[serde(default)]
-    size: u64,
-    #[serde(default)]
-    digest: Option<String>,
 }
 
 /// Resolves `github://` locators through the GitHub REST API.
@@ -458,18 +212,6 @@ impl ListingFailure {
             Some(failure) => Ok(Err(failure)),
             None => Err(error),
         }
-    }
-}
-
-/// An API answer's body and `Link` header, fresh or from the [`ApiCache`].
-struct Answer {
-    body: Vec<u8>,
-    link: Option<String>,
-}
-
-impl Answer {
-    fn link(&self, rel: &str) -> Option<String> {
-        self.link.as_deref().and_then(|link| parse_link(link, rel))
     }
 }
 
@@ -741,14 +483,15 @@ impl GitHubClient {
             .store
             .as_ref()
             .and_then(|store| store.get(url, authenticated));
-        let result = self
-            .http
-            .get_api_conditional(
-                url,
-                session.token.as_ref(),
-                stored.as_ref().map(|stored| stored.etag.as_str()),
-            )
-            .await;
+        let headers = request_headers(
+            url,
+            session.token.as_ref(),
+            stored.as_ref().map(|stored| stored.etag.as_str()),
+        );
+        let result = match headers {
+            Ok(headers) => self.http.get_api(url, &headers).await,
+            Err(error) => Err(error),
+        };
         if matches!(
             result,
             Ok(_) | Err(HttpError::Status { .. } | HttpError::RateLimited { .. })
@@ -757,7 +500,7 @@ impl GitHubClient {
         }
         match result {
             Ok(response) => {
-                if let Some(remaining) = response.rate_limit_remaining() {
+                if let Some(remaining) = rate_limit_remaining(&response) {
                     self.shared
                         .remaining
                         .fetch_min(remaining, Ordering::Relaxed);
@@ -1015,224 +758,5 @@ impl GitHubClient {
             locator: session.locator.to_string(),
             tried,
         })
-    }
-}
-
-/// The URLs of pages `next` to `last`, when both name their page with a `page` query
-/// parameter and differ in nothing else.
-fn page_urls(next: &str, last: &str) -> Option<Vec<String>> {
-    let page_of = |url: &Url| {
-        url.query_pairs()
-            .find(|(key, _)| key == "page")
-            .and_then(|(_, value)| value.parse::<usize>().ok())
-    };
-    let (next_url, last_url) = (Url::parse(next).ok()?, Url::parse(last).ok()?);
-    let (from, to) = (page_of(&next_url)?, page_of(&last_url)?);
-    if to < from
-        || to - from >= MAX_PAGES
-        || with_page(&last_url, from) != with_page(&next_url, from)
-    {
-        return None;
-    }
-    Some(
-        (from..=to)
-            .map(|page| {
-                if page == from {
-                    next.to_string()
-                } else if page == to {
-                    last.to_string()
-                } else {
-                    with_page(&next_url, page)
-                }
-            })
-            .collect(),
-    )
-}
-
-/// `url` with its `page` query parameter set to `page`.
-fn with_page(url: &Url, page: usize) -> String {
-    let pairs: Vec<(String, String)> = url
-        .query_pairs()
-        .map(|(key, value)| {
-            let value = if key == "page" {
-                page.to_string()
-            } else {
-                value.into_owned()
-            };
-            (key.into_owned(), value)
-        })
-        .collect();
-    let mut out = url.clone();
-    out.query_pairs_mut().clear().extend_pairs(pairs);
-    out.to_string()
-}
-
-/// The highest eligible release (see the module docs).
-fn select_release(
-    locator: &GitHubLocator,
-    releases: Vec<Release>,
-    requirement: Option<&VersionReq>,
-) -> Result<Release, GitHubError> {
-    let project = locator.project_name.as_deref();
-    let wants_prerelease = requirement.is_some_and(|requirement| {
-        requirement
-            .comparators
-            .iter()
-            .any(|comparator| !comparator.pre.is_empty())
-    });
-    let mut seen = Vec::new();
-    let mut versioned: Vec<(Version, Release)> = Vec::new();
-    for release in releases.into_iter().filter(|release| !release.draft) {
-        match tag_version(&release.tag_name, project) {
-            Some(version) => versioned.push((version, release)),
-            None => seen.push(release.tag_name),
-        }
-    }
-    versioned.sort_by(|(a, ra), (b, rb)| b.cmp(a).then_with(|| ra.tag_name.cmp(&rb.tag_name)));
-    let stable =
-        |(version, release): &&(Version, Release)| !release.prerelease && version.pre.is_empty();
-    let chosen = versioned
-        .iter()
-        .position(|(version, release)| match requirement {
-            Some(requirement) => {
-                (wants_prerelease || !release.prerelease) && requirement.matches(version)
-            }
-            None => !release.prerelease && version.pre.is_empty(),
-        });
-    if let Some(index) = chosen {
-        return Ok(versioned.swap_remove(index).1);
-    }
-    match requirement {
-        Some(requirement) => Err(GitHubError::NoMatchingVersion {
-            locator: locator.to_string(),
-            requirement: requirement.clone(),
-            available: versioned
-                .iter()
-                .filter(stable)
-                .take(LISTED_VERSIONS)
-                .map(|(version, _)| version.clone())
-                .collect(),
-        }),
-        None => {
-            let pattern = match project {
-                Some(project) => format!(
-                    "`{project}@v<version>`, `{project}-v<version>`, `{project}@<version>` or `{project}-<version>`"
-                ),
-                None => "`v<version>` or `<version>`".to_string(),
-            };
-            seen.extend(versioned.into_iter().map(|(_, release)| release.tag_name));
-            seen.truncate(LISTED_VERSIONS);
-            Err(GitHubError::NoReleases {
-                locator: locator.to_string(),
-                pattern,
-                seen,
-            })
-        }
-    }
-}
-
-/// The named asset, else the single `.wasm` asset. Its URL is derived from the API origin,
-/// the locator's repository, the tag and the asset name ([`download_url`]), never taken from
-/// the answer, so that the lock holds only URLs [`check_locked_release`] accepts.
-fn choose_asset(
-    session: &Session<'_>,
-    release: Release,
-    asset: Option<&str>,
-) -> Result<ResolvedAsset, GitHubError> {
-    let locator = session.locator;
-    let names = || -> Vec<String> {
-        release
-            .assets
-            .iter()
-            .map(|asset| asset.name.clone())
-            .collect()
-    };
-    let chosen = match asset {
-        Some(name) => release
-            .assets
-            .iter()
-            .find(|asset| asset.name == name)
-            .ok_or_else(|| GitHubError::AssetNotFound {
-                locator: locator.to_string(),
-                tag: release.tag_name.clone(),
-                asset: name.to_string(),
-                candidates: names(),
-            })?,
-        None => {
-            let wasm: Vec<&Asset> = release
-                .assets
-                .iter()
-                .filter(|asset| asset.name.to_ascii_lowercase().ends_with(".wasm"))
-                .collect();
-            match wasm.as_slice() {
-                [single] => *single,
-                [] => {
-                    return Err(GitHubError::NoWasmAsset {
-                        locator: locator.to_string(),
-                        tag: release.tag_name.clone(),
-                        candidates: names(),
-                    });
-                }
-                several => {
-                    return Err(GitHubError::AmbiguousAsset {
-                        locator: locator.to_string(),
-                        tag: release.tag_name.clone(),
-                        candidates: several.iter().map(|asset| asset.name.clone()).collect(),
-                    });
-                }
-            }
-        }
-    };
-    let digest = match chosen.digest.as_deref() {
-        Some(digest) if digest.starts_with("sha256:") => Some(digest.parse::<Checksum>().map_err(
-            |error| GitHubError::InvalidResponse {
-                locator: locator.to_string(),
-                url: chosen.browser_download_url.clone(),
-                reason: format!("the asset's digest is invalid: {error}"),
-            },
-        )?),
-        _ => None,
-    };
-    let url = download_url(&session.base, locator, &release.tag_name, &chosen.name).map_err(
-        |reason| GitHubError::InvalidResponse {
-            locator: locator.to_string(),
-            url: chosen.browser_download_url.clone(),
-            reason,
-        },
-    )?;
-    Ok(ResolvedAsset {
-        tag: release.tag_name.clone(),
-        asset: chosen.name.clone(),
-        url,
-        size: chosen.size,
-        digest,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pages_between_next_and_last() {
-        let page =
-            |n: usize| format!("https://api.example.com/repos/a/b/releases?per_page=100&page={n}");
-        assert_eq!(
-            page_urls(&page(2), &page(4)),
-            Some(vec![page(2), page(3), page(4)])
-        );
-        assert_eq!(page_urls(&page(2), &page(2)), Some(vec![page(2)]));
-        assert_eq!(page_urls(&page(3), &page(2)), None);
-        assert_eq!(
-            page_urls(
-                &page(2),
-                "https://api.example.com/repos/a/c/releases?per_page=100&page=4"
-            ),
-            None
-        );
-        assert_eq!(
-            page_urls("https://x/a?cursor=abc", "https://x/a?cursor=def"),
-            None
-        );
     }
 }
