@@ -240,7 +240,7 @@ fn vendor(server: &TestServer) {
     let mut config = String::from("[plugins]\n");
     for index in 0..10u8 {
         let bytes: Vec<u8> = (0..1024 * 1024)
-            .map(|i: usize| (i as u8) ^ index.wrapping_mul(31))
+            .map(|i: usize| i.to_le_bytes()[0] ^ index.wrapping_mul(31))
             .collect();
         let path = format!("/big/{index}.wasm");
         server.route(&path, Response::ok(bytes));

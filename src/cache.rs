@@ -492,7 +492,10 @@ mod tests {
 
         // A corrupted blob is detected on read and removed.
         let mut permissions = std::fs::metadata(&path).unwrap().permissions();
-        #[allow(clippy::permissions_set_readonly_false)]
+        #[expect(
+            clippy::permissions_set_readonly_false,
+            reason = "the test tampers with a blob on purpose"
+        )]
         permissions.set_readonly(false);
         std::fs::set_permissions(&path, permissions).unwrap();
         std::fs::write(&path, b"tampered").unwrap();

@@ -426,6 +426,10 @@ fn is_vcs_root(folder: &Path) -> bool {
 }
 
 /// Whether the current user owns `path` (always true where ownership is not known).
+#[cfg_attr(
+    unix,
+    expect(unsafe_code, reason = "geteuid has no safe wrapper in std")
+)]
 fn owned_by_current_user(path: &Path) -> bool {
     #[cfg(unix)]
     {
@@ -668,6 +672,7 @@ mod tests {
     /// (needs root to give the folder away, as in CI).
     #[cfg(unix)]
     #[test]
+    #[expect(unsafe_code, reason = "geteuid has no safe wrapper in std")]
     fn discovery_never_reads_another_users_folder() {
         let dir = tempfile::tempdir().unwrap();
         let outer = dir.path().join("outer");

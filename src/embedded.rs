@@ -409,7 +409,7 @@ pub use runtime::EmbeddedContainerError;
 #[macro_export]
 macro_rules! include_plugins {
     () => {{
-        #[allow(unused_imports)]
+        #[allow(unused_imports, reason = "the generated list uses what its plugins need")]
         use $crate::embedded::{EmbeddedPlugin, EmbeddedPlugins, EmbeddedSettings, Timeout};
         include!(concat!(env!("OUT_DIR"), "/warpgate_plugins.rs"))
     }};

@@ -181,16 +181,22 @@ impl Fetcher {
     }
 
     fn in_flight_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.entry(key.to_string()).or_default().clone()
     }
 
     /// Drops `key` from the in-flight map when no other task holds or awaits it, so the map
     /// does not grow in long-running hosts.
-    fn release_in_flight(&self, key: &str, lock: Arc<tokio::sync::Mutex<()>>) {
-        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+    fn release_in_flight(&self, key: &str, lock: &Arc<tokio::sync::Mutex<()>>) {
+        let mut map = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // One reference in the map, one here: nobody else is waiting.
-        if Arc::strong_count(&lock) == 2 {
+        if Arc::strong_count(lock) == 2 {
             map.remove(key);
         }
     }
@@ -215,7 +221,7 @@ impl Fetcher {
             let _in_process = in_process.lock().await;
             self.fetch_pinned_exclusive(id, url, checksum).await
         };
-        self.release_in_flight(&key, in_process);
+        self.release_in_flight(&key, &in_process);
         result
     }
 
@@ -304,7 +310,7 @@ impl Fetcher {
             Ok(self.cache.commit_while_locked(temp, checksum)?)
         }
         .await;
-        self.release_in_flight(&key, in_process);
+        self.release_in_flight(&key, &in_process);
         result
     }
 

@@ -64,6 +64,7 @@ pub fn open_regular(path: &Path, links: Links) -> io::Result<File> {
 }
 
 #[cfg(unix)]
+#[expect(unsafe_code, reason = "fcntl has no safe wrapper in std")]
 fn clear_non_blocking(file: &File) {
     use std::os::fd::AsRawFd;
     let fd = file.as_raw_fd();

@@ -644,7 +644,10 @@ impl HttpClient {
             url.port_or_known_default().unwrap_or_default()
         );
         let semaphore = {
-            let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+            let mut hosts = self
+                .hosts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             hosts
                 .entry(host)
                 .or_insert_with(|| {
@@ -712,7 +715,7 @@ impl HttpClient {
                     }
                     Err(error) => {
                         self.after_body_error(url, None, error, &mut attempt)
-                            .await?
+                            .await?;
                     }
                 }
             }
@@ -764,7 +767,7 @@ impl HttpClient {
                     Err(error) => {
                         drop(file);
                         self.after_body_error(url, Some(dest), error, &mut attempt)
-                            .await?
+                            .await?;
                     }
                 }
             }

@@ -168,7 +168,7 @@ fn parse_github(input: &str, rest: &str) -> Result<GitHubLocator, LocatorError> 
     }
     Ok(GitHubLocator {
         repo_slug: format!("{}/{}", parts[0], parts[1]),
-        project_name: parts.get(2).map(|part| part.to_string()),
+        project_name: parts.get(2).map(std::string::ToString::to_string),
         tag: tag.map(str::to_string),
     })
 }

@@ -242,7 +242,7 @@ pub enum LockfileError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLockfile {
-    #[allow(dead_code)]
+    #[expect(dead_code, reason = "checked while parsing; never read after")]
     version: u32,
     #[serde(default)]
     plugins: BTreeMap<Id, LockedPlugin>,
@@ -312,7 +312,10 @@ impl Lockfile {
             field("locator", Some(plugin.locator.to_string()));
             field(
                 "requirement",
-                plugin.requirement.as_ref().map(|r| r.to_string()),
+                plugin
+                    .requirement
+                    .as_ref()
+                    .map(std::string::ToString::to_string),
             );
             field("registry", plugin.registry.clone());
             field("repository", plugin.repository.clone());

@@ -104,7 +104,10 @@
 
 #![warn(missing_docs)]
 // The examples show a whole `build.rs`, whose `fn main` is the point.
-#![allow(clippy::needless_doctest_main)]
+#![expect(
+    clippy::needless_doctest_main,
+    reason = "the example is a build script, whose `main` is the point"
+)]
 
 mod directive;
 mod error;

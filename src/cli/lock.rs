@@ -83,7 +83,7 @@ pub fn print_changes<'a>(
     for change in changes {
         match (&change.old, &change.new) {
             (None, Some(new)) => {
-                output.status("Adding", format!("{} {}", change.id, describe(new)))
+                output.status("Adding", format!("{} {}", change.id, describe(new)));
             }
             (Some(_), None) => output.status("Removing", &change.id),
             (Some(old), Some(new)) => output.status(

@@ -36,7 +36,7 @@ impl Reporter for ProgressReporter {
         bar.set_prefix(id.to_string());
         self.active
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(id.clone(), bar);
     }
 
@@ -44,7 +44,7 @@ impl Reporter for ProgressReporter {
         if let Some(bar) = self
             .active
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(id)
         {
             if let Some(total) = total {
@@ -58,7 +58,7 @@ impl Reporter for ProgressReporter {
         if let Some(bar) = self
             .active
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(id)
         {
             bar.finish_and_clear();

@@ -607,7 +607,11 @@ fn wasmtime_config(dir: &Path) -> io::Result<String> {
 /// A file in the entry's wasmtime folder that holds no code and that wasmtime's worker writes
 /// on its own: usage statistics and its lock files.
 fn is_bookkeeping(name: &str) -> bool {
-    name.ends_with(".stats") || name.contains(".wip-") || name.starts_with(".cleanup")
+    Path::new(name)
+        .extension()
+        .is_some_and(|extension| extension == "stats")
+        || name.contains(".wip-")
+        || name.starts_with(".cleanup")
 }
 
 /// The files under `entry/wasmtime` that wasmtime could load, relative to `entry`, sorted.
@@ -779,7 +783,7 @@ fn sweep_stale(temp: &Path) {
         let stale = item
             .metadata()
             .ok()
-            .filter(|metadata| metadata.is_dir())
+            .filter(std::fs::Metadata::is_dir)
             .and_then(|metadata| metadata.modified().ok())
             .and_then(|modified| modified.elapsed().ok())
             .is_some_and(|age| age >= STALE_TEMP_AGE);

@@ -620,7 +620,7 @@ impl GitHubClient {
             .shared
             .listings
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         listings.entry(key).or_default().clone()
     }
 

@@ -236,7 +236,7 @@ impl HttpClient {
                 }
                 Err(error) => {
                     self.after_body_error(&request.url, None, error, &mut attempt)
-                        .await?
+                        .await?;
                 }
             }
         }
@@ -325,7 +325,7 @@ impl HttpClient {
                 Err(error) => {
                     drop(file);
                     self.after_body_error(url, Some(dest), error, &mut attempt)
-                        .await?
+                        .await?;
                 }
             }
         }

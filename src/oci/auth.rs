@@ -37,7 +37,7 @@ pub enum Secret {
         /// The password.
         password: String,
     },
-    /// An OAuth2 refresh token (Docker's `identitytoken`), traded at the token service.
+    /// An `OAuth2` refresh token (Docker's `identitytoken`), traded at the token service.
     IdentityToken(String),
     /// A ready bearer token (Docker's `registrytoken`), sent as is.
     RegistryToken(String),
@@ -194,9 +194,8 @@ impl CredentialStore {
         let Some(path) = &self.docker_config else {
             return Ok(None);
         };
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(_) => return Ok(None),
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return Ok(None);
         };
         // A serde message may quote the offending value, which here can be a secret: only
         // the position is reported.

@@ -214,7 +214,10 @@ impl RegistryClient {
     }
 
     fn with_host<T>(&self, host: &str, f: impl FnOnce(&mut HostState) -> T) -> T {
-        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut hosts = self
+            .hosts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(hosts.entry(host.to_ascii_lowercase()).or_default())
     }
 
@@ -318,7 +321,10 @@ impl RegistryClient {
     }
 
     /// Asks the token service at `realm` for a token for `scope`.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the token request's parts, each from another place"
+    )]
     async fn token(
         &self,
         registry: &str,
@@ -540,8 +546,7 @@ impl RegistryClient {
                 url,
                 detail: answer.body_start(),
                 hint: format!(
-                    "check that `{}` exists; if it was deleted or moved, run `warpgate lock --update` to lock what the registry has now",
-                    locator
+                    "check that `{locator}` exists; if it was deleted or moved, run `warpgate lock --update` to lock what the registry has now"
                 ),
             });
         }

@@ -600,7 +600,7 @@ fn online_build_downloads_the_locked_url_into_the_cache() {
     );
 }
 
-/// The json_tools fixture as an embedded plugin, the way the generated module declares it.
+/// The `json_tools` fixture as an embedded plugin, the way the generated module declares it.
 static JSON_TOOLS: warpgate::embedded::EmbeddedPlugin = warpgate::embedded::EmbeddedPlugin {
     id: "json_tools",
     checksum: "sha256:61cced86a9885339a85902200d044b780db313440c78a592d3a0a605aa1fb81c",

@@ -575,7 +575,11 @@ fn add_puts_the_config_back_when_the_lock_cannot_be_written() {
     let leftovers: Vec<_> = std::fs::read_dir(project.dir.path())
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .filter(|name| name.ends_with(".tmp"))
+        .filter(|name| {
+            std::path::Path::new(name)
+                .extension()
+                .is_some_and(|extension| extension == "tmp")
+        })
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }

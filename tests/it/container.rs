@@ -223,7 +223,7 @@ fn concurrent_calls_from_many_threads() {
     let threads = 6;
     let barrier = Arc::new(Barrier::new(threads));
     std::thread::scope(|scope| {
-        for thread in 0..threads as i64 {
+        for thread in 0..i64::try_from(threads).unwrap() {
             let container = container.clone();
             let barrier = Arc::clone(&barrier);
             scope.spawn(move || {
@@ -280,7 +280,7 @@ fn concurrent_calls_do_not_serialise() {
         .build()
         .unwrap();
     std::thread::scope(|scope| {
-        for value in 0..threads as i64 {
+        for value in 0..i64::try_from(threads).unwrap() {
             let container = &container;
             scope.spawn(move || {
                 let doubled: Doubled = container
@@ -723,7 +723,7 @@ fn compiled_files(entry: &std::path::Path) -> Vec<PathBuf> {
             let name = item.file_name().to_string_lossy();
             !name.ends_with(".stats") && !name.contains(".wip-") && !name.starts_with(".cleanup")
         })
-        .map(|item| item.into_path())
+        .map(walkdir::DirEntry::into_path)
         .collect()
 }
 

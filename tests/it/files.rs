@@ -35,6 +35,7 @@ fn run_bounded(mut command: Command) -> Run {
     }
 }
 
+#[expect(unsafe_code, reason = "mkfifo has no safe wrapper in std")]
 fn mkfifo(path: &Path) {
     use std::os::unix::ffi::OsStrExt;
     let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
@@ -362,6 +363,7 @@ const PLUGIN: &[u8] = b"\0asm\x01\0\0\0";
 
 /// Ctrl-C during a download deletes the partial file and exits at once with 130.
 #[test]
+#[expect(unsafe_code, reason = "kill has no safe wrapper in std")]
 fn ctrl_c_removes_the_partial_download() {
     let server = stalling_server(PLUGIN);
     let project = Project::new(&format!(
@@ -370,7 +372,10 @@ fn ctrl_c_removes_the_partial_download() {
     ));
     let mut child = start_stalled_lock(&project);
     // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    assert_eq!(
+        unsafe { libc::kill(child.id().cast_signed(), libc::SIGINT) },
+        0
+    );
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {

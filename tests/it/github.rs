@@ -739,7 +739,11 @@ async fn link_urls_to_another_origin_are_refused() {
         "{message}"
     );
     assert!(
-        !github.server().requests().iter().any(|r| r.is_alt_host()),
+        !github
+            .server()
+            .requests()
+            .iter()
+            .any(super::support::server::RecordedRequest::is_alt_host),
         "the other origin was asked"
     );
 }
@@ -763,7 +767,11 @@ async fn api_redirects_to_another_origin_are_refused() {
         "{message}"
     );
     assert!(
-        !github.server().requests().iter().any(|r| r.is_alt_host()),
+        !github
+            .server()
+            .requests()
+            .iter()
+            .any(super::support::server::RecordedRequest::is_alt_host),
         "the redirect was followed"
     );
 }

@@ -29,7 +29,7 @@ fn client_with(server: &TestServer, change: impl FnOnce(&mut HttpOptions)) -> Ht
 }
 
 fn body(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i % 251) as u8).collect()
+    (0..len).map(|i| u8::try_from(i % 251).unwrap()).collect()
 }
 
 #[tokio::test]
@@ -408,7 +408,7 @@ async fn redirect_to_plain_http_elsewhere_is_refused() {
         .unwrap_err();
     match &error {
         HttpError::InsecureRedirect { location, .. } => {
-            assert_eq!(location, "http://example.com/x.wasm")
+            assert_eq!(location, "http://example.com/x.wasm");
         }
         other => panic!("expected InsecureRedirect, got {other:?}"),
     }

@@ -333,7 +333,7 @@ fn offline_lock_pinned_loads_make_no_request() {
     assert_eq!(github.server().request_count(), 0);
     assert!(
         std::fs::read_dir(dir.path().join("plugins/v1/tmp"))
-            .map(|entries| entries.count())
+            .map(std::iter::Iterator::count)
             .unwrap_or(0)
             == 0,
         "a temp file was left behind"

@@ -523,7 +523,10 @@ fn a_corrupted_blob_is_replaced_not_a_hang() {
         .join("v1/blobs/sha256")
         .join(Checksum::of(&wasm("hello")).hex());
     let mut permissions = std::fs::metadata(&blob).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
+    #[expect(
+        clippy::permissions_set_readonly_false,
+        reason = "the test tampers with a file on purpose"
+    )]
     permissions.set_readonly(false);
     std::fs::set_permissions(&blob, permissions).unwrap();
     std::fs::write(&blob, b"tampered").unwrap();
@@ -533,7 +536,10 @@ fn a_corrupted_blob_is_replaced_not_a_hang() {
     assert_eq!(std::fs::read(&blob).unwrap(), wasm("hello"));
     // And a locked fetch over a corrupt blob heals it too.
     let mut permissions = std::fs::metadata(&blob).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
+    #[expect(
+        clippy::permissions_set_readonly_false,
+        reason = "the test tampers with a file on purpose"
+    )]
     permissions.set_readonly(false);
     std::fs::set_permissions(&blob, permissions).unwrap();
     std::fs::write(&blob, b"tampered again").unwrap();
@@ -837,7 +843,11 @@ fn loopback_never_goes_through_a_proxy_so_a_token_stays_on_the_machine() {
                 Some(format!("Bearer {secret}").as_str())
             );
         }
-        assert!(requests.iter().any(|request| request.is_alt_host()));
+        assert!(
+            requests
+                .iter()
+                .any(super::support::server::RecordedRequest::is_alt_host)
+        );
     }
 }
 

@@ -29,7 +29,7 @@ fn json_tools() -> (Vec<u8>, Checksum) {
     (bytes, checksum)
 }
 
-/// Publishes the json_tools fixture as `path` (e.g. `plugins/json-tools:1.0.0`); returns the
+/// Publishes the `json_tools` fixture as `path` (e.g. `plugins/json-tools:1.0.0`); returns the
 /// manifest digest printed.
 fn publish(project: &Project, registry: &TestRegistry, path: &str) -> String {
     let run = run(

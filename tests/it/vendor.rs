@@ -373,7 +373,10 @@ fn verify_reports_a_corrupt_cache_entry_and_a_changed_file_without_touching_them
     let project = Project::new();
     let blob = project.fetcher.cache().blob_path(&Checksum::of(REMOTE));
     let mut permissions = std::fs::metadata(&blob).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
+    #[expect(
+        clippy::permissions_set_readonly_false,
+        reason = "the test tampers with a file on purpose"
+    )]
     permissions.set_readonly(false);
     std::fs::set_permissions(&blob, permissions).unwrap();
     std::fs::write(&blob, b"tampered").unwrap();
@@ -458,7 +461,7 @@ fn locked_cli_project(count: usize, size: usize) -> crate::support::project::Pro
     let project = crate::support::project::Project::new(&config);
     for index in 0..count {
         let mut bytes = b"\0asm\x01\0\0\0".to_vec();
-        bytes.resize(size.max(bytes.len()), index as u8);
+        bytes.resize(size.max(bytes.len()), u8::try_from(index).unwrap());
         std::fs::write(project.path(&format!("plugins/p{index}.wasm")), bytes).unwrap();
     }
     project.run(&["lock"]).success();

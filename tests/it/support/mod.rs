@@ -11,7 +11,10 @@
 //! `Command::envs`, so no test changes its own process environment and all run in parallel.
 
 // Each test module uses a different part of the harness.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test module uses another part of the harness"
+)]
 
 pub mod github;
 pub mod listener;
@@ -20,13 +23,13 @@ pub mod proxy;
 pub mod registry;
 pub mod server;
 
-#[allow(unused_imports)]
+#[allow(unused_imports, reason = "not every test module uses every re-export")]
 pub use github::{FakeAsset, FakeGitHub, FakeRelease};
-#[allow(unused_imports)]
+#[allow(unused_imports, reason = "not every test module uses every re-export")]
 pub use project::{FAILING, JSON_TOOLS, Project, Run, run_concurrently};
-#[allow(unused_imports)]
+#[allow(unused_imports, reason = "not every test module uses every re-export")]
 pub use proxy::{ProxyRequest, TestProxy};
-#[allow(unused_imports)]
+#[allow(unused_imports, reason = "not every test module uses every re-export")]
 pub use registry::TestRegistry;
-#[allow(unused_imports)]
+#[allow(unused_imports, reason = "not every test module uses every re-export")]
 pub use server::{RecordedRequest, Response, Route, TestServer};

@@ -19,7 +19,7 @@ pub const FAILING: &str = concat!(
 );
 
 impl Project {
-    /// A project whose `warpgate.toml` holds `config`, with the json_tools and failing
+    /// A project whose `warpgate.toml` holds `config`, with the `json_tools` and failing
     /// fixtures copied to `plugins/`.
     pub fn new(config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();

@@ -146,7 +146,7 @@ impl TestProxy {
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Reads one request head, records it, and either tunnels or refuses it.

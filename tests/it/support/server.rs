@@ -302,7 +302,7 @@ impl TestServer {
         let listener = LoopbackListener::start("test-server", move |stream| {
             connection_state
                 .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .connections += 1;
             let acceptor = (scheme == "https").then(|| acceptor.clone());
             let state = Arc::clone(&connection_state);
@@ -330,7 +330,7 @@ impl TestServer {
     fn state(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Adds (or replaces) what `path` answers; resets its hit count.
@@ -541,7 +541,7 @@ where
     let response = {
         let mut state = state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut response = state.answer(&request.path);
         // A conditional request whose `If-None-Match` names the answer's `ETag` gets a
         // bodiless `304 Not Modified` with the same headers, as GitHub answers.
