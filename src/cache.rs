@@ -85,6 +85,15 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
     FileError::of(action, path)
 }
 
+/// What [`Cache::clean`] or [`Cache::prune`] deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Freed {
+    /// Files deleted.
+    pub files: u64,
+    /// Bytes those files held.
+    pub bytes: u64,
+}
+
 enum Verified {
     Intact(PathBuf),
     Missing,
@@ -379,9 +388,10 @@ impl Cache {
 
     /// Deletes the temp files that no live process owns (see the module docs). Returns files
     /// and bytes freed.
-    pub fn remove_abandoned_temp_files(&self) -> Result<(u64, u64), CacheError> {
+    pub fn remove_abandoned_temp_files(&self) -> Result<Freed, CacheError> {
         self.check_claimed()?;
-        Ok(crate::fs::sweep_temp_files(&self.temp_dir(), TEMP_PREFIX))
+        let (files, bytes) = crate::fs::sweep_temp_files(&self.temp_dir(), TEMP_PREFIX);
+        Ok(Freed { files, bytes })
     }
 
     /// Deletes every blob (each under its lock), every resolution record, the stored API
@@ -389,9 +399,9 @@ impl Cache {
     /// holds, keeping nothing else but the layout. Refuses a folder that lacks warpgate's
     /// `CACHEDIR.TAG` (another program's tag is not enough), so a mistaken `WARPGATE_HOME`
     /// never deletes someone's files. Returns files and bytes freed.
-    pub fn clean(&self) -> Result<(u64, u64), CacheError> {
+    pub fn clean(&self) -> Result<Freed, CacheError> {
         if !self.root.exists() {
-            return Ok((0, 0));
+            return Ok(Freed::default());
         }
         self.check_claimed()?;
         let (mut files, mut bytes) = (0, 0);
@@ -407,9 +417,9 @@ impl Cache {
                 bytes += dir_bytes;
             }
         }
-        let (temp_files, temp_bytes) = self.remove_abandoned_temp_files()?;
-        files += temp_files;
-        bytes += temp_bytes;
+        let temp = self.remove_abandoned_temp_files()?;
+        files += temp.files;
+        bytes += temp.bytes;
         let locks = self.locks_dir();
         for entry in std::fs::read_dir(&locks).into_iter().flatten().flatten() {
             let path = entry.path();
@@ -421,26 +431,23 @@ impl Cache {
                 files += 1;
             }
         }
-        Ok((files, bytes))
+        Ok(Freed { files, bytes })
     }
 
     /// Deletes every blob whose checksum is not in `keep` (each under its lock) and the
     /// abandoned temp files. Refuses a folder that lacks warpgate's `CACHEDIR.TAG`.
-    pub fn prune(
-        &self,
-        keep: &std::collections::HashSet<Checksum>,
-    ) -> Result<(u64, u64), CacheError> {
+    pub fn prune(&self, keep: &std::collections::HashSet<Checksum>) -> Result<Freed, CacheError> {
         if !self.root.exists() {
-            return Ok((0, 0));
+            return Ok(Freed::default());
         }
-        let (mut files, mut bytes) = self.remove_abandoned_temp_files()?;
+        let mut freed = self.remove_abandoned_temp_files()?;
         for (checksum, _) in self.blobs()? {
             if !keep.contains(&checksum) {
-                bytes += self.remove_blob(&checksum)?;
-                files += 1;
+                freed.bytes += self.remove_blob(&checksum)?;
+                freed.files += 1;
             }
         }
-        Ok((files, bytes))
+        Ok(freed)
     }
 
     /// Deletes the blob for `checksum` under its lock; returns the bytes freed.

@@ -361,6 +361,15 @@ pub fn check_locked(
     }
 }
 
+/// Reads `config`'s lockfile for a command that uses it without changing it, and checks that
+/// it covers the config exactly. `flag` names the command in the errors: a missing lockfile
+/// is [`LockError::Missing`], a stale one [`LockError::Stale`] (both failed checks).
+pub fn read_locked(config: &Config, flag: &str) -> Result<Lockfile, LockError> {
+    let lockfile = Lockfile::read(&config.lockfile_path())?;
+    check_locked(config, lockfile.as_ref(), flag)?;
+    Ok(lockfile.unwrap_or_default())
+}
+
 /// Resolves `config` into a lockfile according to `options` (see the module docs).
 pub async fn lock(
     config: &Config,

@@ -39,7 +39,10 @@ pub fn run(global: &GlobalArgs, args: CacheArgs, output: &Output) -> Result<Outc
     match args.command {
         CacheCommand::Dir => println!("{}", cache.root().display()),
         CacheCommand::Clean => {
-            let (mut files, mut bytes) = cache.clean()?;
+            let warpgate::cache::Freed {
+                mut files,
+                mut bytes,
+            } = cache.clean()?;
             // A compiled-module cache moved out of the cache root by `WARPGATE_COMPILE_CACHE`.
             if let Some(dir) = CompileCache::Default.directory()
                 && dir != cache.compiled_dir()
@@ -84,7 +87,10 @@ pub fn run(global: &GlobalArgs, args: CacheArgs, output: &Output) -> Result<Outc
                 })?;
                 keep.extend(lockfile.plugins.values().map(|locked| locked.checksum));
             }
-            let (mut files, mut bytes) = cache.prune(&keep)?;
+            let warpgate::cache::Freed {
+                mut files,
+                mut bytes,
+            } = cache.prune(&keep)?;
             if let Some(dir) = CompileCache::Default.directory() {
                 let pruned = warpgate::container::compile_cache::prune(&dir, &keep)
                     .with_context(|| format!("failed to prune `{}`", dir.display()))?;

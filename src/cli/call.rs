@@ -7,7 +7,6 @@ use anyhow::Context;
 use warpgate::container::ContainerError;
 use warpgate::id::Id;
 use warpgate::loader::PluginLoader;
-use warpgate::lockfile::Lockfile;
 use warpgate::settings::{self, RuntimeSettings, Timeout};
 use warpgate::{PluginContainer, PluginManifest};
 
@@ -135,13 +134,7 @@ impl CallArgs {
 pub async fn run(global: &GlobalArgs, args: CallArgs) -> Result<Outcome, Failure> {
     let config = global.load_config()?;
     let lock_path = config.lockfile_path();
-    let lockfile = Lockfile::read(&lock_path)?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "`{}` does not exist\nhint: run `warpgate lock` first",
-            lock_path.display()
-        )
-    })?;
-    warpgate::lock::check_locked(&config, Some(&lockfile), "`warpgate call`")?;
+    let lockfile = warpgate::lock::read_locked(&config, "`warpgate call`")?;
     let Some(locked) = lockfile.plugins.get(&args.id).cloned() else {
         return Err(anyhow::anyhow!(
             "plugin `{}` is not declared in `{}`\nhint: run `warpgate list` to see the declared plugins",

@@ -1,7 +1,5 @@
 //! `warpgate fetch`.
 
-use warpgate::lockfile::Lockfile;
-
 use super::{Failure, GlobalArgs, Outcome, Output};
 
 /// Arguments of `warpgate fetch`.
@@ -15,14 +13,7 @@ pub async fn run(
     output: &Output,
 ) -> Result<Outcome, Failure> {
     let config = global.load_config()?;
-    let path = config.lockfile_path();
-    let lockfile = Lockfile::read(&path)?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "`{}` does not exist\nhint: run `warpgate lock` first",
-            path.display()
-        )
-    })?;
-    warpgate::lock::check_locked(&config, Some(&lockfile), "`warpgate fetch`")?;
+    let lockfile = warpgate::lock::read_locked(&config, "`warpgate fetch`")?;
     let fetcher = global.fetcher_for(output, &config)?;
     let fetched = warpgate::source::Sources::new(config.root(), &fetcher)
         .materialize_all(&lockfile)

@@ -1,6 +1,5 @@
 //! `warpgate mirror push`.
 
-use warpgate::lockfile::Lockfile;
 use warpgate::oci::mirror::Pushed;
 
 use super::{Failure, GlobalArgs, Outcome, Output};
@@ -42,14 +41,7 @@ pub async fn run(
             )
         })?,
     };
-    let path = config.lockfile_path();
-    let lockfile = Lockfile::read(&path)?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "`{}` does not exist\nhint: run `warpgate lock` first",
-            path.display()
-        )
-    })?;
-    warpgate::lock::check_locked(&config, Some(&lockfile), "`warpgate mirror push`")?;
+    let lockfile = warpgate::lock::read_locked(&config, "`warpgate mirror push`")?;
     // The bytes come from the cache or the plugins' origins, not from the mirror being filled.
     let fetcher = global.fetcher(output)?;
     let pushed = warpgate::oci::mirror::push(&config, &lockfile, &fetcher, &mirror).await?;

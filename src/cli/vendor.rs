@@ -27,12 +27,11 @@ pub async fn vendor(
     output: &Output,
 ) -> Result<Outcome, Failure> {
     let config = global.load_config()?;
-    let path = config.lockfile_path();
-    let lockfile = Lockfile::read(&path)?.with_context(|| {
-        format!(
-            "`{}` does not exist\nhint: run `warpgate lock` first",
-            path.display()
-        )
+    let lockfile = Lockfile::read(&config.lockfile_path())?.ok_or_else(|| {
+        warpgate::lock::LockError::Missing {
+            path: config.lockfile_path(),
+            flag: "`warpgate vendor`".into(),
+        }
     })?;
     let dir = args.dir.unwrap_or_else(|| warpgate::vendor::dir(&config));
     let fetcher = global.fetcher_for(output, &config)?;

@@ -872,3 +872,24 @@ fn discovery_stops_at_home() {
         .env("HOME", project.path("elsewhere"));
     Run::from(command.output().unwrap()).success();
 }
+
+/// Every command that needs the lockfile says the same thing when it is missing, as a failed
+/// check (exit 1), naming the command.
+#[test]
+fn a_missing_lockfile_is_one_failed_check_for_every_command() {
+    let project = Project::new("[plugins]\njson = \"file://./plugins/json_tools.wasm\"\n");
+    for (args, command) in [
+        (&["fetch"][..], "`warpgate fetch`"),
+        (&["vendor"], "`warpgate vendor`"),
+        (&["call", "json", "add", "{}"], "`warpgate call`"),
+        (&["lock", "--locked"], "`--locked`"),
+    ] {
+        project
+            .run(args)
+            .code(1)
+            .stderr_has("warpgate.lock` is missing and ")
+            .stderr_has(&format!("{command} forbids creating it"))
+            .stderr_has("hint: run `warpgate lock` and commit `warpgate.lock`");
+    }
+    assert!(!project.path("warpgate.lock").exists());
+}

@@ -278,7 +278,7 @@ fn call_errors_are_clear() {
     let project = Project::new("[plugins]\njson = \"file://./plugins/json_tools.wasm\"\n");
     project
         .run(&["call", "json", "add", "{}"])
-        .code(2)
+        .code(1)
         .stderr_has("warpgate lock");
     project.run(&["lock"]).success();
     project
