@@ -2,9 +2,15 @@
 //! the way Cargo manages crates: declare them, pin them in `warpgate.lock`, fetch and verify
 //! them into a content-addressed cache, vendor them into the build, and run them.
 //!
+//! The default feature, `cli`, is for installing the `warpgate` tool (`cargo install
+//! warpgate`). A program that depends on the library turns it off and picks what it uses:
+//!
 //! ```toml
 //! [dependencies]
-//! warpgate = "0.1"
+//! # An app that runs plugins its build script vendored (see `warpgate-build`):
+//! warpgate = { version = "0.1", default-features = false, features = ["runtime"] }
+//! # An app that also resolves and downloads plugins at run time (`PluginLoader`):
+//! # warpgate = { version = "0.1", default-features = false, features = ["runtime", "fetch"] }
 //! ```
 //!
 //! A tour of the main types:
@@ -39,9 +45,11 @@
 //! # let _ = id;
 //! ```
 //!
-//! Features: `fetch` (resolving and downloading: reqwest, tokio), `runtime` (Extism), `cli`
-//! (the `warpgate` binary; the default). The build helper `warpgate-build` uses only
-//! `fetch`, so build scripts never compile wasmtime.
+//! Features: `fetch` (resolving and downloading: reqwest, tokio), `runtime` (Extism), `http`
+//! (plugins' own HTTP requests, to their `allowed_hosts`), `cli` (the `warpgate` binary: all
+//! of them; the default). With none, the library reads and checks configs, lockfiles and the
+//! cache. The build helper `warpgate-build` uses only `fetch`, so build scripts never compile
+//! wasmtime. CI builds each of these sets alone.
 #![warn(missing_docs)]
 
 pub mod cache;
