@@ -1,6 +1,6 @@
 //! `warpgate list`.
 
-use serde_json::json;
+use super::json::ListRow;
 use warpgate::lockfile::Lockfile;
 use warpgate::source::{Check, Network, Origin, Sources};
 
@@ -39,35 +39,32 @@ pub fn run(global: &GlobalArgs, args: ListArgs) -> Result<Outcome, Failure> {
             },
             Some(_) => "not cached",
         };
-        rows.push(json!({
-            "id": id.to_string(),
-            "locator": entry.locator.to_string(),
-            "tag": locked.and_then(|locked| locked.tag.clone()),
-            "checksum": locked.map(|locked| locked.checksum.to_string()),
-            "size": locked.map(|locked| locked.size),
-            "state": state,
-        }));
+        rows.push(ListRow {
+            id: id.to_string(),
+            locator: entry.locator.to_string(),
+            tag: locked.and_then(|locked| locked.tag.clone()),
+            checksum: locked.map(|locked| locked.checksum),
+            size: locked.map(|locked| locked.size),
+            state,
+        });
     }
     if args.json {
-        println!("{}", serde_json::Value::Array(rows));
+        println!("{}", super::json::to_json(&rows)?);
         return Ok(Outcome::Success);
     }
     for row in &rows {
-        let text = |key: &str| super::output::escape(row[key].as_str().unwrap_or("-"));
-        let checksum = row["checksum"].as_str().map_or("-".to_string(), |c| {
-            c.trim_start_matches("sha256:")[..12].to_string()
-        });
-        let size = row["size"]
-            .as_u64()
-            .map_or("-".to_string(), |s| s.to_string());
+        let checksum = row
+            .checksum
+            .map_or("-".to_string(), |checksum| checksum.hex()[..12].to_string());
+        let size = row.size.map_or("-".to_string(), |size| size.to_string());
         println!(
             "{:<16} {:<48} {:<20} {:<12} {:>10}  {}",
-            text("id"),
-            text("locator"),
-            text("tag"),
+            super::output::escape(&row.id),
+            super::output::escape(&row.locator),
+            super::output::escape(row.tag.as_deref().unwrap_or("-")),
             checksum,
             size,
-            text("state")
+            row.state
         );
     }
     Ok(Outcome::Success)

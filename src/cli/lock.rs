@@ -53,7 +53,10 @@ pub async fn run(global: &GlobalArgs, args: LockArgs, output: &Output) -> Result
     if args.json {
         println!(
             "{}",
-            super::json::lock_json(&outcome.lockfile, outcome.written)
+            super::json::to_json(&super::json::LockJson::new(
+                &outcome.lockfile,
+                outcome.written
+            ))?
         );
     }
     let count = outcome.lockfile.plugins.len();

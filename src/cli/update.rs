@@ -1,6 +1,6 @@
 //! `warpgate update` and `warpgate outdated`.
 
-use serde_json::json;
+use super::json::OutdatedRow;
 use warpgate::id::Id;
 use warpgate::locator::PluginLocator;
 use warpgate::lock::{LockOptions, Update};
@@ -129,20 +129,8 @@ pub async fn outdated(
                     id: id.clone(),
                     source: Box::new(source),
                 })?;
-        let stable = releases.iter().filter(|release| !release.prerelease);
-        let newest = stable.clone().max_by(|a, b| a.version.cmp(&b.version));
-        let matching = if locator.tag.is_some() {
-            None
-        } else {
-            stable
-                .filter(|release| {
-                    entry
-                        .version
-                        .as_ref()
-                        .is_none_or(|requirement| requirement.matches(&release.version))
-                })
-                .max_by(|a, b| a.version.cmp(&b.version))
-        };
+        let warpgate::github::NewestReleases { matching, newest } =
+            warpgate::github::NewestReleases::pick(&releases, locator, entry.version.as_ref());
         let locked = lockfile
             .plugins
             .get(id)
@@ -152,29 +140,30 @@ pub async fn outdated(
         {
             behind = true;
         }
-        rows.push(json!({
-            "id": id.to_string(),
-            "locked": locked,
-            "matching": matching.map(|release| release.tag.clone()),
-            "newest": newest.map(|release| release.tag.clone()),
-        }));
+        rows.push(OutdatedRow {
+            id: id.to_string(),
+            locked,
+            matching: matching.map(|release| release.tag.clone()),
+            newest: newest.map(|release| release.tag.clone()),
+        });
     }
     output.api_costs(github.stats());
     if args.json {
-        println!("{}", serde_json::Value::Array(rows));
+        println!("{}", super::json::to_json(&rows)?);
     } else {
         println!(
             "{:<20} {:<24} {:<24} {:<24}",
             "ID", "LOCKED", "MATCHING", "NEWEST"
         );
+        let cell =
+            |value: Option<&String>| super::output::escape(value.map_or("-", String::as_str));
         for row in &rows {
-            let cell = |key: &str| super::output::escape(row[key].as_str().unwrap_or("-"));
             println!(
                 "{:<20} {:<24} {:<24} {:<24}",
-                cell("id"),
-                cell("locked"),
-                cell("matching"),
-                cell("newest")
+                super::output::escape(&row.id),
+                cell(row.locked.as_ref()),
+                cell(row.matching.as_ref()),
+                cell(row.newest.as_ref())
             );
         }
     }

@@ -118,6 +118,43 @@ pub struct ProjectRelease {
     pub prerelease: bool,
 }
 
+/// The releases `warpgate outdated` compares a lock entry with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewestReleases<'a> {
+    /// The highest stable release matching the entry's requirement (any stable release when
+    /// it has none); `None` for a locator pinned to a tag, which nothing else can match.
+    pub matching: Option<&'a ProjectRelease>,
+    /// The highest stable release.
+    pub newest: Option<&'a ProjectRelease>,
+}
+
+impl<'a> NewestReleases<'a> {
+    /// Picks from `releases` (as [`GitHubClient::releases`] lists them) for `locator` and its
+    /// `version` requirement. Prereleases are never picked, as `warpgate lock` never picks
+    /// them for a floating locator.
+    pub fn pick(
+        releases: &'a [ProjectRelease],
+        locator: &GitHubLocator,
+        requirement: Option<&semver::VersionReq>,
+    ) -> Self {
+        let stable = || releases.iter().filter(|release| !release.prerelease);
+        let highest = |a: &&ProjectRelease, b: &&ProjectRelease| a.version.cmp(&b.version);
+        let matching = if locator.tag.is_some() {
+            None
+        } else {
+            stable()
+                .filter(|release| {
+                    requirement.is_none_or(|requirement| requirement.matches(&release.version))
+                })
+                .max_by(highest)
+        };
+        Self {
+            matching,
+            newest: stable().max_by(highest),
+        }
+    }
+}
+
 /// Resolves `github://` locators through the GitHub REST API.
 ///
 /// Clones share the listings already fetched and the [`ApiStats`].
