@@ -621,7 +621,18 @@ fn module_files_in(entry: &Path) -> io::Result<Vec<PathBuf>> {
         .follow_links(false)
         .follow_root_links(false)
     {
-        let item = item.map_err(io::Error::other)?;
+        let item = match item {
+            Ok(item) => item,
+            // Gone while listed: one of the worker's own temp files, renamed or deleted by the
+            // worker of a process that is loading this entry. A sealed file that is gone
+            // fails the size check of `check` instead.
+            Err(error)
+                if error.io_error().map(io::Error::kind) == Some(io::ErrorKind::NotFound) =>
+            {
+                continue;
+            }
+            Err(error) => return Err(io::Error::other(error)),
+        };
         let file_type = item.file_type();
         if file_type.is_dir() {
             continue;
