@@ -18,10 +18,12 @@
 //!
 //! `v1` is the layout version: a future incompatible layout goes to `v2/` beside it.
 //!
-//! The root is claimed before anything is written in it: a new or empty folder gets
-//! warpgate's `CACHEDIR.TAG`, and a folder with other content and no such tag is refused (a
-//! mistaken `WARPGATE_HOME=~/Documents` writes and deletes nothing there). `clean` and
-//! `prune` need the tag too. Temp files are locked by the process that writes them; files
+//! The root is marked before anything is written in it: a new or empty folder gets
+//! warpgate's `CACHEDIR.TAG`. A folder with other content and no such tag (a mistaken
+//! `WARPGATE_HOME=~/Documents`, or an application's existing plugins folder handed to
+//! `PluginLoader`) is never marked: warpgate writes only inside its own `v1/` there, with a
+//! warning, and `clean` and `prune` refuse it, so nothing of anyone else's is ever hidden from
+//! backups or deleted. Temp files are locked by the process that writes them; files
 //! that no live process holds (left by a `kill -9`) are swept by the next process that
 //! writes to the cache, and [`crate::fs::remove_temp_files`] deletes a process's own on
 //! Ctrl-C.
@@ -65,8 +67,8 @@ pub enum CacheError {
     /// A file operation failed.
     #[error(transparent)]
     Io(#[from] FileError),
-    /// The folder is not a warpgate cache (no `CACHEDIR.TAG` of ours) and not empty.
-    #[error("`{}` is not a warpgate cache: it is not empty and has no warpgate `CACHEDIR.TAG`; refusing to write or delete anything in it\nhint: set `WARPGATE_HOME` to a new or empty folder, or to an existing warpgate cache", root.display())]
+    /// `clean` or `prune` was asked of a folder without warpgate's `CACHEDIR.TAG`.
+    #[error("`{}` is not a warpgate cache: it has no warpgate `CACHEDIR.TAG`; refusing to delete anything in it\nhint: set `WARPGATE_HOME` to the cache folder (`warpgate cache dir` prints it), or to a new or empty folder", root.display())]
     NotACache {
         /// The folder.
         root: PathBuf,
@@ -164,11 +166,25 @@ impl Cache {
         Ok(())
     }
 
-    /// Marks a new or empty root as warpgate's; refuses a folder with other content.
+    /// Marks a new or empty root as warpgate's; a folder with other content is used without
+    /// being marked (see the module docs), with a warning once per process.
     fn claim(&self) -> Result<(), CacheError> {
         match crate::fs::claim_folder(&self.root, CACHEDIR_TAG) {
             Ok(true) => Ok(()),
-            Ok(false) => Err(self.not_a_cache()),
+            Ok(false) => {
+                static WARNED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+                let mut warned = WARNED
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if !warned.contains(&self.root) {
+                    tracing::warn!(
+                        "`{}` holds other files and no warpgate `CACHEDIR.TAG`: using only its `{LAYOUT}/` folder, and `warpgate cache clean`/`prune` will refuse it",
+                        self.root.display()
+                    );
+                    warned.push(self.root.clone());
+                }
+                Ok(())
+            }
             Err(source) => Err(CacheError::Io(FileError {
                 action: "create",
                 path: self.root.clone(),

@@ -584,3 +584,32 @@ fn verified_bytes_carry_their_checksum_to_extism() {
     let error = build().unwrap_err().to_string();
     assert!(error.to_lowercase().contains("hash"), "{error}");
 }
+
+/// An application's existing plugins folder (files of an older layout in it) keeps working:
+/// plugins load into warpgate's own `v1/` there, the folder is not marked as a cache, and the
+/// files already in it stay.
+#[test]
+fn an_existing_plugins_folder_is_used_without_being_marked() {
+    let github = FakeGitHub::start();
+    github
+        .server()
+        .route("/direct.wasm", Response::ok(b"\0asm direct".to_vec()));
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::write(plugins.join("node_tool-v0.13.0.wasm"), b"\0asm old layout").unwrap();
+    let loader = loader(&github, dir.path());
+    let locator = PluginLocator::Url {
+        url: github.server().url("/direct.wasm"),
+    };
+    let path = runtime()
+        .block_on(loader.load_plugin(&id("direct"), &locator))
+        .unwrap();
+    assert!(path.starts_with(plugins.join("v1")), "{}", path.display());
+    assert_eq!(std::fs::read(&path).unwrap(), b"\0asm direct");
+    assert!(!plugins.join("CACHEDIR.TAG").exists());
+    assert_eq!(
+        std::fs::read(plugins.join("node_tool-v0.13.0.wasm")).unwrap(),
+        b"\0asm old layout"
+    );
+}

@@ -458,10 +458,11 @@ fn cache_prune_keeps_referenced_blobs() {
 }
 
 /// A `WARPGATE_HOME` that names a folder with someone's files (or another program's cache)
-/// is never written to or deleted from: no `CACHEDIR.TAG` is planted, `clean`, `prune` and
-/// `fetch` all refuse, and the files stay.
+/// is never marked and never cleaned: `clean` and `prune` refuse it and delete nothing, and a
+/// command that must write there (an application's existing plugins folder, say) writes only
+/// inside warpgate's own `v1/`, with a warning, and plants no `CACHEDIR.TAG`.
 #[test]
-fn a_folder_that_is_not_a_cache_is_never_touched() {
+fn a_folder_that_is_not_a_cache_is_never_marked_or_cleaned() {
     let github = fake();
     let project = Project::new(&format!(
         "[plugins]\nhello = \"{}\"\n",
@@ -474,24 +475,36 @@ fn a_folder_that_is_not_a_cache_is_never_touched() {
         let mut names: Vec<_> = walkdir::WalkDir::new(&home)
             .into_iter()
             .map(|entry| entry.unwrap().path().to_path_buf())
+            .filter(|path| !path.starts_with(home.join("v1")))
             .collect();
         names.sort();
         names
     };
-    std::fs::write(project.path("warpgate.lock"), "version = 1\n").unwrap();
     let before = listing();
+    run(&project, &github, &["lock"], &[])
+        .success()
+        .stderr_has("holds other files and no warpgate `CACHEDIR.TAG`");
+    assert_eq!(listing(), before);
+    assert!(!home.join("CACHEDIR.TAG").exists());
+    let blobs = std::fs::read_dir(home.join("v1/blobs/sha256"))
+        .unwrap()
+        .count();
+    assert_eq!(blobs, 1);
     for args in [
         &["cache", "clean"][..],
         &["cache", "prune", "--lockfile", "warpgate.lock"],
-        &["lock"],
     ] {
         run(&project, &github, args, &[])
             .code(2)
-            .stderr_has(
-                "is not a warpgate cache: it is not empty and has no warpgate `CACHEDIR.TAG`",
-            )
-            .stderr_has("hint: set `WARPGATE_HOME` to a new or empty folder");
+            .stderr_has("is not a warpgate cache: it has no warpgate `CACHEDIR.TAG`")
+            .stderr_has("hint: set `WARPGATE_HOME` to the cache folder");
         assert_eq!(listing(), before, "{args:?}");
+        assert_eq!(
+            std::fs::read_dir(home.join("v1/blobs/sha256"))
+                .unwrap()
+                .count(),
+            blobs
+        );
     }
     // Cargo's tag (the same signature line) does not make a folder warpgate's.
     let cargo_target = project.path("target");
