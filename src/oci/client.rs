@@ -519,14 +519,7 @@ impl RegistryClient {
                 &locator.repository,
                 "pull",
                 &path,
-                |url| {
-                    let mut request = Request::new(Method::GET, url);
-                    request.headers.insert(
-                        header::ACCEPT,
-                        HeaderValue::from_static(manifest::MANIFEST_ACCEPT),
-                    );
-                    request
-                },
+                |url| get_accepting(url, manifest::MANIFEST_ACCEPT),
             )
             .await
             .map_err(|error| match error {
@@ -647,13 +640,7 @@ impl RegistryClient {
                     &locator.repository,
                     "pull",
                     &path,
-                    |url| {
-                        let mut request = Request::new(Method::GET, url);
-                        request
-                            .headers
-                            .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-                        request
-                    },
+                    |url| get_accepting(url, "application/json"),
                 )
                 .await?;
             let url = self.url(&locator.registry, &locator.repository, &path);
@@ -984,4 +971,13 @@ fn sensitive(value: &str) -> Result<HeaderValue, RegistryError> {
     })?;
     header.set_sensitive(true);
     Ok(header)
+}
+
+/// A `GET` of `url` that accepts the media types `accept` lists.
+fn get_accepting(url: String, accept: &'static str) -> Request {
+    let mut request = Request::new(Method::GET, url);
+    request
+        .headers
+        .insert(header::ACCEPT, HeaderValue::from_static(accept));
+    request
 }
