@@ -62,13 +62,13 @@ pub struct Cache {
 #[non_exhaustive]
 pub enum CacheError {
     /// No cache folder could be determined.
-    #[error("cannot determine a cache folder\nhint: set `WARPGATE_HOME` to a writable folder")]
+    #[error("cannot determine a cache folder")]
     NoHome,
     /// A file operation failed.
     #[error(transparent)]
     Io(#[from] FileError),
     /// `clean` or `prune` was asked of a folder without warpgate's `CACHEDIR.TAG`.
-    #[error("`{}` is not a warpgate cache: it has no warpgate `CACHEDIR.TAG`; refusing to delete anything in it\nhint: set `WARPGATE_HOME` to the cache folder (`warpgate cache dir` prints it), or to a new or empty folder", root.display())]
+    #[error("`{}` is not a warpgate cache: it has no warpgate `CACHEDIR.TAG`; refusing to delete anything in it", root.display())]
     NotACache {
         /// The folder.
         root: PathBuf,
@@ -81,6 +81,25 @@ pub enum CacheError {
         /// Expected and computed checksums.
         mismatch: crate::checksum::Mismatch,
     },
+}
+
+impl crate::diagnostic::Diagnostic for CacheError {
+    fn class(&self) -> crate::diagnostic::Class {
+        match self {
+            Self::Mismatch { .. } => crate::diagnostic::Class::CheckFailed,
+            _ => crate::diagnostic::Class::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::NoHome => Some("set `WARPGATE_HOME` to a writable folder".into()),
+            Self::NotACache { .. } => Some(
+                "set `WARPGATE_HOME` to the cache folder (`warpgate cache dir` prints it), or to a new or empty folder".into(),
+            ),
+            Self::Io(_) | Self::Mismatch { .. } => None,
+        }
+    }
 }
 
 fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CacheError + 'a {

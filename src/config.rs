@@ -38,6 +38,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::diagnostic::Diagnostic;
 use crate::id::Id;
 use crate::locator::PluginLocator;
 use crate::lockfile::{LOCKFILE_NAME, line_column, toml_message};
@@ -117,7 +118,7 @@ pub struct Config {
 #[non_exhaustive]
 pub enum ConfigError {
     /// Neither a `warpgate.toml` nor Cargo metadata was found.
-    #[error("no `warpgate.toml` found in `{}` or any parent folder{}, and no `[package.metadata.warpgate.plugins]` in a `Cargo.toml`\nhint: run `warpgate init` to create one", start.display(), up_to(boundary.as_deref()))]
+    #[error("no `warpgate.toml` found in `{}` or any parent folder{}, and no `[package.metadata.warpgate.plugins]` in a `Cargo.toml`", start.display(), up_to(boundary.as_deref()))]
     NotFound {
         /// Where the search started.
         start: PathBuf,
@@ -140,6 +141,8 @@ pub enum ConfigError {
         path: PathBuf,
         /// What is wrong, naming the entry and position when known.
         message: String,
+        /// What to do about it, if the fix is known.
+        hint: Option<String>,
     },
     /// `cargo metadata` failed.
     #[error("failed to read Cargo metadata in `{}`: {message}", dir.display())]
@@ -149,6 +152,34 @@ pub enum ConfigError {
         /// cargo's error.
         message: String,
     },
+}
+
+impl ConfigError {
+    /// This error with `hint`, if it is [`ConfigError::Invalid`].
+    fn with_hint(mut self, text: &str) -> Self {
+        if let Self::Invalid { hint, .. } = &mut self {
+            *hint = Some(text.to_string());
+        }
+        self
+    }
+
+    /// This error with the hint of `cause`, if it has one.
+    fn hinted(self, cause: &dyn Diagnostic) -> Self {
+        match cause.hint() {
+            Some(hint) => self.with_hint(&hint),
+            None => self,
+        }
+    }
+}
+
+impl Diagnostic for ConfigError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::NotFound { .. } => Some("run `warpgate init` to create one".into()),
+            Self::Invalid { hint, .. } => hint.clone(),
+            Self::Io { .. } | Self::CargoMetadata { .. } => None,
+        }
+    }
 }
 
 fn up_to(boundary: Option<&Path>) -> String {
@@ -233,6 +264,7 @@ impl Config {
         let invalid = |message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
             message,
+            hint: None,
         };
         let document: BTreeMap<toml::Spanned<String>, toml::Spanned<toml::Value>> =
             toml::from_str(text).map_err(|e| invalid(toml_message(&e, text)))?;
@@ -273,16 +305,16 @@ impl Config {
             let spans: Spans = toml::from_str(text).map_err(|e| invalid(toml_message(&e, text)))?;
             for (id, entry) in spans.plugins {
                 let (line, column) = line_column(text, entry.span().start);
-                let at = |message: String| {
+                let at = |message: &dyn std::fmt::Display| {
                     invalid(format!(
                         "plugin `{}` (line {line}, column {column}): {message}",
                         id.get_ref()
                     ))
                 };
-                let parsed_id = Id::new(id.get_ref().as_str()).map_err(|e| at(e.to_string()))?;
-                let entry = parse_entry(entry.get_ref()).map_err(at)?;
+                let parsed_id = Id::new(id.get_ref().as_str()).map_err(|e| at(&e).hinted(&e))?;
+                let entry = parse_entry(entry.get_ref()).map_err(|message| at(&message))?;
                 if let Some(twin) = case_twin(plugins.keys(), &parsed_id) {
-                    return Err(at(case_twin_message(twin)));
+                    return Err(at(&case_twin_message(twin)).with_hint(CASE_TWIN_HINT));
                 }
                 plugins.insert(parsed_id, entry);
             }
@@ -369,6 +401,7 @@ impl Config {
         let invalid = |message: String| ConfigError::Invalid {
             path: path.clone(),
             message,
+            hint: None,
         };
         let mirror = match mirror {
             Some((value, mirror_table)) => Some(
@@ -385,14 +418,18 @@ impl Config {
         };
         let mut parsed = BTreeMap::new();
         for (id, value) in entries {
-            let at = |message: String| invalid(format!("`[{table}]` plugin `{id}`: {message}"));
-            let value: toml::Value =
-                serde_json::from_value(value.clone()).map_err(|e| at(e.to_string()))?;
-            let parsed_id = Id::new(id.as_str()).map_err(|e| at(e.to_string()))?;
+            let at = |message: &dyn std::fmt::Display| {
+                invalid(format!("`[{table}]` plugin `{id}`: {message}"))
+            };
+            let value: toml::Value = serde_json::from_value(value.clone()).map_err(|e| at(&e))?;
+            let parsed_id = Id::new(id.as_str()).map_err(|e| at(&e).hinted(&e))?;
             if let Some(twin) = case_twin(parsed.keys(), &parsed_id) {
-                return Err(at(case_twin_message(twin)));
+                return Err(at(&case_twin_message(twin)).with_hint(CASE_TWIN_HINT));
             }
-            parsed.insert(parsed_id, parse_entry(&value).map_err(at)?);
+            parsed.insert(
+                parsed_id,
+                parse_entry(&value).map_err(|message| at(&message))?,
+            );
         }
         Ok(Self {
             path,
@@ -414,9 +451,11 @@ pub fn case_twin<'a>(ids: impl IntoIterator<Item = &'a Id>, id: &Id) -> Option<&
 
 fn case_twin_message(twin: &Id) -> String {
     format!(
-        "differs from `{twin}` only in letter case; their files would be one file on macOS and Windows\nhint: rename one of them"
+        "differs from `{twin}` only in letter case; their files would be one file on macOS and Windows"
     )
 }
+
+const CASE_TWIN_HINT: &str = "rename one of them";
 
 /// Whether `folder` is the root of a version-control checkout.
 fn is_vcs_root(folder: &Path) -> bool {
@@ -520,6 +559,7 @@ fn read_cargo_manifest(path: &Path) -> Result<toml::Table, ConfigError> {
     toml::from_str(&text).map_err(|error| ConfigError::Invalid {
         path: path.to_path_buf(),
         message: toml_message(&error, &text),
+        hint: None,
     })
 }
 
@@ -765,7 +805,7 @@ bun = { locator = "github://moonrepo/plugins/bun_tool", version = "^0.14", asset
         ];
         for (text, wanted) in cases {
             let error = Config::parse(text, Path::new("/p/warpgate.toml")).unwrap_err();
-            let message = error.to_string();
+            let message = crate::diagnostic::Report::new(&error).to_string();
             assert!(
                 message.starts_with("invalid config `/p/warpgate.toml`"),
                 "{message}"

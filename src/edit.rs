@@ -35,7 +35,7 @@ pub enum EditError {
         message: String,
     },
     /// The id is already declared.
-    #[error("plugin `{id}` is already declared in `{}`\nhint: run `warpgate remove {id}` first, or pick another id", path.display())]
+    #[error("plugin `{id}` is already declared in `{}`", path.display())]
     Duplicate {
         /// The id.
         id: Id,
@@ -43,7 +43,7 @@ pub enum EditError {
         path: PathBuf,
     },
     /// The id differs from a declared one only in letter case.
-    #[error("plugin `{id}` differs from the declared `{existing}` only in letter case (in `{}`); their files would be one file on macOS and Windows\nhint: pick another id", path.display())]
+    #[error("plugin `{id}` differs from the declared `{existing}` only in letter case (in `{}`); their files would be one file on macOS and Windows", path.display())]
     CaseTwin {
         /// The id given.
         id: Id,
@@ -53,7 +53,7 @@ pub enum EditError {
         path: PathBuf,
     },
     /// The id is not declared.
-    #[error("plugin `{id}` is not declared in `{}`\nhint: run `warpgate list` to see the declared plugins", path.display())]
+    #[error("plugin `{id}` is not declared in `{}`", path.display())]
     NotDeclared {
         /// The id.
         id: Id,
@@ -68,6 +68,21 @@ pub enum EditError {
         /// The file.
         path: PathBuf,
     },
+}
+
+impl crate::diagnostic::Diagnostic for EditError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Duplicate { id, .. } => Some(format!(
+                "run `warpgate remove {id}` first, or pick another id"
+            )),
+            Self::CaseTwin { .. } => Some("pick another id".into()),
+            Self::NotDeclared { .. } => {
+                Some("run `warpgate list` to see the declared plugins".into())
+            }
+            Self::Io { .. } | Self::Parse { .. } | Self::NotATable { .. } => None,
+        }
+    }
 }
 
 /// The dotted path of the plugins table for a config source.
@@ -330,7 +345,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(
-            error.to_string(),
+            crate::diagnostic::Report::new(&error).to_string(),
             "plugin `Echo` differs from the declared `echo` only in letter case (in `w.toml`); their files would be one file on macOS and Windows\nhint: pick another id"
         );
         let other = Id::new("nope").unwrap();

@@ -133,7 +133,7 @@ impl fmt::Debug for EmbeddedPlugin {
 pub enum EmbeddedError {
     /// No embedded plugin has this id.
     #[error(
-        "no plugin `{id}` is embedded in this binary (embedded: {})\nhint: declare it in `warpgate.toml`, run `warpgate lock` and rebuild",
+        "no plugin `{id}` is embedded in this binary (embedded: {})",
         list(available)
     )]
     NotFound {
@@ -143,9 +143,7 @@ pub enum EmbeddedError {
         available: Vec<&'static str>,
     },
     /// The embedded bytes do not hash to the embedded checksum.
-    #[error(
-        "embedded plugin `{id}` does not match its checksum\n{mismatch}\nhint: the binary was modified after it was built; rebuild it"
-    )]
+    #[error("embedded plugin `{id}` does not match its checksum\n{mismatch}")]
     Mismatch {
         /// The plugin.
         id: &'static str,
@@ -153,15 +151,37 @@ pub enum EmbeddedError {
         mismatch: Mismatch,
     },
     /// The embedded checksum or id is malformed (the generated module was edited by hand).
-    #[error(
-        "embedded plugin `{id}` is malformed: {reason}\nhint: rebuild; the generated module is written by `warpgate-build`"
-    )]
+    #[error("embedded plugin `{id}` is malformed: {reason}")]
     Malformed {
         /// The plugin.
         id: &'static str,
         /// What is wrong.
         reason: String,
     },
+}
+
+impl crate::diagnostic::Diagnostic for EmbeddedError {
+    fn class(&self) -> crate::diagnostic::Class {
+        match self {
+            Self::Mismatch { .. } => crate::diagnostic::Class::CheckFailed,
+            _ => crate::diagnostic::Class::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(
+            match self {
+                Self::NotFound { .. } => {
+                    "declare it in `warpgate.toml`, run `warpgate lock` and rebuild"
+                }
+                Self::Mismatch { .. } => "the binary was modified after it was built; rebuild it",
+                Self::Malformed { .. } => {
+                    "rebuild; the generated module is written by `warpgate-build`"
+                }
+            }
+            .into(),
+        )
+    }
 }
 
 fn list(ids: &[&str]) -> String {
@@ -334,6 +354,7 @@ mod runtime {
     use crate::container::{
         ContainerError, Function, PluginContainer, PluginContainerBuilder, PluginManifest, Wasm,
     };
+    use crate::diagnostic::{Class, Diagnostic};
 
     /// Why a container could not be made from an embedded plugin.
     #[derive(Debug, thiserror::Error)]
@@ -345,6 +366,22 @@ mod runtime {
         /// Extism refused the plugin (including a hash mismatch: the bytes were altered).
         #[error(transparent)]
         Container(#[from] ContainerError),
+    }
+
+    impl Diagnostic for EmbeddedContainerError {
+        fn class(&self) -> Class {
+            match self {
+                Self::Embedded(inner) => inner.class(),
+                Self::Container(inner) => inner.class(),
+            }
+        }
+
+        fn hint(&self) -> Option<String> {
+            match self {
+                Self::Embedded(inner) => inner.hint(),
+                Self::Container(inner) => inner.hint(),
+            }
+        }
     }
 
     impl EmbeddedPlugin {

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::cache::{Cache, CacheError};
 use crate::checksum::{Checksum, Mismatch};
+use crate::diagnostic::{Class, Diagnostic};
 use crate::http::{HttpClient, HttpError, HttpOptions};
 use crate::id::Id;
 use crate::reporter::{Reporter, SilentReporter};
@@ -22,9 +23,7 @@ use crate::source::{ChecksumMismatch, Origin};
 #[non_exhaustive]
 pub enum FetchError {
     /// Network access is disabled and the plugin is not cached.
-    #[error(
-        "network access is disabled by {reason}, but plugin `{id}` is not in the cache\nhint: run `warpgate fetch` once while online, or `warpgate vendor` and commit the vendor directory"
-    )]
+    #[error("network access is disabled by {reason}, but plugin `{id}` is not in the cache")]
     Offline {
         /// The plugin.
         id: Id,
@@ -47,7 +46,7 @@ pub enum FetchError {
     Mismatch(Box<ChecksumMismatch>),
     /// The downloaded bytes do not match the digest the release API published.
     #[error(
-        "checksum mismatch for plugin `{id}` downloaded from `{url}`: the bytes differ from the digest published by the release API\n{mismatch}\nhint: the download was altered or the release asset was replaced; retry later or report it to the plugin's authors"
+        "checksum mismatch for plugin `{id}` downloaded from `{url}`: the bytes differ from the digest published by the release API\n{mismatch}"
     )]
     DigestMismatch {
         /// The plugin.
@@ -82,6 +81,29 @@ pub enum FetchError {
         /// What happened.
         message: String,
     },
+}
+
+impl Diagnostic for FetchError {
+    fn class(&self) -> Class {
+        match self {
+            Self::Mismatch(_) | Self::DigestMismatch { .. } => Class::CheckFailed,
+            _ => Class::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Offline { .. } => Some(crate::source::OFFLINE_HINT.into()),
+            Self::Mismatch(inner) => inner.hint(),
+            Self::DigestMismatch { .. } => Some(
+                "the download was altered or the release asset was replaced; retry later or report it to the plugin's authors".into(),
+            ),
+            Self::Cache(inner) => inner.hint(),
+            Self::Download { .. } | Self::Registry { .. } | Self::Client(_) | Self::Task { .. } => {
+                None
+            }
+        }
+    }
 }
 
 /// Downloaded bytes from `url` that are not the pinned `expected` ones.

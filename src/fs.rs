@@ -186,6 +186,8 @@ pub struct FileError {
     pub source: io::Error,
 }
 
+impl crate::diagnostic::Diagnostic for FileError {}
+
 impl FileError {
     /// For `map_err`: turns an I/O error of `action` on `path` into a [`FileError`] (or any
     /// error made from one).
@@ -350,12 +352,37 @@ fn link_target_inside(path: &Path) -> io::Result<PathBuf> {
     } else {
         Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
-            format!(
-                "it is a symbolic link to `{}`, outside `{}`; refusing to write through it\nhint: replace the link with a regular file (for example `cp --remove-destination \"$(readlink -f {name})\" {name}`), or point it at a file in the same folder",
-                resolved.display(),
-                folder.display(),
-                name = path.display(),
-            ),
+            LinkOutsideFolder {
+                link: path.to_path_buf(),
+                target: resolved,
+                folder,
+            },
+        ))
+    }
+}
+
+/// A write refused because the file is a symbolic link to a file outside the link's own
+/// folder (carried inside an [`io::Error`] of kind `PermissionDenied`).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "it is a symbolic link to `{}`, outside `{}`; refusing to write through it",
+    target.display(),
+    folder.display()
+)]
+pub struct LinkOutsideFolder {
+    /// The link.
+    pub link: PathBuf,
+    /// Where it points.
+    pub target: PathBuf,
+    /// The link's folder.
+    pub folder: PathBuf,
+}
+
+impl crate::diagnostic::Diagnostic for LinkOutsideFolder {
+    fn hint(&self) -> Option<String> {
+        Some(format!(
+            "replace the link with a regular file (for example `cp --remove-destination \"$(readlink -f {name})\" {name}`), or point it at a file in the same folder",
+            name = self.link.display()
         ))
     }
 }

@@ -370,7 +370,7 @@ pub enum HttpError {
     /// A rate limit was hit. The hint is generic: downloads never carry a token, and the GitHub
     /// client turns API rate limits into its own error, whose hint names the token variables.
     #[error(
-        "rate limit exceeded when fetching `{url}`{}\nhint: wait until the limit resets, then run the command again",
+        "rate limit exceeded when fetching `{url}`{}",
         reset_suffix(*.reset_in_seconds)
     )]
     RateLimited {
@@ -405,9 +405,8 @@ pub enum HttpError {
     /// The answer, or the next bytes of a body, did not come within the timeout
     /// ([`HttpOptions::connect_timeout`] or [`HttpOptions::read_timeout`]), on every attempt.
     #[error(
-        "no data from `{url}` for {}\nhint: a server this slow needs a larger `{}` (seconds)",
-        seconds(*.timeout),
-        env::WARPGATE_HTTP_TIMEOUT
+        "no data from `{url}` for {}",
+        seconds(*.timeout)
     )]
     TimedOut {
         /// The URL that was asked for.
@@ -418,10 +417,8 @@ pub enum HttpError {
     /// A body averaged fewer than [`HttpOptions::low_speed_limit`] bytes per second over a
     /// window of [`HttpOptions::low_speed_time`], on every attempt.
     #[error(
-        "the transfer from `{url}` is too slow: {received} bytes in {}, under the low-speed limit of {limit} bytes per second\nhint: allow slower transfers with `{}` (bytes per second, `0` turns the check off) or a longer window with `{}` (seconds)",
-        seconds(*.window),
-        env::WARPGATE_HTTP_LOW_SPEED_LIMIT,
-        env::WARPGATE_HTTP_TIMEOUT
+        "the transfer from `{url}` is too slow: {received} bytes in {}, under the low-speed limit of {limit} bytes per second",
+        seconds(*.window)
     )]
     TooSlow {
         /// The URL that was asked for.
@@ -436,9 +433,8 @@ pub enum HttpError {
     /// The request, retries included, took longer than [`HttpOptions::deadline`]. Not
     /// retried: the deadline is the bound on every retry.
     #[error(
-        "`{url}` did not finish within the deadline of {}\nhint: allow longer requests with `{}` (seconds, `0` means no deadline)",
-        seconds(*.deadline),
-        env::WARPGATE_HTTP_DEADLINE
+        "`{url}` did not finish within the deadline of {}",
+        seconds(*.deadline)
     )]
     DeadlineExceeded {
         /// The URL that was asked for.
@@ -448,7 +444,7 @@ pub enum HttpError {
     },
     /// An environment variable that configures the client holds an unusable value.
     #[error(
-        "invalid `{name}` value `{}`: expected {expected}\nhint: correct `{name}`, or unset it",
+        "invalid `{name}` value `{}`: expected {expected}",
         .value.escape_debug()
     )]
     InvalidSetting {
@@ -479,9 +475,8 @@ pub enum HttpError {
     },
     /// The extra root certificates could not be loaded.
     #[error(
-        "failed to load root certificates from `{}`: {reason}\nhint: point `{}` at a readable PEM file of certificates, or unset it",
-        .path.display(),
-        env::SSL_CERT_FILE
+        "failed to load root certificates from `{}`: {reason}",
+        .path.display()
     )]
     Certificates {
         /// The PEM file.
@@ -496,6 +491,35 @@ pub enum HttpError {
         #[source]
         source: reqwest::Error,
     },
+}
+
+impl crate::diagnostic::Diagnostic for HttpError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::RateLimited { .. } => {
+                Some("wait until the limit resets, then run the command again".into())
+            }
+            Self::TimedOut { .. } => Some(format!(
+                "a server this slow needs a larger `{}` (seconds)",
+                env::WARPGATE_HTTP_TIMEOUT
+            )),
+            Self::TooSlow { .. } => Some(format!(
+                "allow slower transfers with `{}` (bytes per second, `0` turns the check off) or a longer window with `{}` (seconds)",
+                env::WARPGATE_HTTP_LOW_SPEED_LIMIT,
+                env::WARPGATE_HTTP_TIMEOUT
+            )),
+            Self::DeadlineExceeded { .. } => Some(format!(
+                "allow longer requests with `{}` (seconds, `0` means no deadline)",
+                env::WARPGATE_HTTP_DEADLINE
+            )),
+            Self::InvalidSetting { name, .. } => Some(format!("correct `{name}`, or unset it")),
+            Self::Certificates { .. } => Some(format!(
+                "point `{}` at a readable PEM file of certificates, or unset it",
+                env::SSL_CERT_FILE
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// `2 s`, or `1.5 s` for a duration that is not a whole number of seconds.
@@ -1296,7 +1320,7 @@ mod tests {
             url: "https://api.github.com/x".into(),
             reset_in_seconds: Some(30),
         };
-        let message = error.to_string();
+        let message = crate::diagnostic::Report::new(&error).to_string();
         assert!(message.contains("rate limit"), "{message}");
         assert!(
             message.ends_with("\nhint: wait until the limit resets, then run the command again"),

@@ -48,9 +48,18 @@ pub enum IdError {
     /// The id names a Windows device (`con`, `nul`, `com1`, …): `<id>.wasm` could not be a file
     /// there.
     #[error(
-        "plugin id `{0}` is a reserved device name on Windows, where `{0}.wasm` cannot be a file\nhint: choose another id"
+        "plugin id `{0}` is a reserved device name on Windows, where `{0}.wasm` cannot be a file"
     )]
     DeviceName(String),
+}
+
+impl crate::diagnostic::Diagnostic for IdError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::DeviceName(_) => Some("choose another id".into()),
+            _ => None,
+        }
+    }
 }
 
 /// Names Windows reserves for devices, whatever the extension or letter case.
@@ -209,7 +218,7 @@ mod tests {
             );
         }
         assert_eq!(
-            Id::new("nul").unwrap_err().to_string(),
+            crate::diagnostic::Report::new(&Id::new("nul").unwrap_err()).to_string(),
             "plugin id `nul` is a reserved device name on Windows, where `nul.wasm` cannot be a file\nhint: choose another id"
         );
         for id in ["console", "nullable", "com10", "my-con", "com"] {

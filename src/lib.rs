@@ -55,6 +55,7 @@
 pub mod cache;
 pub mod checksum;
 pub mod config;
+pub mod diagnostic;
 pub mod edit;
 pub mod env;
 pub mod fs;

@@ -35,6 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cache::Cache;
 use crate::checksum::Checksum;
+use crate::diagnostic::{Class, Diagnostic};
 use crate::fetch::Fetcher;
 use crate::fs::FileError;
 use crate::github::GitHubClient;
@@ -62,7 +63,7 @@ pub enum LoaderError {
     },
     /// Offline and never resolved.
     #[error(
-        "network access is disabled by {reason}, but plugin `{id}` (`{locator}`) has no verified copy in the cache (never downloaded, or the copy failed verification)\nhint: load it once while online"
+        "network access is disabled by {reason}, but plugin `{id}` (`{locator}`) has no verified copy in the cache (never downloaded, or the copy failed verification)"
     )]
     Offline {
         /// The plugin.
@@ -73,9 +74,7 @@ pub enum LoaderError {
         reason: String,
     },
     /// The lock pins this id to another locator.
-    #[error(
-        "plugin `{id}`: the lock pins `{locked}`, not `{requested}`\nhint: run `warpgate lock` to pin `{requested}`, or load the locked locator (`PluginLoader::allow_unpinned_locators` loads other locators without the lock)"
-    )]
+    #[error("plugin `{id}`: the lock pins `{locked}`, not `{requested}`")]
     NotPinned {
         /// The plugin.
         id: Id,
@@ -100,21 +99,28 @@ pub enum LoaderError {
     Mirror(#[from] crate::oci::mirror::MirrorSettingError),
 }
 
-/// `error` and its causes, `: `-separated (a logged warning has no room for the CLI's
-/// multi-line report, and the top-level message alone hides the reason).
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // A `#[error(transparent)]` layer repeats its source's message.
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
+impl Diagnostic for LoaderError {
+    fn class(&self) -> Class {
+        match self {
+            Self::Lock(inner) => inner.class(),
+            Self::Source(inner) => inner.class(),
+            _ => Class::Failed,
         }
-        source = cause.source();
     }
-    text
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Offline { .. } => Some("load it once while online".into()),
+            Self::NotPinned { requested, .. } => Some(format!(
+                "run `warpgate lock` to pin `{requested}`, or load the locked locator (`PluginLoader::allow_unpinned_locators` loads other locators without the lock)"
+            )),
+            Self::MissingFile { .. } => None,
+            Self::Lock(inner) => inner.hint(),
+            Self::Source(inner) => inner.hint(),
+            Self::Cache(inner) => inner.hint(),
+            Self::Mirror(inner) => inner.hint(),
+        }
+    }
 }
 
 /// What a locator resolved to, as recorded in `v1/refs/`.
@@ -475,7 +481,7 @@ impl PluginLoader {
                 Some((record, path)) => {
                     tracing::warn!(
                         "could not refresh plugin `{id}` (`{locator}`), using the cached copy: {}",
-                        error_chain(&error)
+                        crate::diagnostic::Report::new(&error).causes_inline()
                     );
                     Ok(LoadedPlugin {
                         path,

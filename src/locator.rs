@@ -61,6 +61,8 @@ pub struct LocatorError {
     pub reason: String,
 }
 
+impl crate::diagnostic::Diagnostic for LocatorError {}
+
 /// Lets `PluginLoader::load_plugin` take a locator by value or by reference.
 impl AsRef<PluginLocator> for PluginLocator {
     fn as_ref(&self) -> &PluginLocator {

@@ -35,6 +35,7 @@ use futures_util::StreamExt;
 
 use crate::checksum::Checksum;
 use crate::config::{Config, ConfigError, PluginEntry};
+use crate::diagnostic::{Class, Diagnostic};
 use crate::fetch::{FetchError, Fetcher};
 use crate::github::{GitHubClient, GitHubError, ResolvedAsset};
 use crate::id::Id;
@@ -160,7 +161,7 @@ pub enum LockError {
     #[error(transparent)]
     Lockfile(#[from] LockfileError),
     /// The lockfile is missing.
-    #[error("`{}` is missing and {flag} forbids creating it\nhint: run `warpgate lock` and commit `warpgate.lock`", path.display())]
+    #[error("`{}` is missing and {flag} forbids creating it", path.display())]
     Missing {
         /// Where the lock was expected.
         path: PathBuf,
@@ -168,7 +169,7 @@ pub enum LockError {
         flag: String,
     },
     /// The lockfile disagrees with the config.
-    #[error("`{}` is out of date and {flag} forbids updating it:{}\nhint: run `warpgate lock` to update the lockfile", path.display(), list_stale(entries))]
+    #[error("`{}` is out of date and {flag} forbids updating it:{}", path.display(), list_stale(entries))]
     Stale {
         /// The lockfile.
         path: PathBuf,
@@ -179,7 +180,7 @@ pub enum LockError {
     },
     /// An entry must be resolved but the network is disabled.
     #[error(
-        "network access is disabled by {reason}, but plugin `{id}` (`{locator}`) must be resolved: {why}\nhint: run `warpgate lock` while online"
+        "network access is disabled by {reason}, but plugin `{id}` (`{locator}`) must be resolved: {why}"
     )]
     Offline {
         /// The plugin.
@@ -192,7 +193,7 @@ pub enum LockError {
         why: String,
     },
     /// `--update` named an id the config does not declare.
-    #[error("cannot update `{id}`: no such plugin in `{}`\nhint: run `warpgate list` to see the declared plugins", config.display())]
+    #[error("cannot update `{id}`: no such plugin in `{}`", config.display())]
     UnknownId {
         /// The id.
         id: Id,
@@ -200,7 +201,7 @@ pub enum LockError {
         config: PathBuf,
     },
     /// A `file://` plugin is missing or unreadable.
-    #[error("plugin `{id}`: cannot read `{}` (from `{locator}`)\nhint: fix the path in `{}`; relative paths start at the config's folder", path.display(), config.display())]
+    #[error("plugin `{id}`: cannot read `{}` (from `{locator}`)", path.display())]
     File {
         /// The plugin.
         id: Id,
@@ -241,6 +242,38 @@ pub enum LockError {
     /// A locked plugin's bytes could not be had.
     #[error(transparent)]
     Source(#[from] SourceError),
+}
+
+impl Diagnostic for LockError {
+    fn class(&self) -> Class {
+        match self {
+            Self::Missing { .. } | Self::Stale { .. } => Class::CheckFailed,
+            Self::Fetch(inner) => inner.class(),
+            Self::Source(inner) => inner.class(),
+            _ => Class::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Missing { .. } => Some("run `warpgate lock` and commit `warpgate.lock`".into()),
+            Self::Stale { .. } => Some("run `warpgate lock` to update the lockfile".into()),
+            Self::Offline { .. } => Some("run `warpgate lock` while online".into()),
+            Self::UnknownId { .. } => {
+                Some("run `warpgate list` to see the declared plugins".into())
+            }
+            Self::File { config, .. } => Some(format!(
+                "fix the path in `{}`; relative paths start at the config's folder",
+                config.display()
+            )),
+            Self::Config(inner) => inner.hint(),
+            Self::Lockfile(inner) => inner.hint(),
+            Self::Budget(inner) => inner.hint(),
+            Self::Fetch(inner) => inner.hint(),
+            Self::Source(inner) => inner.hint(),
+            Self::LocalFile { .. } | Self::GitHub { .. } => None,
+        }
+    }
 }
 
 /// The result of [`lock`].

@@ -222,7 +222,7 @@ pub enum LockfileError {
         source: std::io::Error,
     },
     /// The file is not a valid lockfile.
-    #[error("`{}` is not a valid lockfile: {message}\nhint: delete it and run `warpgate lock` to write a new one", path.display())]
+    #[error("`{}` is not a valid lockfile: {message}", path.display())]
     Parse {
         /// The lockfile.
         path: PathBuf,
@@ -230,13 +230,27 @@ pub enum LockfileError {
         message: String,
     },
     /// The file was written by a newer warpgate.
-    #[error("`{}` has format version {found}, but this warpgate reads only version {FORMAT_VERSION}\nhint: upgrade warpgate (`cargo install warpgate`) to read this lockfile", path.display())]
+    #[error("`{}` has format version {found}, but this warpgate reads only version {FORMAT_VERSION}", path.display())]
     UnsupportedVersion {
         /// The lockfile.
         path: PathBuf,
         /// The version found in the file.
         found: i64,
     },
+}
+
+impl crate::diagnostic::Diagnostic for LockfileError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Io { .. } => None,
+            Self::Parse { .. } => {
+                Some("delete it and run `warpgate lock` to write a new one".into())
+            }
+            Self::UnsupportedVersion { .. } => {
+                Some("upgrade warpgate (`cargo install warpgate`) to read this lockfile".into())
+            }
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -36,6 +36,7 @@ use serde::Serialize;
 use crate::cache::{Cache, CacheError};
 use crate::checksum::{Checksum, Mismatch};
 use crate::config::Config;
+use crate::diagnostic::{Class, Diagnostic};
 use crate::fetch::{FetchError, Fetcher};
 use crate::fs::FileError;
 use crate::fs::{Bounded, CopyError, Links};
@@ -125,7 +126,10 @@ impl fmt::Display for Origin {
 
 /// Bytes that do not hash to the locked checksum: the one mismatch error, whatever the source.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("checksum mismatch for plugin `{id}` {} {origin}\n{mismatch}\nhint: {}", preposition(origin), origin.mismatch_hint(id))]
+#[error(
+    "checksum mismatch for plugin `{id}` {} {origin}\n{mismatch}",
+    preposition(origin)
+)]
 pub struct ChecksumMismatch {
     /// The plugin.
     pub id: Id,
@@ -133,6 +137,16 @@ pub struct ChecksumMismatch {
     pub origin: Origin,
     /// Expected and computed checksums.
     pub mismatch: Mismatch,
+}
+
+impl Diagnostic for ChecksumMismatch {
+    fn class(&self) -> Class {
+        Class::CheckFailed
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.origin.mismatch_hint(&self.id))
+    }
 }
 
 fn preposition(origin: &Origin) -> &'static str {
@@ -150,7 +164,7 @@ pub enum SourceError {
     #[error(transparent)]
     Mismatch(Box<ChecksumMismatch>),
     /// Network access is disabled and no local source has the plugin.
-    #[error("network access is disabled by {reason}, but plugin `{id}` is not in {}\nhint: run `warpgate fetch` once while online, or `warpgate vendor` and commit the vendor directory", searched(vendor_dir.as_deref()))]
+    #[error("network access is disabled by {reason}, but plugin `{id}` is not in {}", searched(vendor_dir.as_deref()))]
     Offline {
         /// The plugin.
         id: Id,
@@ -160,9 +174,7 @@ pub enum SourceError {
         vendor_dir: Option<PathBuf>,
     },
     /// A plugin that must be downloaded has no `url` in the lock.
-    #[error(
-        "plugin `{id}` is not cached and has no `url` in the lock\nhint: run `warpgate lock` to repair the lockfile"
-    )]
+    #[error("plugin `{id}` is not cached and has no `url` in the lock")]
     NoUrl {
         /// The plugin.
         id: Id,
@@ -183,6 +195,33 @@ pub enum SourceError {
     #[error("failed to start the download runtime")]
     Runtime(#[source] io::Error),
 }
+
+impl Diagnostic for SourceError {
+    fn class(&self) -> Class {
+        match self {
+            Self::Mismatch(inner) => inner.class(),
+            Self::Fetch(inner) => inner.class(),
+            _ => Class::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Mismatch(inner) => inner.hint(),
+            Self::Offline { .. } => Some(OFFLINE_HINT.into()),
+            Self::NoUrl { .. } => Some("run `warpgate lock` to repair the lockfile".into()),
+            Self::Io(inner) => inner.hint(),
+            Self::Mirror(inner) => inner.hint(),
+            Self::Fetch(inner) => inner.hint(),
+            Self::Cache(inner) => inner.hint(),
+            Self::Runtime(_) => None,
+        }
+    }
+}
+
+/// What to do when a plugin is needed offline but no local source has it.
+pub(crate) const OFFLINE_HINT: &str =
+    "run `warpgate fetch` once while online, or `warpgate vendor` and commit the vendor directory";
 
 impl From<FetchError> for SourceError {
     fn from(error: FetchError) -> Self {
@@ -600,7 +639,9 @@ async fn download(
                 } else {
                     tracing::warn!(
                         "plugin `{id}`: the mirror `{mirror}` failed, trying the origin: {}",
-                        chain(&error)
+                        crate::diagnostic::Report::new(&error)
+                            .causes_inline()
+                            .replace('\n', " ")
                     );
                 }
             }
@@ -681,17 +722,6 @@ pub fn registry_error(id: &Id, locator: &str, error: RegistryError) -> FetchErro
     }
 }
 
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text.replace('\n', " ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -761,7 +791,7 @@ mod tests {
         let error = sources(dir.path(), Check::Strict)
             .materialize_blocking(&id(), &locked(b"hello"))
             .unwrap_err();
-        let message = error.to_string();
+        let message = crate::diagnostic::Report::new(&error).to_string();
         assert!(
             message.starts_with("checksum mismatch for plugin `hello` from the vendor directory"),
             "{message}"

@@ -2,18 +2,18 @@
 
 use std::fmt;
 
+use warpgate::diagnostic::{Class, Diagnostic, Report};
+
 /// Why [`vendor`](crate::vendor) failed.
 ///
-/// `Display` gives the message with its `hint:` line; `Debug` gives the same text followed by
-/// the chain of causes, so that `fn main() -> Result<(), Box<dyn std::error::Error>>` in a
+/// `Display` gives the message alone; `Debug` gives the same text followed by the chain of
+/// causes and the `hint:` lines (see [`Error::report`]), so that `fn main() -> Result<(), Box<dyn std::error::Error>>` in a
 /// build script prints a readable message rather than a struct dump.
 #[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A variable Cargo sets for build scripts is missing.
-    #[error(
-        "`{name}` is not set\nhint: `warpgate_build::vendor()` runs in a build script (`build.rs`); elsewhere, set the paths with `warpgate_build::Builder`"
-    )]
+    #[error("`{name}` is not set")]
     NotInBuildScript {
         /// The variable.
         name: &'static str,
@@ -36,18 +36,41 @@ pub enum Error {
     Io(#[from] warpgate::fs::FileError),
 }
 
-impl Error {
-    /// The message and its causes, one per line, as printed by `Debug`.
-    pub fn report(&self) -> String {
-        let mut text = self.to_string();
-        // A transparent variant forwards both `Display` and `source` to the error it wraps,
-        // so the chain below starts at that error's cause.
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            text.push_str(&format!("\n  caused by: {cause}"));
-            source = cause.source();
+impl Diagnostic for Error {
+    fn class(&self) -> Class {
+        match self {
+            Self::NotInBuildScript { .. } => Class::Failed,
+            Self::Config(inner) => inner.class(),
+            Self::Lockfile(inner) => inner.class(),
+            Self::Locked(inner) => inner.class(),
+            Self::Source(inner) => inner.class(),
+            Self::Io(inner) => inner.class(),
         }
-        text
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::NotInBuildScript { .. } => Some(
+                "`warpgate_build::vendor()` runs in a build script (`build.rs`); elsewhere, set the paths with `warpgate_build::Builder`".into(),
+            ),
+            Self::Config(inner) => inner.hint(),
+            Self::Lockfile(inner) => inner.hint(),
+            Self::Locked(inner) => inner.hint(),
+            Self::Source(inner) => inner.hint(),
+            Self::Io(inner) => inner.hint(),
+        }
+    }
+}
+
+impl Error {
+    /// The message, its causes (one per line) and its hints, as printed by `Debug`.
+    pub fn report(&self) -> String {
+        Report::with(self, |cause| {
+            cause
+                .downcast_ref::<Self>()
+                .map(|found| found as &dyn Diagnostic)
+        })
+        .to_string()
     }
 }
 

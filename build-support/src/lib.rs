@@ -514,7 +514,7 @@ mod tests {
         .unwrap();
         cache(dir.path(), b"hello bytes");
 
-        let message = builder(dir.path(), &out).vendor().unwrap_err().to_string();
+        let message = builder(dir.path(), &out).vendor().unwrap_err().report();
         assert!(
             message.contains(
                 "plugin `hello` (line 2, column 9): differs from `Hello` only in letter case"

@@ -9,7 +9,7 @@ use warpgate::config::ConfigError;
 use warpgate::container::CompileCache;
 use warpgate::lockfile::Lockfile;
 
-use super::{Failure, GlobalArgs, Outcome, Output};
+use super::{CommandError, Failure, GlobalArgs, Outcome, Output};
 
 /// Arguments of `warpgate cache`.
 #[derive(Debug, clap::Args)]
@@ -64,9 +64,12 @@ pub fn run(global: &GlobalArgs, args: CacheArgs, output: &Output) -> Result<Outc
                         if let Some(ConfigError::NotFound { start, .. }) =
                             failure.error.downcast_ref::<ConfigError>()
                         {
-                            return Err(anyhow::anyhow!(
-                                "no project found in `{}` or any parent folder, so no lockfile says which blobs to keep\nhint: run `warpgate cache prune` in a project, or name lockfiles with `--lockfile PATH`",
-                                start.display()
+                            return Err(CommandError::new(
+                                format!(
+                                    "no project found in `{}` or any parent folder, so no lockfile says which blobs to keep",
+                                    start.display()
+                                ),
+                                "run `warpgate cache prune` in a project, or name lockfiles with `--lockfile PATH`",
                             )
                             .into());
                         }
@@ -79,10 +82,13 @@ pub fn run(global: &GlobalArgs, args: CacheArgs, output: &Output) -> Result<Outc
             };
             let mut keep = HashSet::new();
             for path in &lockfiles {
-                let lockfile = Lockfile::read(path)?.with_context(|| {
-                    format!(
-                        "`{}` does not exist, so it cannot say which blobs to keep\nhint: run `warpgate lock` first, or name existing lockfiles with `--lockfile PATH`",
-                        path.display()
+                let lockfile = Lockfile::read(path)?.ok_or_else(|| {
+                    CommandError::new(
+                        format!(
+                            "`{}` does not exist, so it cannot say which blobs to keep",
+                            path.display()
+                        ),
+                        "run `warpgate lock` first, or name existing lockfiles with `--lockfile PATH`",
                     )
                 })?;
                 keep.extend(lockfile.plugins.values().map(|locked| locked.checksum));

@@ -10,7 +10,7 @@ use warpgate::loader::PluginLoader;
 use warpgate::settings::{self, RuntimeSettings, Timeout};
 use warpgate::{PluginContainer, PluginManifest};
 
-use super::{Failure, GlobalArgs, Outcome};
+use super::{CommandError, Failure, GlobalArgs, Outcome};
 
 /// Arguments of `warpgate call`.
 ///
@@ -136,11 +136,10 @@ pub async fn run(global: &GlobalArgs, args: CallArgs) -> Result<Outcome, Failure
     let lock_path = config.lockfile_path();
     let lockfile = warpgate::lock::read_locked(&config, "`warpgate call`")?;
     let Some(locked) = lockfile.plugins.get(&args.id).cloned() else {
-        return Err(anyhow::anyhow!(
-            "plugin `{}` is not declared in `{}`\nhint: run `warpgate list` to see the declared plugins",
-            args.id,
-            config.path.display()
-        )
+        return Err(warpgate::edit::EditError::NotDeclared {
+            id: args.id,
+            path: config.path,
+        }
         .into());
     };
     let cache = warpgate::cache::Cache::from_env()?;
@@ -233,14 +232,16 @@ fn container_failure(error: ContainerError, settings: &RuntimeSettings) -> Failu
         ContainerError::PluginFailed { details, .. } => Some(details.clone()),
         _ => None,
     };
-    let mut message = error.summary();
+    let mut message = error.to_string();
     if let Some(details) = details
         && tracing::enabled!(tracing::Level::INFO)
     {
         message = format!("{message}\n{details}");
     }
-    if let Some(hint) = hint {
-        message = format!("{message}\nhint: {hint}");
-    }
-    Failure::from(anyhow::anyhow!(message))
+    // The library's hints speak to an application's code; these name the entry's keys and
+    // this command's flags instead.
+    Failure::from(CommandError::maybe_hinted(
+        message,
+        hint.map(str::to_string),
+    ))
 }

@@ -12,7 +12,7 @@ use warpgate::locator::PluginLocator;
 use warpgate::lock::LockOptions;
 use warpgate::lockfile::Lockfile;
 
-use super::{Failure, GlobalArgs, Outcome, Output};
+use super::{CommandError, Failure, GlobalArgs, Outcome, Output};
 
 const TEMPLATE: &str = r#"# Plugins for this project, managed by warpgate.
 # `warpgate lock` pins each one in `warpgate.lock`; commit both files.
@@ -38,9 +38,9 @@ pub struct InitArgs {
 pub fn init(args: InitArgs, output: &Output) -> Result<Outcome, Failure> {
     let path = args.dir.join(CONFIG_NAME);
     if path.exists() {
-        return Err(anyhow::anyhow!(
-            "`{}` already exists\nhint: edit it, or add plugins with `warpgate add <ID> <LOCATOR>`",
-            path.display()
+        return Err(CommandError::new(
+            format!("`{}` already exists", path.display()),
+            "edit it, or add plugins with `warpgate add <ID> <LOCATOR>`",
         )
         .into());
     }
@@ -80,8 +80,9 @@ pub struct AddArgs {
 
 fn locked_flag_forbids(global: &GlobalArgs) -> Result<(), Failure> {
     if let Some(flag) = global.locked_flag() {
-        return Err(anyhow::anyhow!(
-            "{flag} forbids changing `warpgate.lock`\nhint: run the command without {flag}"
+        return Err(CommandError::new(
+            format!("{flag} forbids changing `warpgate.lock`"),
+            format!("run the command without {flag}"),
         )
         .into());
     }
@@ -124,10 +125,12 @@ pub async fn add(global: &GlobalArgs, args: AddArgs, output: &Output) -> Result<
     if let Some(reason) = global.offline_reason()
         && !matches!(entry.locator, PluginLocator::File { .. })
     {
-        return Err(anyhow::anyhow!(
-            "network access is disabled by {reason}, but plugin `{}` (`{}`) must be downloaded to be locked\nhint: run `warpgate add` while online",
-            args.id,
-            entry.locator
+        return Err(CommandError::new(
+            format!(
+                "network access is disabled by {reason}, but plugin `{}` (`{}`) must be downloaded to be locked",
+                args.id, entry.locator
+            ),
+            "run `warpgate add` while online",
         )
         .into());
     }

@@ -3,7 +3,7 @@
 use warpgate::id::Id;
 use warpgate::lock::{LockOptions, Update};
 
-use super::{Failure, GlobalArgs, Outcome, Output};
+use super::{CommandError, Failure, GlobalArgs, Outcome, Output};
 
 /// Arguments of `warpgate lock`.
 #[derive(Debug, clap::Args)]
@@ -22,8 +22,9 @@ pub async fn run(global: &GlobalArgs, args: LockArgs, output: &Output) -> Result
     if args.update.is_some()
         && let Some(flag) = global.locked_flag()
     {
-        return Err(anyhow::anyhow!(
-            "`--update` changes `warpgate.lock`, which {flag} forbids\nhint: run `warpgate lock --update` without {flag}"
+        return Err(CommandError::new(
+            format!("`--update` changes `warpgate.lock`, which {flag} forbids"),
+            format!("run `warpgate lock --update` without {flag}"),
         )
         .into());
     }

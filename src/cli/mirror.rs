@@ -2,7 +2,7 @@
 
 use warpgate::oci::mirror::Pushed;
 
-use super::{Failure, GlobalArgs, Outcome, Output};
+use super::{CommandError, Failure, GlobalArgs, Outcome, Output};
 
 /// Arguments of `warpgate mirror`.
 #[derive(Debug, clap::Args)]
@@ -32,12 +32,18 @@ pub async fn run(
     let config = global.load_config()?;
     let mirror = match mirror {
         Some(text) => warpgate::oci::mirror::parse(&text).map_err(|reason| {
-            anyhow::anyhow!("{reason}\nhint: name a repository, e.g. `warpgate mirror push registry://registry.example.com/team/plugins`")
+            CommandError::new(
+                reason,
+                "name a repository, e.g. `warpgate mirror push registry://registry.example.com/team/plugins`",
+            )
         })?,
         None => warpgate::oci::mirror::for_config(&config)?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "no mirror given\nhint: run `warpgate mirror push registry://HOST/NAMESPACE`, or set `{}` or the config's `mirror`",
-                warpgate::env::WARPGATE_MIRROR
+            CommandError::new(
+                "no mirror given",
+                format!(
+                    "run `warpgate mirror push registry://HOST/NAMESPACE`, or set `{}` or the config's `mirror`",
+                    warpgate::env::WARPGATE_MIRROR
+                ),
             )
         })?,
     };

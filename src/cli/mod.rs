@@ -7,6 +7,7 @@
 mod cache;
 mod call;
 mod edit;
+mod error;
 mod fetch;
 mod json;
 mod list;
@@ -23,6 +24,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use error::{CommandError, Failure, Outcome};
 pub use output::Output;
 
 /// Declare, lock, vendor and run Extism WebAssembly plugins.
@@ -96,93 +98,6 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-}
-
-/// How a command ended, mapped to the process exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Exit 0.
-    Success,
-    /// Exit 1: a check failed.
-    CheckFailed,
-}
-
-/// An error together with the exit code it should produce.
-#[derive(Debug)]
-pub struct Failure {
-    error: anyhow::Error,
-    code: u8,
-}
-
-impl Failure {
-    /// A failure that exits with `code`.
-    pub fn with_code(error: anyhow::Error, code: u8) -> Self {
-        Self { error, code }
-    }
-}
-
-impl<E: Into<anyhow::Error>> From<E> for Failure {
-    fn from(error: E) -> Self {
-        let error = error.into();
-        let code = if is_check_failure(&error) { 1 } else { 2 };
-        Self { error, code }
-    }
-}
-
-/// Errors that mean "a check failed" (exit 1) rather than "could not run" (exit 2): a lock
-/// that does not match the config under `--locked` (or a command that needs it to), and
-/// bytes that do not match their checksum. Library errors wrap each other transparently, so
-/// the wrappers are unpacked here.
-fn is_check_failure(error: &anyhow::Error) -> bool {
-    use warpgate::fetch::FetchError;
-    use warpgate::loader::LoaderError;
-    use warpgate::lock::LockError;
-    use warpgate::source::SourceError;
-    use warpgate::vendor::VendorError;
-
-    fn source(error: &SourceError) -> bool {
-        match error {
-            SourceError::Mismatch(_) => true,
-            SourceError::Fetch(inner) => fetch(inner),
-            _ => false,
-        }
-    }
-    fn fetch(error: &FetchError) -> bool {
-        matches!(
-            error,
-            FetchError::Mismatch(_) | FetchError::DigestMismatch { .. }
-        )
-    }
-    fn lock(error: &LockError) -> bool {
-        match error {
-            LockError::Stale { .. } | LockError::Missing { .. } => true,
-            LockError::Fetch(inner) => fetch(inner),
-            LockError::Source(inner) => source(inner),
-            _ => false,
-        }
-    }
-    error.chain().any(|cause| {
-        if let Some(error) = cause.downcast_ref::<LockError>() {
-            return lock(error);
-        }
-        if let Some(error) = cause.downcast_ref::<FetchError>() {
-            return fetch(error);
-        }
-        if let Some(error) = cause.downcast_ref::<SourceError>() {
-            return source(error);
-        }
-        match cause.downcast_ref::<LoaderError>() {
-            Some(LoaderError::Lock(inner)) => return lock(inner),
-            Some(LoaderError::Source(inner)) => return source(inner),
-            Some(_) => return false,
-            None => {}
-        }
-        match cause.downcast_ref::<VendorError>() {
-            Some(VendorError::Lock(inner)) => lock(inner),
-            Some(VendorError::Source(inner)) => source(inner),
-            _ => false,
-        }
-    })
 }
 
 impl GlobalArgs {

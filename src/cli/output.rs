@@ -94,53 +94,40 @@ impl Output {
 
     /// A problem found by a check (`verify`): an `error:` line, its detail lines indented,
     /// and its `hint:` line.
-    pub fn problem(&self, text: &str) {
+    pub fn problem(&self, problem: &warpgate::vendor::Problem) {
+        let report = warpgate::diagnostic::Report::new(problem);
         let mut stderr = std::io::stderr().lock();
-        for (index, line) in text.lines().enumerate() {
+        for (index, line) in report.message.lines().enumerate() {
             let line = escape(line);
-            let line = line.as_str();
-            let _ = match line.strip_prefix("hint: ") {
-                Some(hint) => writeln!(stderr, "  {}: {hint}", self.paint("1;36", "hint")),
-                None if index == 0 => writeln!(stderr, "{}: {line}", self.paint("1;31", "error")),
-                None => writeln!(stderr, "  {line}"),
+            let _ = if index == 0 {
+                writeln!(stderr, "{}: {line}", self.paint("1;31", "error"))
+            } else {
+                writeln!(stderr, "  {line}")
             };
+        }
+        for hint in &report.hints {
+            let _ = writeln!(stderr, "  {}: {}", self.paint("1;36", "hint"), escape(hint));
         }
     }
 
-    /// An error with its chain of causes; `hint:` lines inside messages are kept together at
-    /// the end.
+    /// An error with its chain of causes, then its hints.
     pub fn error(&self, error: &anyhow::Error) {
-        let mut hints = Vec::new();
-        let mut lines = Vec::new();
-        for (index, cause) in error.chain().enumerate() {
-            // Messages quote servers, tags and file names: what the network or a file says
-            // never reaches the terminal as control sequences.
-            let text = cause
-                .to_string()
-                .lines()
-                .map(escape)
-                .collect::<Vec<_>>()
-                .join("\n");
-            let mut body = Vec::new();
-            for line in text.lines() {
-                match line.strip_prefix("hint: ") {
-                    Some(hint) => hints.push(hint.to_string()),
-                    None => body.push(line),
-                }
-            }
-            let body = body.join("\n");
-            if index == 0 {
-                lines.push(format!("{}: {body}", self.paint("1;31", "error")));
-            } else if !lines.iter().any(|line| line.contains(&body)) {
-                lines.push(format!("  caused by: {body}"));
-            }
-        }
+        let report = super::error::report(error);
+        // Messages quote servers, tags and file names: what the network or a file says
+        // never reaches the terminal as control sequences.
+        let escaped = |text: &str| text.lines().map(escape).collect::<Vec<_>>().join("\n");
         let mut stderr = std::io::stderr().lock();
-        for line in lines {
-            let _ = writeln!(stderr, "{line}");
+        let _ = writeln!(
+            stderr,
+            "{}: {}",
+            self.paint("1;31", "error"),
+            escaped(&report.message)
+        );
+        for cause in &report.causes {
+            let _ = writeln!(stderr, "  caused by: {}", escaped(cause));
         }
-        for hint in hints {
-            let _ = writeln!(stderr, "{}: {hint}", self.paint("1;36", "hint"));
+        for hint in &report.hints {
+            let _ = writeln!(stderr, "{}: {}", self.paint("1;36", "hint"), escaped(hint));
         }
     }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use warpgate::locator::PluginLocator;
 
-use super::{Failure, GlobalArgs, Outcome, Output};
+use super::{CommandError, Failure, GlobalArgs, Outcome, Output};
 
 /// Arguments of `warpgate publish`.
 #[derive(Debug, clap::Args)]
@@ -31,13 +31,18 @@ pub async fn run(
     let target = match args.target.parse::<PluginLocator>()? {
         PluginLocator::Registry(target) => target,
         other => {
-            return Err(anyhow::anyhow!(
-                "cannot publish to `{other}`: the target must be a `registry://HOST/NAMESPACE/IMAGE:TAG` locator\nhint: e.g. `warpgate publish {} registry://ghcr.io/acme/{}:1.0.0`",
-                args.file.display(),
-                args.file
-                    .file_stem()
-                    .map(|stem| stem.to_string_lossy().replace('_', "-"))
-                    .unwrap_or_else(|| "plugin".into())
+            let image = args.file.file_stem().map_or_else(
+                || "plugin".into(),
+                |stem| stem.to_string_lossy().replace('_', "-"),
+            );
+            return Err(CommandError::new(
+                format!(
+                    "cannot publish to `{other}`: the target must be a `registry://HOST/NAMESPACE/IMAGE:TAG` locator"
+                ),
+                format!(
+                    "e.g. `warpgate publish {} registry://ghcr.io/acme/{image}:1.0.0`",
+                    args.file.display()
+                ),
             )
             .into());
         }

@@ -6,7 +6,7 @@ use warpgate::locator::PluginLocator;
 use warpgate::lock::{LockOptions, Update};
 use warpgate::lockfile::Lockfile;
 
-use super::{Failure, GlobalArgs, Outcome, Output};
+use super::{CommandError, Failure, GlobalArgs, Outcome, Output};
 
 /// Arguments of `warpgate update`.
 #[derive(Debug, clap::Args)]
@@ -29,8 +29,11 @@ pub async fn update(
     if !args.dry_run
         && let Some(flag) = global.locked_flag()
     {
-        return Err(anyhow::anyhow!(
-            "{flag} forbids changing `warpgate.lock`\nhint: run `warpgate update` without {flag}, or with `--dry-run` to only see what would change"
+        return Err(CommandError::new(
+            format!("{flag} forbids changing `warpgate.lock`"),
+            format!(
+                "run `warpgate update` without {flag}, or with `--dry-run` to only see what would change"
+            ),
         )
         .into());
     }
@@ -110,8 +113,11 @@ pub async fn outdated(
     if let Some(reason) = global.offline_reason()
         && let Some((id, _)) = github_plugins.first()
     {
-        return Err(anyhow::anyhow!(
-            "network access is disabled by {reason}, but `warpgate outdated` must ask the GitHub API for the releases of plugin `{id}`\nhint: run `warpgate outdated` while online"
+        return Err(CommandError::new(
+            format!(
+                "network access is disabled by {reason}, but `warpgate outdated` must ask the GitHub API for the releases of plugin `{id}`"
+            ),
+            "run `warpgate outdated` while online",
         )
         .into());
     }

@@ -124,7 +124,7 @@ pub fn verify(global: &GlobalArgs, args: VerifyArgs, output: &Output) -> Result<
         return Ok(Outcome::Success);
     }
     for problem in &report.problems {
-        output.problem(&problem.to_string());
+        output.problem(problem);
     }
     Ok(Outcome::CheckFailed)
 }

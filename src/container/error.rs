@@ -18,7 +18,7 @@ use crate::id::Id;
 pub enum ContainerError {
     /// The manifest names a module by URL; containers only run local code.
     #[error(
-        "Plugin `{id}` refers to its WebAssembly by URL (`{url}`); a plugin container never downloads code\nhint: pass the module as a file or as bytes (for example from the warpgate cache)"
+        "Plugin `{id}` refers to its WebAssembly by URL (`{url}`); a plugin container never downloads code"
     )]
     RemoteWasm {
         /// The plugin.
@@ -50,9 +50,8 @@ pub enum ContainerError {
 
     /// The plugin imports host functions that were not provided.
     #[error(
-        "Plugin `{id}` is incompatible with this host: it imports {}, not provided{}",
-        crate::release::backticked(missing, ", "),
-        missing_hint(missing)
+        "Plugin `{id}` is incompatible with this host: it imports {}, not provided",
+        crate::release::backticked(missing, ", ")
     )]
     Incompatible {
         /// The plugin.
@@ -172,26 +171,27 @@ pub enum ContainerError {
     },
 }
 
-impl ContainerError {
-    /// The message without the `hint:` lines meant for library users (an interface with its own
-    /// advice, such as the CLI, adds that instead).
-    pub fn summary(&self) -> String {
-        self.to_string()
-            .lines()
-            .filter(|line| !line.starts_with("hint: "))
-            .collect::<Vec<_>>()
-            .join("\n")
+impl crate::diagnostic::Diagnostic for ContainerError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::RemoteWasm { .. } => Some(
+                "pass the module as a file or as bytes (for example from the warpgate cache)"
+                    .into(),
+            ),
+            Self::Incompatible { missing, .. } => Some(missing_hint(missing).into()),
+            _ => None,
+        }
     }
 }
 
-pub(super) fn missing_hint(missing: &[String]) -> &'static str {
+fn missing_hint(missing: &[String]) -> &'static str {
     if missing
         .iter()
         .any(|name| name.starts_with(&format!("{WASI_MODULE}::")))
     {
-        "\nhint: the plugin needs WASI; enable it with `PluginContainerBuilder::wasi(true)`"
+        "the plugin needs WASI; enable it with `PluginContainerBuilder::wasi(true)`"
     } else {
-        "\nhint: pass the host functions the plugin expects when building its container"
+        "pass the host functions the plugin expects when building its container"
     }
 }
 

@@ -44,8 +44,7 @@ pub enum GitHubError {
     },
     /// The repository has no release with a suitable semver tag.
     #[error(
-        "cannot resolve `{locator}`: no release tagged {pattern} that is not a draft or a prerelease{}",
-        seen_hint(.seen)
+        "cannot resolve `{locator}`: no release tagged {pattern} that is not a draft or a prerelease"
     )]
     NoReleases {
         /// The locator being resolved.
@@ -57,8 +56,7 @@ pub enum GitHubError {
     },
     /// No release matches the `version` requirement.
     #[error(
-        "cannot resolve `{locator}`: no release matches the version requirement `{requirement}`\nhint: {}",
-        available_hint(.available)
+        "cannot resolve `{locator}`: no release matches the version requirement `{requirement}`"
     )]
     NoMatchingVersion {
         /// The locator being resolved.
@@ -70,7 +68,7 @@ pub enum GitHubError {
     },
     /// The locator's tag does not satisfy the `version` requirement.
     #[error(
-        "cannot resolve `{locator}`: release `{tag}` does not match the version requirement `{requirement}`\nhint: remove the tag or the `version` requirement"
+        "cannot resolve `{locator}`: release `{tag}` does not match the version requirement `{requirement}`"
     )]
     TagOutsideRequirement {
         /// The locator being resolved.
@@ -97,7 +95,7 @@ pub enum GitHubError {
     },
     /// The release has no `.wasm` asset and none was named.
     #[error(
-        "cannot resolve `{locator}`: release `{tag}` has no `.wasm` asset; its assets are {}\nhint: name the asset to use with `asset = \"<name>\"`",
+        "cannot resolve `{locator}`: release `{tag}` has no `.wasm` asset; its assets are {}",
         backticked_or_none(.candidates)
     )]
     NoWasmAsset {
@@ -110,7 +108,7 @@ pub enum GitHubError {
     },
     /// The release has several `.wasm` assets and none was named.
     #[error(
-        "cannot resolve `{locator}`: release `{tag}` has several `.wasm` assets: {}\nhint: choose one with `asset = \"<name>\"`",
+        "cannot resolve `{locator}`: release `{tag}` has several `.wasm` assets: {}",
         backticked(.candidates, ", ")
     )]
     AmbiguousAsset {
@@ -123,9 +121,8 @@ pub enum GitHubError {
     },
     /// The GitHub API rate limit is exhausted.
     #[error(
-        "cannot resolve `{locator}`: the GitHub API rate limit is exhausted{}\nhint: {}",
-        reset_note(*.reset_in_seconds),
-        rate_limit_hint(*.token)
+        "cannot resolve `{locator}`: the GitHub API rate limit is exhausted{}",
+        reset_note(*.reset_in_seconds)
     )]
     RateLimited {
         /// The locator being resolved.
@@ -137,8 +134,7 @@ pub enum GitHubError {
     },
     /// The rate limit left cannot cover the API requests a run needs.
     #[error(
-        "resolving {plugins} plugin(s) from {repositories} GitHub repositories needs at least {needed} more API requests, but the rate limit allows only {remaining} more\nhint: {}",
-        budget_hint(*.token)
+        "resolving {plugins} plugin(s) from {repositories} GitHub repositories needs at least {needed} more API requests, but the rate limit allows only {remaining} more"
     )]
     BudgetExceeded {
         /// The plugins to resolve.
@@ -171,6 +167,30 @@ pub enum GitHubError {
         #[source]
         source: HttpError,
     },
+}
+
+impl crate::diagnostic::Diagnostic for GitHubError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::NoReleases { seen, .. } => seen_hint(seen),
+            Self::NoMatchingVersion { available, .. } => Some(available_hint(available)),
+            Self::TagOutsideRequirement { .. } => {
+                Some("remove the tag or the `version` requirement".into())
+            }
+            Self::NoWasmAsset { .. } => {
+                Some("name the asset to use with `asset = \"<name>\"`".into())
+            }
+            Self::AmbiguousAsset { .. } => Some("choose one with `asset = \"<name>\"`".into()),
+            Self::RateLimited { token, .. } => Some(rate_limit_hint(*token)),
+            Self::BudgetExceeded { token, .. } => Some(budget_hint(*token)),
+            Self::InvalidApiUrl { .. }
+            | Self::RepoNotFound { .. }
+            | Self::TagNotFound { .. }
+            | Self::AssetNotFound { .. }
+            | Self::InvalidResponse { .. }
+            | Self::Http { .. } => None,
+        }
+    }
 }
 
 fn private_hint(token: TokenSource) -> String {
@@ -220,15 +240,8 @@ fn backticked_or_none(items: &[String]) -> String {
     }
 }
 
-fn seen_hint(seen: &[String]) -> String {
-    if seen.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "\nhint: other releases are tagged {}",
-            backticked(seen, ", ")
-        )
-    }
+fn seen_hint(seen: &[String]) -> Option<String> {
+    (!seen.is_empty()).then(|| format!("other releases are tagged {}", backticked(seen, ", ")))
 }
 
 fn available_hint(available: &[Version]) -> String {

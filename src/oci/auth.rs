@@ -85,7 +85,7 @@ impl Credentials {
 #[non_exhaustive]
 pub enum AuthError {
     /// The Docker config is not valid JSON.
-    #[error("`{}` is not a valid Docker config: {reason}\nhint: fix the file or point `{}` at another folder", path.display(), env::DOCKER_CONFIG)]
+    #[error("`{}` is not a valid Docker config: {reason}", path.display())]
     DockerConfig {
         /// The file.
         path: PathBuf,
@@ -94,7 +94,7 @@ pub enum AuthError {
     },
     /// A `WARPGATE_REGISTRY_AUTH` entry is malformed.
     #[error(
-        "`{}` has an entry that is not `HOST=USERNAME:PASSWORD` (entry {index})\nhint: separate entries with spaces or newlines, e.g. `ghcr.io=me:token`",
+        "`{}` has an entry that is not `HOST=USERNAME:PASSWORD` (entry {index})",
         env::WARPGATE_REGISTRY_AUTH
     )]
     EnvEntry {
@@ -103,9 +103,7 @@ pub enum AuthError {
         index: usize,
     },
     /// A credential helper failed.
-    #[error(
-        "the credential helper `docker-credential-{helper}` failed for `{host}`: {reason}\nhint: check that `docker-credential-{helper}` is on `PATH` and logged in (`docker login {host}`)"
-    )]
+    #[error("the credential helper `docker-credential-{helper}` failed for `{host}`: {reason}")]
     Helper {
         /// The helper's name.
         helper: String,
@@ -114,6 +112,23 @@ pub enum AuthError {
         /// What went wrong.
         reason: String,
     },
+}
+
+impl crate::diagnostic::Diagnostic for AuthError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            Self::DockerConfig { .. } => format!(
+                "fix the file or point `{}` at another folder",
+                env::DOCKER_CONFIG
+            ),
+            Self::EnvEntry { .. } => {
+                "separate entries with spaces or newlines, e.g. `ghcr.io=me:token`".into()
+            }
+            Self::Helper { helper, host, .. } => format!(
+                "check that `docker-credential-{helper}` is on `PATH` and logged in (`docker login {host}`)"
+            ),
+        })
+    }
 }
 
 /// Finds credentials for registry hosts (see the module docs).

@@ -33,6 +33,7 @@ use reqwest::Method;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 
 use crate::checksum::{Checksum, Mismatch};
+use crate::diagnostic::{Class, Diagnostic};
 use crate::http::{Answer, Downloaded, HttpClient, HttpError, Request};
 use crate::oci::auth::{
     AuthError, Challenge, CredentialStore, Credentials, Secret, may_send_credentials,
@@ -56,7 +57,7 @@ pub enum RegistryError {
     #[error(transparent)]
     Credentials(#[from] AuthError),
     /// The registry refused access.
-    #[error("registry `{registry}` refused access to `{repository}` ({action}){}\nhint: {}", refused_by(.credentials.as_deref()), unauthorized_hint(.registry, .credentials.as_deref()))]
+    #[error("registry `{registry}` refused access to `{repository}` ({action}){}", refused_by(.credentials.as_deref()))]
     Unauthorized {
         /// The registry host.
         registry: String,
@@ -68,7 +69,7 @@ pub enum RegistryError {
         credentials: Option<String>,
     },
     /// The manifest, tag or blob does not exist.
-    #[error("`{url}` was not found in the registry (HTTP 404){}\nhint: {hint}", detail_suffix(.detail))]
+    #[error("`{url}` was not found in the registry (HTTP 404){}", detail_suffix(.detail))]
     NotFound {
         /// The URL asked for.
         url: String,
@@ -78,9 +79,7 @@ pub enum RegistryError {
         hint: String,
     },
     /// The manifest is not one warpgate can take a plugin from.
-    #[error(
-        "the manifest of `{locator}` cannot be used: {reason}\nhint: publish the plugin with exactly one wasm layer (`warpgate publish FILE {locator}`)"
-    )]
+    #[error("the manifest of `{locator}` cannot be used: {reason}")]
     Manifest {
         /// The locator.
         locator: String,
@@ -88,9 +87,7 @@ pub enum RegistryError {
         reason: String,
     },
     /// The registry served manifest bytes that do not match their digest.
-    #[error(
-        "the manifest served for `{url}` does not match its digest\n{mismatch}\nhint: the registry or a proxy altered the manifest; retry, and report it to the registry's operators if it persists"
-    )]
+    #[error("the manifest served for `{url}` does not match its digest\n{mismatch}")]
     ManifestDigest {
         /// The URL asked for.
         url: String,
@@ -99,7 +96,7 @@ pub enum RegistryError {
     },
     /// The token service answered something unusable.
     #[error(
-        "the token service `{realm}` of registry `{registry}` answered without a token: {reason}\nhint: check the registry's authentication settings"
+        "the token service `{realm}` of registry `{registry}` answered without a token: {reason}"
     )]
     Token {
         /// The registry host.
@@ -110,9 +107,7 @@ pub enum RegistryError {
         reason: String,
     },
     /// No tag satisfies the requirement.
-    #[error(
-        "no tag of `{locator}` matches `{requirement}` (semver tags found: {found})\nhint: loosen the `version` requirement, or publish a matching tag"
-    )]
+    #[error("no tag of `{locator}` matches `{requirement}` (semver tags found: {found})")]
     NoMatchingTag {
         /// The locator.
         locator: String,
@@ -121,6 +116,39 @@ pub enum RegistryError {
         /// The semver tags found.
         found: String,
     },
+}
+
+impl Diagnostic for RegistryError {
+    fn class(&self) -> Class {
+        match self {
+            Self::ManifestDigest { .. } => Class::CheckFailed,
+            Self::Http(inner) => inner.class(),
+            _ => Class::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Http(inner) => inner.hint(),
+            Self::Credentials(inner) => inner.hint(),
+            Self::Unauthorized {
+                registry,
+                credentials,
+                ..
+            } => Some(unauthorized_hint(registry, credentials.as_deref())),
+            Self::NotFound { hint, .. } => Some(hint.clone()),
+            Self::Manifest { locator, .. } => Some(format!(
+                "publish the plugin with exactly one wasm layer (`warpgate publish FILE {locator}`)"
+            )),
+            Self::ManifestDigest { .. } => Some(
+                "the registry or a proxy altered the manifest; retry, and report it to the registry's operators if it persists".into(),
+            ),
+            Self::Token { .. } => Some("check the registry's authentication settings".into()),
+            Self::NoMatchingTag { .. } => {
+                Some("loosen the `version` requirement, or publish a matching tag".into())
+            }
+        }
+    }
 }
 
 fn refused_by(credentials: Option<&str>) -> String {

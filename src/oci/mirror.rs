@@ -24,6 +24,7 @@ use std::path::PathBuf;
 
 use crate::checksum::Checksum;
 use crate::config::Config;
+use crate::diagnostic::{Class, Diagnostic};
 use crate::env;
 use crate::fetch::{FetchError, Fetcher};
 use crate::id::Id;
@@ -44,13 +45,18 @@ pub fn parse(text: &str) -> Result<RegistryLocator, String> {
 
 /// Why the mirror setting is unusable.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "invalid `{}`: {reason}\nhint: set it to a registry repository such as `registry://registry.example.com/team/plugins`, or to `off`",
-    env::WARPGATE_MIRROR
-)]
+#[error("invalid `{}`: {reason}", env::WARPGATE_MIRROR)]
 pub struct MirrorSettingError {
     /// What is wrong.
     pub reason: String,
+}
+
+impl crate::diagnostic::Diagnostic for MirrorSettingError {
+    fn hint(&self) -> Option<String> {
+        Some(
+            "set it to a registry repository such as `registry://registry.example.com/team/plugins`, or to `off`".into(),
+        )
+    }
 }
 
 /// The mirror in effect: `WARPGATE_MIRROR` (`off`, `none`, `0` or `false` for none), else
@@ -124,6 +130,24 @@ pub enum MirrorError {
         #[source]
         source: Box<RegistryError>,
     },
+}
+
+impl Diagnostic for MirrorError {
+    fn class(&self) -> Class {
+        match self {
+            Self::Fetch(inner) => inner.class(),
+            Self::Source(inner) => inner.class(),
+            Self::Io { .. } | Self::Registry { .. } => Class::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Fetch(inner) => inner.hint(),
+            Self::Source(inner) => inner.hint(),
+            Self::Io { .. } | Self::Registry { .. } => None,
+        }
+    }
 }
 
 /// Copies every plugin of `lockfile` into `mirror` (see the module docs), in parallel.
@@ -294,9 +318,7 @@ pub async fn publish(
 #[non_exhaustive]
 pub enum PublishError {
     /// The target has no tag (or has a digest).
-    #[error(
-        "cannot publish to `{locator}`: a publish target needs a tag and no digest\nhint: name the tag, e.g. `{locator}:1.0.0`"
-    )]
+    #[error("cannot publish to `{locator}`: a publish target needs a tag and no digest")]
     NoTag {
         /// The target.
         locator: String,
@@ -311,7 +333,7 @@ pub enum PublishError {
         source: std::io::Error,
     },
     /// The file is not WebAssembly.
-    #[error("`{}` is not a WebAssembly module (it does not start with `\\0asm`)\nhint: publish the `.wasm` file the plugin's build produced", path.display())]
+    #[error("`{}` is not a WebAssembly module (it does not start with `\\0asm`)", path.display())]
     NotWasm {
         /// The file.
         path: PathBuf,
@@ -325,4 +347,16 @@ pub enum PublishError {
         #[source]
         source: Box<RegistryError>,
     },
+}
+
+impl Diagnostic for PublishError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::NoTag { locator } => Some(format!("name the tag, e.g. `{locator}:1.0.0`")),
+            Self::NotWasm { .. } => {
+                Some("publish the `.wasm` file the plugin's build produced".into())
+            }
+            Self::Io { .. } | Self::Registry { .. } => None,
+        }
+    }
 }

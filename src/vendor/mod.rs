@@ -72,6 +72,7 @@ use std::path::{Path, PathBuf};
 use crate::cache::CacheError;
 use crate::checksum::Checksum;
 use crate::config::Config;
+use crate::diagnostic::{Class, Diagnostic};
 use crate::env;
 use crate::fs::FileError;
 use crate::fs::Links;
@@ -137,13 +138,13 @@ pub enum VendorError {
     #[error(transparent)]
     Io(#[from] FileError),
     /// The target folder exists, is not empty and has no vendor manifest.
-    #[error("`{}` is not empty and has no `{MANIFEST_NAME}`; refusing to replace it\nhint: pick an empty or new folder, or delete this one", dir.display())]
+    #[error("`{}` is not empty and has no `{MANIFEST_NAME}`; refusing to replace it", dir.display())]
     NotAVendorDir {
         /// The folder.
         dir: PathBuf,
     },
     /// The existing vendor manifest cannot be read.
-    #[error("invalid vendor manifest `{}`: {reason}\nhint: delete the vendor folder and run `warpgate vendor` again", path.display())]
+    #[error("invalid vendor manifest `{}`: {reason}", path.display())]
     Manifest {
         /// The manifest file.
         path: PathBuf,
@@ -152,7 +153,7 @@ pub enum VendorError {
     },
     /// A folder that an interrupted earlier run left next to the vendor directory cannot be
     /// deleted.
-    #[error("failed to delete `{}`, left behind by an interrupted `warpgate vendor`\nhint: delete it by hand, then run `warpgate vendor` again", path.display())]
+    #[error("failed to delete `{}`, left behind by an interrupted `warpgate vendor`", path.display())]
     Leftover {
         /// The folder.
         path: PathBuf,
@@ -160,6 +161,34 @@ pub enum VendorError {
         #[source]
         source: io::Error,
     },
+}
+
+impl Diagnostic for VendorError {
+    fn class(&self) -> Class {
+        match self {
+            Self::Lock(inner) => inner.class(),
+            Self::Source(inner) => inner.class(),
+            _ => Class::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Lock(inner) => inner.hint(),
+            Self::Source(inner) => inner.hint(),
+            Self::Cache(inner) => inner.hint(),
+            Self::Io(inner) => inner.hint(),
+            Self::NotAVendorDir { .. } => {
+                Some("pick an empty or new folder, or delete this one".into())
+            }
+            Self::Manifest { .. } => {
+                Some("delete the vendor folder and run `warpgate vendor` again".into())
+            }
+            Self::Leftover { .. } => {
+                Some("delete it by hand, then run `warpgate vendor` again".into())
+            }
+        }
+    }
 }
 
 impl From<LockError> for VendorError {

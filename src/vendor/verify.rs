@@ -73,7 +73,7 @@ impl PluginCheck {
 pub enum Problem {
     /// The lock does not match the config for this plugin (this includes a `file://` plugin
     /// whose file changed or is missing).
-    #[error("`{id}`: {reason}\nhint: run `warpgate lock` to update the lockfile")]
+    #[error("`{id}`: {reason}")]
     LockStale {
         /// The plugin.
         id: Id,
@@ -81,13 +81,13 @@ pub enum Problem {
         reason: StaleReason,
     },
     /// The lockfile is missing.
-    #[error("`{}` is missing\nhint: run `warpgate lock`", path.display())]
+    #[error("`{}` is missing", path.display())]
     LockMissing {
         /// Where it was expected.
         path: PathBuf,
     },
     /// A cache entry's bytes do not match its checksum.
-    #[error("`{id}`: the cache entry `{}` is corrupt\nhint: run `warpgate fetch` to replace it", path.display())]
+    #[error("`{id}`: the cache entry `{}` is corrupt", path.display())]
     CacheCorrupt {
         /// The plugin.
         id: Id,
@@ -103,13 +103,13 @@ pub enum Problem {
         error: String,
     },
     /// The vendor directory does not exist.
-    #[error("the vendor directory `{}` does not exist\nhint: run `warpgate vendor`", path.display())]
+    #[error("the vendor directory `{}` does not exist", path.display())]
     VendorDirMissing {
         /// The folder.
         path: PathBuf,
     },
     /// A locked plugin is not in the vendor directory.
-    #[error("`{id}`: not vendored (`{}` is missing)\nhint: run `warpgate vendor`", path.display())]
+    #[error("`{id}`: not vendored (`{}` is missing)", path.display())]
     VendoredMissing {
         /// The plugin.
         id: Id,
@@ -117,7 +117,7 @@ pub enum Problem {
         path: PathBuf,
     },
     /// A vendored file does not match the lock.
-    #[error("`{id}`: the vendored file `{}` does not match the lock\n{}\nhint: run `warpgate vendor`", path.display(), Mismatch { expected: *expected, computed: *computed })]
+    #[error("`{id}`: the vendored file `{}` does not match the lock\n{}", path.display(), Mismatch { expected: *expected, computed: *computed })]
     VendoredCorrupt {
         /// The plugin.
         id: Id,
@@ -129,13 +129,13 @@ pub enum Problem {
         computed: Checksum,
     },
     /// A file in the vendor directory that the lock does not list.
-    #[error("`{}` is in the vendor directory but not in the lock\nhint: run `warpgate vendor`", path.display())]
+    #[error("`{}` is in the vendor directory but not in the lock", path.display())]
     VendoredExtra {
         /// The file.
         path: PathBuf,
     },
     /// The vendor manifest is missing or cannot be parsed.
-    #[error("the vendor manifest `{}` is {reason}\nhint: run `warpgate vendor`", path.display())]
+    #[error("the vendor manifest `{}` is {reason}", path.display())]
     ManifestInvalid {
         /// The manifest file.
         path: PathBuf,
@@ -143,7 +143,7 @@ pub enum Problem {
         reason: String,
     },
     /// The vendor manifest disagrees with the lock for this plugin.
-    #[error("`{id}`: the vendor manifest records {} but the lock has {}\nhint: run `warpgate vendor`", show(recorded.as_ref()), show(locked.as_ref()))]
+    #[error("`{id}`: the vendor manifest records {} but the lock has {}", show(recorded.as_ref()), show(locked.as_ref()))]
     ManifestStale {
         /// The plugin.
         id: Id,
@@ -152,6 +152,28 @@ pub enum Problem {
         /// What the lock has.
         locked: Option<Checksum>,
     },
+}
+
+impl crate::diagnostic::Diagnostic for Problem {
+    fn class(&self) -> crate::diagnostic::Class {
+        crate::diagnostic::Class::CheckFailed
+    }
+
+    fn hint(&self) -> Option<String> {
+        let hint = match self {
+            Self::LockStale { .. } => "run `warpgate lock` to update the lockfile",
+            Self::LockMissing { .. } => "run `warpgate lock`",
+            Self::CacheCorrupt { .. } => "run `warpgate fetch` to replace it",
+            Self::Unreadable { .. } => return None,
+            Self::VendorDirMissing { .. }
+            | Self::VendoredMissing { .. }
+            | Self::VendoredCorrupt { .. }
+            | Self::VendoredExtra { .. }
+            | Self::ManifestInvalid { .. }
+            | Self::ManifestStale { .. } => "run `warpgate vendor`",
+        };
+        Some(hint.into())
+    }
 }
 
 fn show(checksum: Option<&Checksum>) -> String {

@@ -365,7 +365,7 @@ fn host_function_plugin_without_the_function_is_incompatible() {
         other => panic!("unexpected error: {other:?}"),
     }
     assert_eq!(
-        error.to_string(),
+        crate::support::report(&error),
         "Plugin `host_caller` is incompatible with this host: it imports `host_double`, not provided\n\
          hint: pass the host functions the plugin expects when building its container"
     );
@@ -587,7 +587,7 @@ fn wasi_plugin_without_wasi_is_incompatible() {
         other => panic!("unexpected error: {other:?}"),
     }
     assert!(
-        error.to_string().ends_with(
+        crate::support::report(&error).ends_with(
             "\nhint: the plugin needs WASI; enable it with `PluginContainerBuilder::wasi(true)`"
         ),
         "{error}"
@@ -605,7 +605,7 @@ fn url_manifest_is_rejected() {
     .unwrap_err();
     assert!(matches!(error, ContainerError::RemoteWasm { .. }));
     assert_eq!(
-        error.to_string(),
+        crate::support::report(&error),
         "Plugin `remote` refers to its WebAssembly by URL (`https://example.com/plugin.wasm`); a plugin container never downloads code\n\
          hint: pass the module as a file or as bytes (for example from the warpgate cache)"
     );

@@ -146,7 +146,7 @@ async fn a_project_prefix_never_matches_another_project() {
         .await
         .unwrap_err();
     assert!(matches!(error, GitHubError::NoReleases { .. }), "{error:?}");
-    let message = error.to_string();
+    let message = crate::support::report(&error);
     assert!(
         message.starts_with(
             "cannot resolve `github://acme/plugins/foo`: no release tagged `foo@v<version>`"
@@ -262,7 +262,7 @@ async fn a_version_requirement_picks_the_highest_match() {
         "{error:?}"
     );
     assert_eq!(
-        error.to_string(),
+        crate::support::report(&error),
         "cannot resolve `github://acme/plugins/hello`: no release matches the version \
          requirement `^3`\nhint: the newest versions are `2.0.0`, `1.10.0`, `1.2.7`, `1.2.0`, `1.0.0`"
     );
@@ -320,7 +320,7 @@ async fn asset_choice() {
         "{error:?}"
     );
     assert_eq!(
-        error.to_string(),
+        crate::support::report(&error),
         "cannot resolve `github://acme/two`: release `v1.0.0` has several `.wasm` assets: \
          `hello.wasm`, `hello_debug.wasm`\nhint: choose one with `asset = \"<name>\"`"
     );
@@ -418,7 +418,7 @@ async fn a_rate_limit_says_so_and_names_the_token() {
         matches!(error, GitHubError::RateLimited { .. }),
         "{error:?}"
     );
-    let message = error.to_string();
+    let message = crate::support::report(&error);
     assert!(
         message.starts_with(
             "cannot resolve `github://acme/plugins/hello`: the GitHub API rate limit is exhausted"

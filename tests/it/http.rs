@@ -166,7 +166,7 @@ async fn exhausted_rate_limit_fails_at_once() {
         .await
         .unwrap_err();
     assert!(matches!(error, HttpError::RateLimited { .. }), "{error:?}");
-    let message = error.to_string();
+    let message = crate::support::report(&error);
     assert!(message.contains("rate limit"), "{message}");
     assert!(
         message.contains("\nhint: wait until the limit resets"),
@@ -620,7 +620,7 @@ fn unreadable_or_empty_certificate_file_is_named() {
     })
     .unwrap_err();
     assert!(matches!(error, HttpError::Certificates { .. }), "{error:?}");
-    let message = error.to_string();
+    let message = crate::support::report(&error);
     assert!(
         message.contains(&format!("`{}`", missing.display())),
         "{message}"
@@ -714,7 +714,7 @@ async fn a_body_under_the_low_speed_limit_is_retried_then_fails() {
     };
     assert_eq!((*limit, *window), (10, Duration::from_secs(1)));
     assert!(*received < 10, "{error}");
-    let message = error.to_string();
+    let message = crate::support::report(&error);
     assert!(
         message.starts_with(&format!("the transfer from `{url}` is too slow: ")),
         "{message}"
@@ -774,7 +774,7 @@ async fn the_deadline_ends_a_request_that_keeps_going_and_is_not_retried() {
         "{error:?}"
     );
     assert_eq!(
-        error.to_string(),
+        crate::support::report(&error),
         format!(
             "`{url}` did not finish within the deadline of 1.5 s\nhint: allow longer requests with `WARPGATE_HTTP_DEADLINE` (seconds, `0` means no deadline)"
         )
@@ -799,7 +799,7 @@ async fn an_answer_that_never_comes_times_out_naming_the_variable() {
         "{error:?}"
     );
     assert_eq!(
-        error.to_string(),
+        crate::support::report(&error),
         format!(
             "no data from `{url}` for 1 s\nhint: a server this slow needs a larger `WARPGATE_HTTP_TIMEOUT` (seconds)"
         )

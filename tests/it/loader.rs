@@ -319,7 +319,7 @@ fn offline_lock_pinned_loads_make_no_request() {
     let error = rt
         .block_on(loader.load_plugin(id("pinned"), &locator))
         .unwrap_err();
-    let message = error.to_string();
+    let message = crate::support::report(&error);
     assert!(
         message.contains("network access is disabled by `--offline`"),
         "{message}"

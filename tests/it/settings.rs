@@ -189,7 +189,10 @@ fn without_wasi_a_wasi_plugin_is_incompatible() {
         matches!(error, ContainerError::Incompatible { .. }),
         "{error:?}"
     );
-    assert!(error.to_string().contains("wasi(true)"), "{error}");
+    assert!(
+        crate::support::report(&error).contains("wasi(true)"),
+        "{error}"
+    );
 }
 
 #[test]

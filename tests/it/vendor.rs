@@ -262,7 +262,7 @@ fn a_stale_lock_is_refused() {
     let project = Project::new();
     std::fs::write(project.path("plugins/local.wasm"), b"changed").unwrap();
     let error = project.vendor(&project.vendor_dir()).unwrap_err();
-    let message = error.to_string();
+    let message = crate::support::report(&error);
     assert!(
         message.contains("`local`: its file changed since it was locked"),
         "{message}"
@@ -315,11 +315,12 @@ fn verify_reports_every_problem_with_the_vendor_directory() {
     assert_eq!(report.plugins[0].vendored, Some(VendoredStatus::Missing));
     assert_eq!(report.plugins[1].vendored, Some(VendoredStatus::Corrupt));
 
-    let message = problems
-        .iter()
-        .find(|p| matches!(p, Problem::VendoredCorrupt { .. }))
-        .unwrap()
-        .to_string();
+    let message = crate::support::report(
+        problems
+            .iter()
+            .find(|p| matches!(p, Problem::VendoredCorrupt { .. }))
+            .unwrap(),
+    );
     assert!(message.contains("Expected: `"), "{message}");
     assert!(message.contains("hint: run `warpgate vendor`"), "{message}");
 

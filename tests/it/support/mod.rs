@@ -33,3 +33,8 @@ pub use proxy::{ProxyRequest, TestProxy};
 pub use registry::TestRegistry;
 #[allow(unused_imports, reason = "not every test module uses every re-export")]
 pub use server::{RecordedRequest, Response, Route, TestServer};
+
+/// `error` as people read it: its message, causes and hints (the library's one layout).
+pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    warpgate::diagnostic::Report::new(error).to_string()
+}
