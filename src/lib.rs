@@ -13,20 +13,25 @@
 //! # warpgate = { version = "0.1", default-features = false, features = ["runtime", "fetch"] }
 //! ```
 //!
-//! A tour of the main types:
+//! One plugin's way from a `[plugins]` entry to a running container, a module per step:
 //!
-//! - [`id::Id`] and [`locator::PluginLocator`]: what a project declares in its `[plugins]`
-//!   table, read by [`config::Config`].
-//! - [`lockfile::Lockfile`]: the pinned result (tag, asset, URL, `sha256`, size), written
-//!   by [`lock::lock`] (feature `fetch`).
-//! - [`cache::Cache`]: verified plugin bytes by checksum; [`fetch::Fetcher`] downloads into
-//!   it through the one [`http::HttpClient`]; [`github::GitHubClient`] resolves releases.
-//! - [`PluginLoader`] (feature `fetch`): for apps that choose plugins at run time, gives the
-//!   path of a verified `.wasm` for any locator, through the same resolvers and cache.
-//! - [`vendor`] (feature `fetch`): the build-time operations behind `warpgate vendor`,
-//!   `warpgate verify` and the `warpgate-build` crate; [`embedded::EmbeddedPlugins`] and
-//!   [`include_plugins!`] bring the plugins that `build.rs` verified into the binary.
-//! - [`PluginContainer`] (feature `runtime`): runs a plugin through Extism.
+//! 1. [`config`]: [`config::Config`] reads the `[plugins]` table: each [`id::Id`], its
+//!    [`locator::PluginLocator`] and its [`settings`] (config, allowed paths and hosts, limits).
+//! 2. [`lock`] (feature `fetch`): resolves each entry ([`github`] for releases, [`oci`] for
+//!    registries) and writes the pins into a [`lockfile::Lockfile`] (tag or digest, URL,
+//!    `sha256`, size).
+//! 3. [`source`] (feature `fetch`): the one way to a locked plugin's verified bytes, in one
+//!    order: the vendor directory, a `file://` plugin's own file, the [`cache`], the team
+//!    mirror, then the origin through [`fetch::Fetcher`] and its [`http::HttpClient`].
+//! 4. [`vendor`] (feature `fetch`) copies those bytes into a vendor directory; the
+//!    `warpgate-build` crate embeds them at build time, and [`embedded::EmbeddedPlugins`] with
+//!    [`include_plugins!`] hands them to the program. An app that picks plugins at run time
+//!    uses [`PluginLoader`] (feature `fetch`) instead, over the same steps.
+//! 5. [`container`] (feature `runtime`): a [`PluginContainer`] runs the plugin through Extism
+//!    with its settings, compiling it once per machine.
+//!
+//! Every error on the way implements [`diagnostic::Diagnostic`] (its hint, and whether it is
+//! a failed check); [`diagnostic::Report`] lays one out for people.
 //!
 //! The names most programs need (`Id`, `PluginLocator`, `GitHubLocator`, `PluginLoader`,
 //! `PluginContainer`, `PluginManifest`, `Wasm`) are also re-exported at the crate root.
