@@ -88,6 +88,33 @@ fn calls(c: &mut Criterion) {
         });
     });
 
+    // With a timeout: the call runs on a watched thread (kept between calls); the floor is
+    // Extism with its own timer alone, which cannot stop a plugin blocked in a host function.
+    let timed = PluginContainer::builder(Id::new("json_tools").unwrap(), manifest())
+        .compile_cache(CompileCache::Disabled)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    group.bench_function("container_call_bytes_with_timeout", |b| {
+        b.iter(|| {
+            timed
+                .call("add", std::hint::black_box(&input_json))
+                .unwrap()
+        });
+    });
+    let mut timed_plugin = PluginBuilder::new(manifest().with_timeout(Duration::from_secs(10)))
+        .with_wasi(true)
+        .with_cache_disabled()
+        .build()
+        .unwrap();
+    group.bench_function("extism_plugin_call_with_timeout", |b| {
+        b.iter(|| {
+            timed_plugin
+                .call::<&[u8], Vec<u8>>("add", std::hint::black_box(&input_json))
+                .unwrap()
+        });
+    });
+
     // A failed call drops its instance, so every call here also creates a fresh instance.
     let failing = PluginContainer::builder(
         Id::new("failing").unwrap(),
