@@ -141,6 +141,7 @@ mod exports;
 pub mod logs;
 mod memo;
 mod pool;
+mod watch;
 
 pub use builder::PluginContainerBuilder;
 pub use compile_cache::{CompileCache, ModuleOrigin};

@@ -1,5 +1,6 @@
-//! The instance pool: checking an instance out for a call, running the call (on a watched
-//! thread when there is a timeout), and checking the instance back in after a success.
+//! The instance pool: checking an instance out for a call, running the call (under
+//! [`watched`](super::watch::watched) when there is a timeout), and checking the instance back
+//! in after a success.
 
 use std::time::{Duration, Instant};
 
@@ -9,34 +10,12 @@ use std::sync::MutexGuard;
 use std::sync::atomic::Ordering;
 
 use super::error::{ContainerError, instantiate_error};
+use super::watch::watched;
 use super::{PluginContainer, lock};
 use crate::id::Id;
 
-/// How long past its timeout a call may take to come back before the container stops waiting
-/// for it: Extism's own timer interrupts WebAssembly code at the timeout, and this margin lets
-/// that interruption report itself.
-pub(super) const TIMEOUT_MARGIN: Duration = Duration::from_millis(100);
-
 /// The result of one call: the output, or Extism's error and the exit code it reported.
 pub(super) type CallResult = Result<Vec<u8>, (extism::Error, i32)>;
-
-/// Runs `work` on its own thread and waits at most `timeout` (plus a margin) for it, so that a
-/// limit holds even when the plugin is not running WebAssembly, where Extism's timer cannot
-/// reach it: blocked in a host function (a WASI sleep, a slow HTTP request), or in a start
-/// function (wasmtime runs it while Extism links the module, before any timer). `Ok(None)`
-/// when `work` is still running; its thread then ends with it, and drops what it holds.
-pub(super) fn watched<T: Send + 'static>(
-    timeout: Duration,
-    name: String,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> std::io::Result<Option<T>> {
-    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
-    std::thread::Builder::new().name(name).spawn(move || {
-        // The caller may have stopped waiting; the result is then dropped here.
-        let _ = sender.send(work());
-    })?;
-    Ok(receiver.recv_timeout(timeout + TIMEOUT_MARGIN).ok())
-}
 
 /// One call under [`watched`]: the instance comes back with the result.
 pub(super) fn call_watched(
@@ -45,10 +24,9 @@ pub(super) fn call_watched(
     input: &[u8],
     timeout: Duration,
 ) -> std::io::Result<Option<(Plugin, CallResult)>> {
-    let name = format!("warpgate call {function}");
     let function = function.to_string();
     let input = input.to_vec();
-    watched(timeout, name, move || {
+    watched(timeout, move || {
         let result = plugin.call_get_error_code::<&[u8], Vec<u8>>(&function, &input);
         (plugin, result)
     })
@@ -65,9 +43,7 @@ pub(super) fn instantiate(
         return Ok(Plugin::new_from_compiled(compiled));
     };
     let compiled = compiled.clone();
-    match watched(timeout, format!("warpgate start {id}"), move || {
-        Plugin::new_from_compiled(&compiled)
-    }) {
+    match watched(timeout, move || Plugin::new_from_compiled(&compiled)) {
         Ok(Some(result)) => Ok(result),
         Ok(None) => Err(ContainerError::StartTimeout {
             id: id.clone(),
