@@ -728,6 +728,10 @@ impl HttpClient {
     /// `progress(received, total)` is called as bytes arrive (`total` from `Content-Length`).
     /// On error `dest` may hold a partial body: download into a temporary file and rename it
     /// once verified.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "each error is wrapped with the path it concerns; fs_err would name it twice"
+    )]
     pub async fn download_to(
         &self,
         url: &str,
@@ -1153,6 +1157,10 @@ fn redirect_policy(same_origin: bool) -> reqwest::redirect::Policy {
 }
 
 /// Reads every certificate of the PEM file at `path`.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "each error is wrapped with the path it concerns; fs_err would name it twice"
+)]
 fn load_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, HttpError> {
     let error = |reason: String| HttpError::Certificates {
         path: path.to_path_buf(),

@@ -247,6 +247,10 @@ impl HttpClient {
     /// returned as `Ok(Err(answer))` (its body's first 64 KiB), with `dest` untouched. A body
     /// over `max_size` (when given, else the size cap) is [`HttpError::TooLarge`]. As for
     /// [`HttpClient::download_to`], `dest` may hold a partial body on error.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "each error is wrapped with the path it concerns; fs_err would name it twice"
+    )]
     pub async fn download_request(
         &self,
         url: &str,

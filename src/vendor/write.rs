@@ -83,6 +83,10 @@ pub struct VendorReport {
 ///
 /// Refuses when the lock does not cover `config` ([`VendorError::Lock`], with the `warpgate
 /// lock` hint). `dir` should be absolute or relative to the current directory.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "each error is wrapped with the path it concerns; fs_err would name it twice"
+)]
 pub async fn vendor(
     config: &Config,
     lockfile: &Lockfile,
@@ -269,6 +273,10 @@ fn hidden_folder_kind(file_name: &str, name: &str) -> Option<&'static str> {
 /// folder's lock, so no running `vendor` is using them. When `DIR` is missing (a run killed
 /// between the two renames), an old copy of it is moved back to `DIR` before its hidden
 /// folder is deleted, so that no vendored bytes are lost.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "each error is wrapped with the path it concerns; fs_err would name it twice"
+)]
 fn sweep_leftovers(parent: &Path, name: &str) -> Result<Vec<PathBuf>, VendorError> {
     let dir = parent.join(name);
     let mut dir_missing = matches!(
@@ -323,7 +331,7 @@ fn sweep_leftovers(parent: &Path, name: &str) -> Result<Vec<PathBuf>, VendorErro
 /// that every spelling of one folder names one lock, whether or not the folder exists yet.
 fn lock_key(dir: &Path) -> PathBuf {
     for ancestor in dir.ancestors() {
-        if let Ok(canonical) = ancestor.canonicalize() {
+        if let Ok(canonical) = fs_err::canonicalize(ancestor) {
             return match dir.strip_prefix(ancestor) {
                 Ok(rest) if !rest.as_os_str().is_empty() => canonical.join(rest),
                 _ => canonical,
