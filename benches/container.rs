@@ -25,7 +25,7 @@ struct AddOutput {
 fn wasm_bytes() -> Vec<u8> {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plugins/json_tools.wasm");
-    std::fs::read(path).expect("the json_tools fixture")
+    fs_err::read(path).expect("the json_tools fixture")
 }
 
 fn manifest() -> PluginManifest {
@@ -119,7 +119,7 @@ fn calls(c: &mut Criterion) {
     let failing = PluginContainer::builder(
         Id::new("failing").unwrap(),
         PluginManifest::new([Wasm::data(
-            std::fs::read(
+            fs_err::read(
                 PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                     .join("tests/fixtures/plugins/failing.wasm"),
             )
@@ -143,7 +143,7 @@ fn creation(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let store = CompileCache::Directory(dir.path().join("compiled"));
     let wasmtime_config = dir.path().join("wasmtime-cache.toml");
-    std::fs::write(
+    fs_err::write(
         &wasmtime_config,
         format!(
             "[cache]\ndirectory = {:?}\n",

@@ -147,7 +147,7 @@ fn lock_cold(server: &TestServer, count: usize) -> (Vec<Duration>, Counts) {
     let mut last = Counts::default();
     for _ in 0..RUNS {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("warpgate.toml"), config(count)).unwrap();
+        fs_err::write(dir.path().join("warpgate.toml"), config(count)).unwrap();
         let before = server.request_count();
         times.push(warpgate(dir.path(), server, &["lock", "-q"], false));
         last = counts(server, before);
@@ -203,7 +203,7 @@ fn main() {
 
     let project = tempfile::tempdir().unwrap();
     let dir = project.path();
-    std::fs::write(dir.join("warpgate.toml"), config(100)).unwrap();
+    fs_err::write(dir.join("warpgate.toml"), config(100)).unwrap();
     warpgate(dir, server, &["lock", "-q"], false);
     let (mut times, counts) = repeated(dir, server, &["lock", "--update", "-q"], false, &|| {});
     row(
@@ -218,7 +218,7 @@ fn main() {
     row("no-op `lock --locked`, 100", &mut times, counts);
     let home = dir.join("home");
     let (mut times, counts) = repeated(dir, server, &["fetch", "-q"], false, &|| {
-        std::fs::remove_dir_all(&home).unwrap();
+        fs_err::remove_dir_all(&home).unwrap();
     });
     assert_eq!(counts.api, 0, "`fetch` made an API request");
     row("`fetch` 100 into an empty cache", &mut times, counts);
@@ -246,16 +246,16 @@ fn vendor(server: &TestServer) {
         server.route(&path, Response::ok(bytes));
         config.push_str(&format!("big{index} = \"{}\"\n", server.url(&path)));
     }
-    std::fs::write(dir.join("warpgate.toml"), config).unwrap();
+    fs_err::write(dir.join("warpgate.toml"), config).unwrap();
     warpgate(dir, server, &["lock", "-q"], false);
     let mut ours = Vec::new();
     let mut baseline = Vec::new();
     for _ in 0..RUNS {
-        let _ = std::fs::remove_dir_all(dir.join("vendor"));
+        let _ = fs_err::remove_dir_all(dir.join("vendor"));
         ours.push(warpgate(dir, server, &["vendor", "-q"], false));
         let target = dir.join("copy");
-        let _ = std::fs::remove_dir_all(&target);
-        std::fs::create_dir_all(&target).unwrap();
+        let _ = fs_err::remove_dir_all(&target);
+        fs_err::create_dir_all(&target).unwrap();
         let blobs = dir.join("home/v1/blobs/sha256");
         let script = format!(
             "sha256sum {blobs}/* > /dev/null && cp {blobs}/* {target}/",

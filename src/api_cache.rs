@@ -81,7 +81,7 @@ impl ApiCache {
     pub fn put(&self, answer: &StoredAnswer, authenticated: bool) {
         let path = self.path(&answer.url, authenticated);
         let result = (self.cache.ensure_layout().map_err(std::io::Error::other))
-            .and_then(|()| std::fs::create_dir_all(&self.dir))
+            .and_then(|()| fs_err::create_dir_all(&self.dir))
             .and_then(|()| {
                 let bytes = serde_json::to_vec(answer).map_err(std::io::Error::other)?;
                 crate::fs::write_atomically(&path, &bytes)
@@ -110,7 +110,7 @@ mod tests {
         store.put(&answer, true);
         assert_eq!(store.get(&answer.url, true), Some(answer.clone()));
         assert_eq!(store.get(&answer.url, false), None);
-        std::fs::write(store.path(&answer.url, true), b"{ half").unwrap();
+        fs_err::write(store.path(&answer.url, true), b"{ half").unwrap();
         assert_eq!(store.get(&answer.url, true), None);
     }
 }

@@ -177,6 +177,10 @@ impl Cache {
     }
 
     /// Claims the root (see the module docs) and creates the layout if missing.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "each error is wrapped with the path it concerns; fs_err would name it twice"
+    )]
     pub fn ensure_layout(&self) -> Result<(), CacheError> {
         self.claim()?;
         for dir in [self.blobs_dir(), self.locks_dir(), self.temp_dir()] {
@@ -242,6 +246,10 @@ impl Cache {
     }
 
     /// [`Cache::get`] for a caller holding the blob's lock (taking it again would block).
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "each error is wrapped with the path it concerns; fs_err would name it twice"
+    )]
     pub fn get_while_locked(&self, checksum: &Checksum) -> Result<Option<PathBuf>, CacheError> {
         match self.verify(checksum)? {
             Verified::Intact(path) => Ok(Some(path)),
@@ -336,6 +344,10 @@ impl Cache {
     }
 
     /// [`Cache::commit`] for a caller that already holds the blob's lock.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "each error is wrapped with the path it concerns; fs_err would name it twice"
+    )]
     pub fn commit_while_locked(
         &self,
         temp: TempFile,
@@ -434,6 +446,10 @@ impl Cache {
     /// holds, keeping nothing else but the layout. Refuses a folder that lacks warpgate's
     /// `CACHEDIR.TAG` (another program's tag is not enough), so a mistaken `WARPGATE_HOME`
     /// never deletes someone's files. Returns files and bytes freed.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "each error is wrapped with the path it concerns; fs_err would name it twice"
+    )]
     pub fn clean(&self) -> Result<Freed, CacheError> {
         if !self.root.exists() {
             return Ok(Freed::default());
@@ -456,7 +472,7 @@ impl Cache {
         files += temp.files;
         bytes += temp.bytes;
         let locks = self.locks_dir();
-        for entry in std::fs::read_dir(&locks).into_iter().flatten().flatten() {
+        for entry in fs_err::read_dir(&locks).into_iter().flatten().flatten() {
             let path = entry.path();
             if path
                 .extension()
@@ -486,6 +502,10 @@ impl Cache {
     }
 
     /// Deletes the blob for `checksum` under its lock; returns the bytes freed.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "each error is wrapped with the path it concerns; fs_err would name it twice"
+    )]
     pub fn remove_blob(&self, checksum: &Checksum) -> Result<u64, CacheError> {
         let _lock = self.lock(checksum)?;
         let path = self.blob_path(checksum);
@@ -526,21 +546,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path().join("home"));
         let source = dir.path().join("plugin.wasm");
-        std::fs::write(&source, b"\0asm plugin").unwrap();
+        fs_err::write(&source, b"\0asm plugin").unwrap();
         let (path, checksum, size) = cache.insert_file(&source, None).unwrap();
         assert_eq!((checksum, size), (Checksum::of(b"\0asm plugin"), 11));
         assert_eq!(cache.get(&checksum).unwrap(), Some(path.clone()));
         assert!(dir.path().join("home/CACHEDIR.TAG").is_file());
 
         // A corrupted blob is detected on read and removed.
-        let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+        let mut permissions = fs_err::metadata(&path).unwrap().permissions();
         #[expect(
             clippy::permissions_set_readonly_false,
             reason = "the test tampers with a blob on purpose"
         )]
         permissions.set_readonly(false);
-        std::fs::set_permissions(&path, permissions).unwrap();
-        std::fs::write(&path, b"tampered").unwrap();
+        fs_err::set_permissions(&path, permissions).unwrap();
+        fs_err::write(&path, b"tampered").unwrap();
         assert_eq!(cache.get(&checksum).unwrap(), None);
         assert!(!path.exists());
     }
@@ -550,7 +570,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path().join("home"));
         let source = dir.path().join("plugin.wasm");
-        std::fs::write(&source, b"bytes").unwrap();
+        fs_err::write(&source, b"bytes").unwrap();
         let expected = Checksum::of(b"other");
         let error = cache.insert_file(&source, Some(&expected)).unwrap_err();
         let message = error.to_string();
@@ -560,7 +580,7 @@ mod tests {
         );
         assert!(message.contains(&format!("Computed: `{}`", Checksum::of(b"bytes"))));
         assert!(cache.blobs().unwrap().is_empty());
-        assert_eq!(std::fs::read_dir(cache.temp_dir()).unwrap().count(), 0);
+        assert_eq!(fs_err::read_dir(cache.temp_dir()).unwrap().count(), 0);
     }
 
     #[test]
@@ -568,7 +588,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path().join("home"));
         let source = dir.path().join("p");
-        std::fs::write(&source, b"12345").unwrap();
+        fs_err::write(&source, b"12345").unwrap();
         let (_, checksum, _) = cache.insert_file(&source, None).unwrap();
         assert_eq!(cache.blobs().unwrap().len(), 1);
         assert_eq!(cache.remove_blob(&checksum).unwrap(), 5);

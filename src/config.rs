@@ -475,7 +475,7 @@ fn owned_by_current_user(path: &Path) -> bool {
         use std::os::unix::fs::MetadataExt;
         // SAFETY: `geteuid` has no preconditions and cannot fail.
         let user = unsafe { libc::geteuid() };
-        std::fs::metadata(path).is_ok_and(|metadata| metadata.uid() == user)
+        fs_err::metadata(path).is_ok_and(|metadata| metadata.uid() == user)
     }
     #[cfg(not(unix))]
     {
@@ -693,15 +693,15 @@ mod tests {
     #[test]
     fn discovery_stops_at_a_vcs_root() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
+        fs_err::write(
             dir.path().join(CONFIG_NAME),
             "[plugins]\nx = \"file://x.wasm\"\n",
         )
         .unwrap();
         let sub = dir.path().join("repo/sub");
-        std::fs::create_dir_all(&sub).unwrap();
+        fs_err::create_dir_all(&sub).unwrap();
         assert!(Config::discover(&sub).is_ok());
-        std::fs::create_dir(dir.path().join("repo/.git")).unwrap();
+        fs_err::create_dir(dir.path().join("repo/.git")).unwrap();
         assert!(matches!(
             Config::discover(&sub),
             Err(ConfigError::NotFound { .. })
@@ -717,8 +717,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let outer = dir.path().join("outer");
         let inner = outer.join("inner");
-        std::fs::create_dir_all(&inner).unwrap();
-        std::fs::write(
+        fs_err::create_dir_all(&inner).unwrap();
+        fs_err::write(
             outer.join(CONFIG_NAME),
             "[plugins]\nx = \"file://x.wasm\"\n",
         )
@@ -815,8 +815,8 @@ bun = { locator = "github://moonrepo/plugins/bun_tool", version = "^0.14", asset
     }
 
     fn write(path: &Path, text: &str) {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
+        fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+        fs_err::write(path, text).unwrap();
     }
 
     const PACKAGE: &str = "[package]\nname = \"member\"\nversion = \"0.1.0\"\n";
@@ -896,7 +896,7 @@ bun = { locator = "github://moonrepo/plugins/bun_tool", version = "^0.14", asset
         let config = Config::discover(&ws.join("app/src")).unwrap();
         assert_eq!(config.path, ws.join(CONFIG_NAME));
 
-        std::fs::remove_file(ws.join(CONFIG_NAME)).unwrap();
+        fs_err::remove_file(ws.join(CONFIG_NAME)).unwrap();
         let error = Config::discover(&ws.join("app")).unwrap_err();
         let message = error.to_string();
         assert!(
@@ -906,7 +906,7 @@ bun = { locator = "github://moonrepo/plugins/bun_tool", version = "^0.14", asset
 
         // Outside any Cargo project the search goes on up.
         let loose = dir.path().join("loose/deeper");
-        std::fs::create_dir_all(&loose).unwrap();
+        fs_err::create_dir_all(&loose).unwrap();
         assert_eq!(
             Config::discover(&loose).unwrap().path,
             dir.path().join(CONFIG_NAME)
@@ -916,13 +916,13 @@ bun = { locator = "github://moonrepo/plugins/bun_tool", version = "^0.14", asset
     #[test]
     fn discovery_walks_up() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
+        fs_err::write(
             dir.path().join(CONFIG_NAME),
             "[plugins]\necho = \"file://./echo.wasm\"\n",
         )
         .unwrap();
         let nested = dir.path().join("a/b");
-        std::fs::create_dir_all(&nested).unwrap();
+        fs_err::create_dir_all(&nested).unwrap();
         let config = Config::discover(&nested).unwrap();
         assert_eq!(config.root(), dir.path());
     }

@@ -2,6 +2,15 @@
 //! writes that never leave a half-written file or write through a link out of their folder;
 //! temp files that an interrupted process does not leave behind; folders claimed with a
 //! `CACHEDIR.TAG` before anything is written or deleted in them; and cross-process locks.
+//!
+//! These helpers return the plain I/O error: every caller wraps it with the action and the
+//! path (a [`FileError`], a `with_context`), so the path is said once. That is also why this
+//! module calls `std::fs` rather than `fs_err`, whose errors would name the path a second time
+//! (and which keeps an error's kind but not its OS code, which [`open_regular`] reads).
+#![expect(
+    clippy::disallowed_methods,
+    reason = "callers name the path; see the module docs"
+)]
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -641,7 +650,7 @@ mod tests {
     fn same_contents_and_write_if_changed() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        std::fs::write(&a, b"bytes").unwrap();
+        fs_err::write(&a, b"bytes").unwrap();
         assert!(!same_contents(&a, Links::Refuse, &b).unwrap(), "missing");
         assert!(write_if_changed(&b, b"bytes", Links::Refuse).unwrap());
         assert!(same_contents(&a, Links::Refuse, &b).unwrap());
@@ -656,7 +665,7 @@ mod tests {
         #[cfg(unix)]
         {
             let link = dir.path().join("link");
-            std::os::unix::fs::symlink(&a, &link).unwrap();
+            fs_err::os::unix::fs::symlink(&a, &link).unwrap();
             assert!(!same_contents(&a, Links::Refuse, &link).unwrap(), "a link");
         }
     }
@@ -677,9 +686,9 @@ mod tests {
     fn only_regular_files_are_read() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("x.wasm");
-        std::fs::write(&file, b"bytes").unwrap();
+        fs_err::write(&file, b"bytes").unwrap();
         let link = dir.path().join("link.wasm");
-        std::os::unix::fs::symlink(&file, &link).unwrap();
+        fs_err::os::unix::fs::symlink(&file, &link).unwrap();
         assert_eq!(read_file(&link, 100, Links::Follow).unwrap(), b"bytes");
         let refused = read_file(&link, 100, Links::Refuse).unwrap_err();
         assert_eq!(
@@ -700,14 +709,14 @@ mod tests {
         assert!(is_claimed(&new, "tag\n"));
         assert!(claim_folder(&new, "tag\n").unwrap());
         let other = dir.path().join("documents");
-        std::fs::create_dir(&other).unwrap();
-        std::fs::write(other.join("letter.txt"), b"dear").unwrap();
+        fs_err::create_dir(&other).unwrap();
+        fs_err::write(other.join("letter.txt"), b"dear").unwrap();
         assert!(!claim_folder(&other, "tag\n").unwrap());
         assert!(!other.join(CACHEDIR_TAG).exists());
         // Another program's tag is not ours either.
         let cargo = dir.path().join("target");
-        std::fs::create_dir(&cargo).unwrap();
-        std::fs::write(
+        fs_err::create_dir(&cargo).unwrap();
+        fs_err::write(
             cargo.join(CACHEDIR_TAG),
             b"Signature: 8a477f597d28d172789f06886806bc55\n# cargo\n",
         )
@@ -728,7 +737,7 @@ mod tests {
         let path = temp.path().to_path_buf();
         temp.persist(&dir.path().join("done")).unwrap();
         assert!(!lock_live().contains(&path));
-        assert_eq!(std::fs::read(dir.path().join("done")).unwrap(), b"x");
+        assert_eq!(fs_err::read(dir.path().join("done")).unwrap(), b"x");
     }
 
     #[cfg(unix)]
@@ -737,37 +746,37 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let real = dir.path().join("real.toml");
-        std::fs::write(&real, "old").unwrap();
-        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+        fs_err::write(&real, "old").unwrap();
+        fs_err::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
         let link = dir.path().join("link.toml");
-        std::os::unix::fs::symlink(&real, &link).unwrap();
+        fs_err::os::unix::fs::symlink(&real, &link).unwrap();
         write_atomically(&link, b"new").unwrap();
         assert!(
-            std::fs::symlink_metadata(&link)
+            fs_err::symlink_metadata(&link)
                 .unwrap()
                 .file_type()
                 .is_symlink()
         );
-        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new");
-        let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
+        assert_eq!(fs_err::read_to_string(&real).unwrap(), "new");
+        let mode = fs_err::metadata(&real).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o640);
         let fresh = dir.path().join("fresh.lock");
         write_atomically(&fresh, b"x").unwrap();
-        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+        let mode = fs_err::metadata(&fresh).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o644);
         // A link out of its folder is not written through.
         let outside = tempfile::tempdir().unwrap();
         let victim = outside.path().join("victim");
-        std::fs::write(&victim, "keep").unwrap();
+        fs_err::write(&victim, "keep").unwrap();
         let planted = dir.path().join("warpgate.lock");
-        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        fs_err::os::unix::fs::symlink(&victim, &planted).unwrap();
         let error = write_atomically(&planted, b"new").unwrap_err();
         assert!(
             error.to_string().contains("refusing to write through it"),
             "{error}"
         );
-        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
-        let names: Vec<_> = std::fs::read_dir(dir.path())
+        assert_eq!(fs_err::read_to_string(&victim).unwrap(), "keep");
+        let names: Vec<_> = fs_err::read_dir(dir.path())
             .unwrap()
             .flatten()
             .map(|e| e.file_name())

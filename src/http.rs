@@ -253,40 +253,6 @@ fn number_from_env(
     }
 }
 
-/// A successful (`2xx`) API response, read whole.
-#[derive(Clone, Debug)]
-pub struct ApiResponse {
-    /// The URL that answered, after redirects.
-    pub url: String,
-    /// The HTTP status.
-    pub status: u16,
-    /// The response headers (`Link`, `x-ratelimit-remaining`, …).
-    pub headers: HeaderMap,
-    /// The body.
-    pub body: Vec<u8>,
-}
-
-impl ApiResponse {
-    /// The value of header `name`, if present and valid text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|value| value.to_str().ok())
-    }
-
-    /// The URL of the `Link` header entry with relation `rel`.
-    pub fn link(&self, rel: &str) -> Option<String> {
-        self.headers
-            .get_all(header::LINK)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .find_map(|value| parse_link(value, rel))
-    }
-
-    /// Whether the server answered `304 Not Modified` (to a conditional request).
-    pub fn is_not_modified(&self) -> bool {
-        self.status == StatusCode::NOT_MODIFIED.as_u16()
-    }
-}
-
 /// Finds the `rel="next"` URL in one `Link` header value.
 #[cfg(test)]
 fn parse_next_link(value: &str) -> Option<String> {
@@ -710,8 +676,8 @@ impl HttpClient {
     /// `GET`s a JSON API URL with `headers` (the API's own: `Accept`, version, credentials)
     /// and reads the whole body. Redirects stay within the URL's origin. With
     /// `If-None-Match` among `headers`, a `304 Not Modified` answer is returned too, with an
-    /// empty body ([`ApiResponse::is_not_modified`]).
-    pub async fn get_api(&self, url: &str, headers: &HeaderMap) -> Result<ApiResponse, HttpError> {
+    /// empty body ([`Answer::is_not_modified`]).
+    pub async fn get_api(&self, url: &str, headers: &HeaderMap) -> Result<Answer, HttpError> {
         let parsed = self.check_url(url)?;
         let conditional = headers.contains_key(header::IF_NONE_MATCH);
         let _permit = self.host_permit(&parsed).await;
@@ -730,7 +696,7 @@ impl HttpClient {
                     .await
                 {
                     Ok(()) => {
-                        return Ok(ApiResponse {
+                        return Ok(Answer {
                             url: final_url,
                             status,
                             headers: response_headers,
@@ -752,6 +718,10 @@ impl HttpClient {
     /// `progress(received, total)` is called as bytes arrive (`total` from `Content-Length`).
     /// On error `dest` may hold a partial body: download into a temporary file and rename it
     /// once verified.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "each error is wrapped with the path it concerns; fs_err would name it twice"
+    )]
     pub async fn download_to(
         &self,
         url: &str,
@@ -1177,6 +1147,10 @@ fn redirect_policy(same_origin: bool) -> reqwest::redirect::Policy {
 }
 
 /// Reads every certificate of the PEM file at `path`.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "each error is wrapped with the path it concerns; fs_err would name it twice"
+)]
 fn load_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, HttpError> {
     let error = |reason: String| HttpError::Certificates {
         path: path.to_path_buf(),

@@ -57,6 +57,10 @@
 //! wasmtime. CI builds each of these sets alone.
 #![warn(missing_docs)]
 
+// The README's Rust examples are doctests of `examples/app` (its `src/lib.rs`), not of this
+// crate: the `include_plugins!` one needs the `OUT_DIR` of a crate whose build script runs
+// `warpgate_build::vendor()`, and that crate is the one that has it.
+
 pub mod cache;
 pub mod checksum;
 pub mod config;

@@ -387,6 +387,10 @@ impl PluginLoader {
         serde_json::from_slice(&text).ok()
     }
 
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "each error is wrapped with the path it concerns; fs_err would name it twice"
+    )]
     fn write_record(&self, key: &str, record: &Resolution) -> Result<(), LoaderError> {
         let dir = self.fetcher.cache().refs_dir();
         let path = dir.join(format!("{key}.json"));

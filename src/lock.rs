@@ -547,7 +547,7 @@ impl Reuse<'_> {
         asset: &ResolvedAsset,
     ) -> Result<Option<(Checksum, u64)>, LockError> {
         let cache = fetcher.cache();
-        let size_of = |path: &Path| std::fs::metadata(path).map(|metadata| metadata.len()).ok();
+        let size_of = |path: &Path| fs_err::metadata(path).map(|metadata| metadata.len()).ok();
         if let Some(digest) = &asset.digest {
             if let Some(path) = cache.get(digest).map_err(FetchError::from)?
                 && let Some(size) = size_of(&path)
@@ -669,8 +669,7 @@ pub async fn resolve_remote(
             // The layer, by digest, from the mirror or the registry, verified into the cache (a
             // registry entry has no `file://` path to anchor, hence no root).
             let found = Sources::new("", fetcher).materialize(id, &locked).await?;
-            let size =
-                std::fs::metadata(&found.path).map_or(locked.size, |metadata| metadata.len());
+            let size = fs_err::metadata(&found.path).map_or(locked.size, |metadata| metadata.len());
             LockedPlugin { size, ..locked }
         }
     };

@@ -618,7 +618,7 @@ size = 4
         assert!(sample().write(&path).unwrap());
         assert!(!sample().write(&path).unwrap());
         assert_eq!(Lockfile::read(&path).unwrap().unwrap(), sample());
-        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        let leftovers = fs_err::read_dir(dir.path()).unwrap().count();
         assert_eq!(leftovers, 1);
         assert_eq!(Lockfile::read(&dir.path().join("missing")).unwrap(), None);
     }
@@ -632,7 +632,7 @@ mod example_tests {
     #[test]
     fn example_lockfile_is_canonical() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("warpgate.lock.example");
-        let text = std::fs::read_to_string(&path).unwrap();
+        let text = fs_err::read_to_string(&path).unwrap();
         let lock = Lockfile::parse(&text, &path).unwrap();
         assert_eq!(lock.to_canonical_string(), text);
         assert_eq!(lock.plugins.len(), 6);

@@ -757,7 +757,7 @@ mod tests {
 
     fn cache(dir: &Path, bytes: &[u8]) -> PathBuf {
         let source = dir.join("source");
-        std::fs::write(&source, bytes).unwrap();
+        fs_err::write(&source, bytes).unwrap();
         let (path, _, _) = Cache::new(dir.join("home"))
             .insert_file(&source, None)
             .unwrap();
@@ -765,9 +765,9 @@ mod tests {
     }
 
     fn vendor(dir: &Path, bytes: &[u8]) -> PathBuf {
-        std::fs::create_dir_all(dir.join("vendor")).unwrap();
+        fs_err::create_dir_all(dir.join("vendor")).unwrap();
         let path = dir.join("vendor/hello.wasm");
-        std::fs::write(&path, bytes).unwrap();
+        fs_err::write(&path, bytes).unwrap();
         path
     }
 
@@ -813,14 +813,14 @@ mod tests {
     fn a_corrupt_cache_entry_is_removed_and_the_next_source_tried_but_not_by_a_check() {
         let dir = tempfile::tempdir().unwrap();
         let blob = cache(dir.path(), b"hello");
-        let mut permissions = std::fs::metadata(&blob).unwrap().permissions();
+        let mut permissions = fs_err::metadata(&blob).unwrap().permissions();
         #[expect(
             clippy::permissions_set_readonly_false,
             reason = "the test corrupts a read-only blob"
         )]
         permissions.set_readonly(false);
-        std::fs::set_permissions(&blob, permissions).unwrap();
-        std::fs::write(&blob, b"rotten").unwrap();
+        fs_err::set_permissions(&blob, permissions).unwrap();
+        fs_err::write(&blob, b"rotten").unwrap();
 
         let read_only = sources(dir.path(), Check::ReadOnly);
         assert!(
@@ -854,8 +854,8 @@ mod tests {
         let target = dir.path().join("out.wasm");
         assert!(found.install(&id(), &target).unwrap());
         assert!(!found.install(&id(), &target).unwrap());
-        std::fs::write(&target, b"HELLO").unwrap();
+        fs_err::write(&target, b"HELLO").unwrap();
         assert!(found.install(&id(), &target).unwrap());
-        assert_eq!(std::fs::read(&target).unwrap(), b"hello");
+        assert_eq!(fs_err::read(&target).unwrap(), b"hello");
     }
 }

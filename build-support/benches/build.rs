@@ -31,12 +31,12 @@ fn project(dir: &Path, plugins: &[(String, Vec<u8>)]) {
             bytes.len()
         ));
         let source = dir.join(format!("{id}.source"));
-        std::fs::write(&source, bytes).unwrap();
+        fs_err::write(&source, bytes).unwrap();
         cache.insert_file(&source, Some(&checksum)).unwrap();
-        std::fs::remove_file(source).unwrap();
+        fs_err::remove_file(source).unwrap();
     }
-    std::fs::write(dir.join("warpgate.toml"), config).unwrap();
-    std::fs::write(dir.join("warpgate.lock"), lock).unwrap();
+    fs_err::write(dir.join("warpgate.toml"), config).unwrap();
+    fs_err::write(dir.join("warpgate.lock"), lock).unwrap();
 }
 
 fn builder(dir: &Path, out: &Path) -> warpgate_build::Builder {
@@ -64,8 +64,8 @@ fn bytes(len: usize, seed: u64) -> Vec<u8> {
 
 fn fresh_out(dir: &Path) -> PathBuf {
     let out = dir.join("out");
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir(&out).unwrap();
+    let _ = fs_err::remove_dir_all(&out);
+    fs_err::create_dir(&out).unwrap();
     out
 }
 
@@ -114,8 +114,8 @@ fn vendor_50mb(c: &mut Criterion) {
         b.iter_batched(
             || fresh_out(dir.path()),
             |out| {
-                let mut input = std::fs::File::open(&blob).unwrap();
-                let mut output = std::fs::File::create(out.join("big.wasm")).unwrap();
+                let mut input = fs_err::File::open(&blob).unwrap();
+                let mut output = fs_err::File::create(out.join("big.wasm")).unwrap();
                 let mut hasher = Hasher::new();
                 let mut buffer = vec![0; 256 * 1024];
                 loop {

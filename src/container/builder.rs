@@ -468,6 +468,10 @@ impl Compiler {
 }
 
 /// The manifest handed to Extism: URLs refused, files read into bytes (keeping name and hash).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "each error is wrapped with the path it concerns; fs_err would name it twice"
+)]
 pub(super) fn local_manifest(
     id: &Id,
     manifest: &PluginManifest,

@@ -55,9 +55,9 @@
 //! After writing an entry, the least recently used entries are deleted while the store holds
 //! more than [`SIZE_LIMIT`] bytes. Using an entry refreshes its `SEAL`'s modification time.
 
+use fs_err as fs;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::fs;
 use std::hash::Hash as _;
 use std::io;
 use std::path::{Component, Path, PathBuf};

@@ -76,7 +76,7 @@ mod tests {
 
     #[test]
     fn reads_the_callable_exports_of_a_plugin() {
-        let bytes = std::fs::read(
+        let bytes = fs_err::read(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("tests/fixtures/plugins/json_tools.wasm"),
         )

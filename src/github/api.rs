@@ -7,7 +7,7 @@ use std::fmt;
 use url::Url;
 
 use super::MAX_PAGES;
-use crate::http::{ApiResponse, HeaderMap, HeaderValue, HttpError, parse_link};
+use crate::http::{HeaderMap, HeaderValue, HttpError, parse_link};
 
 /// The GitHub REST API version every request asks for.
 pub const GITHUB_API_VERSION: &str = "2022-11-28";
@@ -86,7 +86,7 @@ pub fn request_headers(
 }
 
 /// The `X-RateLimit-Remaining` header of `response` as a number.
-pub fn rate_limit_remaining(response: &ApiResponse) -> Option<u64> {
+pub fn rate_limit_remaining(response: &crate::http::Answer) -> Option<u64> {
     response
         .header("x-ratelimit-remaining")?
         .trim()

@@ -15,6 +15,7 @@ use reqwest::{Method, StatusCode};
 
 use super::{
     Downloaded, HttpClient, HttpError, RedirectRefused, find_source, header_u64, is_transient,
+    parse_link,
 };
 use crate::checksum::Hasher;
 
@@ -128,16 +129,17 @@ impl tokio::io::AsyncWrite for Capped<'_> {
     }
 }
 
-/// A final answer, read whole, whatever its status.
+/// A final answer, read whole: what [`HttpClient::request`] returns whatever its status, and
+/// [`HttpClient::get_api`] for a `2xx` (or a `304` to a conditional request).
 #[derive(Clone, Debug)]
 pub struct Answer {
     /// The URL that answered, after redirects.
     pub url: String,
     /// The status.
     pub status: u16,
-    /// The headers.
+    /// The headers (`Link`, `x-ratelimit-remaining`, `WWW-Authenticate`, …).
     pub headers: HeaderMap,
-    /// The body (empty for `HEAD`).
+    /// The body (empty for `HEAD` and `304`).
     pub body: Vec<u8>,
 }
 
@@ -147,9 +149,23 @@ impl Answer {
         self.headers.get(name).and_then(|value| value.to_str().ok())
     }
 
+    /// The URL of the `Link` header entry with relation `rel`.
+    pub fn link(&self, rel: &str) -> Option<String> {
+        self.headers
+            .get_all(header::LINK)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find_map(|value| parse_link(value, rel))
+    }
+
     /// Whether the status is `2xx`.
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    /// Whether the server answered `304 Not Modified` (to a conditional request).
+    pub fn is_not_modified(&self) -> bool {
+        self.status == StatusCode::NOT_MODIFIED.as_u16()
     }
 
     /// The start of the body on one line, for error messages, control characters escaped
@@ -247,6 +263,10 @@ impl HttpClient {
     /// returned as `Ok(Err(answer))` (its body's first 64 KiB), with `dest` untouched. A body
     /// over `max_size` (when given, else the size cap) is [`HttpError::TooLarge`]. As for
     /// [`HttpClient::download_to`], `dest` may hold a partial body on error.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "each error is wrapped with the path it concerns; fs_err would name it twice"
+    )]
     pub async fn download_request(
         &self,
         url: &str,

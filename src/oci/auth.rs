@@ -209,7 +209,7 @@ impl CredentialStore {
         let Some(path) = &self.docker_config else {
             return Ok(None);
         };
-        let Ok(text) = std::fs::read_to_string(path) else {
+        let Ok(text) = fs_err::read_to_string(path) else {
             return Ok(None);
         };
         // A serde message may quote the offending value, which here can be a secret: only
@@ -569,7 +569,7 @@ mod tests {
     fn env_and_docker_config() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
-        std::fs::write(
+        fs_err::write(
             &path,
             r#"{"auths":{"https://reg.example.com":{"auth":"dXNlcjpwYXNz"},"tok.example.com":{"identitytoken":"refresh"}}}"#,
         )
@@ -618,7 +618,7 @@ mod tests {
     fn docker_config_errors_never_quote_values() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
-        std::fs::write(&path, r#"{"auths":{"reg.example.com":"dG9wOnNlY3JldA=="}}"#).unwrap();
+        fs_err::write(&path, r#"{"auths":{"reg.example.com":"dG9wOnNlY3JldA=="}}"#).unwrap();
         let store = CredentialStore {
             env_entries: None,
             docker_config: Some(path),

@@ -153,6 +153,10 @@ impl Diagnostic for MirrorError {
 /// Copies every plugin of `lockfile` into `mirror` (see the module docs), in parallel.
 /// Bytes come from the cache, the plugin's file, or its origin (verified). Returns what
 /// happened per plugin, sorted by id.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "each error is wrapped with the path it concerns; fs_err would name it twice"
+)]
 pub async fn push(
     config: &Config,
     lockfile: &Lockfile,
@@ -241,6 +245,10 @@ async fn push_bytes(
 /// Publishes the plugin at `path` to `target` (a `registry://…:TAG` locator) as an OCI
 /// artifact: a wasm config, one [`manifest::WASM_LAYER`] layer titled with the file name,
 /// and the `source` and `version` annotations. Returns the manifest digest.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "each error is wrapped with the path it concerns; fs_err would name it twice"
+)]
 pub async fn publish(
     fetcher: &Fetcher,
     path: &std::path::Path,

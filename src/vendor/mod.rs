@@ -225,6 +225,10 @@ fn hash_if_present(path: &Path) -> Result<Option<(Checksum, u64)>, VendorError> 
 }
 
 /// The entries of `dir` (file names) other than the manifest.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "each error is wrapped with the path it concerns; fs_err would name it twice"
+)]
 fn listing(dir: &Path) -> Result<BTreeSet<String>, VendorError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,

@@ -83,6 +83,10 @@ pub struct VendorReport {
 ///
 /// Refuses when the lock does not cover `config` ([`VendorError::Lock`], with the `warpgate
 /// lock` hint). `dir` should be absolute or relative to the current directory.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "each error is wrapped with the path it concerns; fs_err would name it twice"
+)]
 pub async fn vendor(
     config: &Config,
     lockfile: &Lockfile,
@@ -128,7 +132,7 @@ pub async fn vendor(
     let mut plugins = Vec::with_capacity(lockfile.plugins.len());
     let mut found = Vec::with_capacity(lockfile.plugins.len());
     for (id, locked) in &lockfile.plugins {
-        let existed = std::fs::symlink_metadata(plugin_path(&dir, id)).is_ok();
+        let existed = fs_err::symlink_metadata(plugin_path(&dir, id)).is_ok();
         let materialized = sources.materialize(id, locked).await?;
         let change = match (&materialized.origin, existed) {
             (Origin::Vendored { .. }, _) => FileChange::Unchanged,
@@ -174,7 +178,7 @@ pub async fn vendor(
         let target = plugin_path(staging.path(), &plugin.id);
         // A linked file is hashed again: the copy may have changed since it was checked.
         let mut linked = plugin.change == FileChange::Unchanged
-            && std::fs::hard_link(&found.path, &target).is_ok();
+            && fs_err::hard_link(&found.path, &target).is_ok();
         if linked
             && !matches!(hash_if_present(&target), Ok(Some((checksum, _))) if checksum == plugin.checksum)
         {
@@ -212,11 +216,11 @@ pub async fn vendor(
         // Put the old folder back; the staged one is deleted. Should that fail too (something
         // else took `dir` meanwhile), the old folder is kept where it was moved, not deleted.
         if let Some(aside) = aside
-            && std::fs::rename(aside.path().join(&name), &dir).is_err()
+            && fs_err::rename(aside.path().join(&name), &dir).is_err()
         {
             let _ = aside.keep();
         }
-        let _ = std::fs::remove_dir_all(&staged);
+        let _ = fs_err::remove_dir_all(&staged);
         return Err(VendorError::Io(FileError {
             action: "move into place",
             path: dir,
@@ -269,10 +273,14 @@ fn hidden_folder_kind(file_name: &str, name: &str) -> Option<&'static str> {
 /// folder's lock, so no running `vendor` is using them. When `DIR` is missing (a run killed
 /// between the two renames), an old copy of it is moved back to `DIR` before its hidden
 /// folder is deleted, so that no vendored bytes are lost.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "each error is wrapped with the path it concerns; fs_err would name it twice"
+)]
 fn sweep_leftovers(parent: &Path, name: &str) -> Result<Vec<PathBuf>, VendorError> {
     let dir = parent.join(name);
     let mut dir_missing = matches!(
-        std::fs::symlink_metadata(&dir),
+        fs_err::symlink_metadata(&dir),
         Err(error) if error.kind() == io::ErrorKind::NotFound
     );
     let entries = match std::fs::read_dir(parent) {
@@ -304,7 +312,7 @@ fn sweep_leftovers(parent: &Path, name: &str) -> Result<Vec<PathBuf>, VendorErro
         let old_copy = path.join(name);
         if kind == OLD
             && dir_missing
-            && std::fs::symlink_metadata(&old_copy).is_ok_and(|meta| meta.is_dir())
+            && fs_err::symlink_metadata(&old_copy).is_ok_and(|meta| meta.is_dir())
         {
             std::fs::rename(&old_copy, &dir).map_err(io_error("move back", &old_copy))?;
             dir_missing = false;
@@ -323,7 +331,7 @@ fn sweep_leftovers(parent: &Path, name: &str) -> Result<Vec<PathBuf>, VendorErro
 /// that every spelling of one folder names one lock, whether or not the folder exists yet.
 fn lock_key(dir: &Path) -> PathBuf {
     for ancestor in dir.ancestors() {
-        if let Ok(canonical) = ancestor.canonicalize() {
+        if let Ok(canonical) = fs_err::canonicalize(ancestor) {
             return match dir.strip_prefix(ancestor) {
                 Ok(rest) if !rest.as_os_str().is_empty() => canonical.join(rest),
                 _ => canonical,

@@ -71,8 +71,8 @@ impl App {
     fn new_in(name: &str, plugins: &[Plugin], folder: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = &dir.path().join(folder);
-        std::fs::create_dir_all(root.join("src")).unwrap();
-        std::fs::write(
+        fs_err::create_dir_all(root.join("src")).unwrap();
+        fs_err::write(
             root.join("Cargo.toml"),
             format!(
                 r#"[package]
@@ -96,17 +96,17 @@ opt-level = 3
             ),
         )
         .unwrap();
-        std::fs::copy(
+        fs_err::copy(
             Path::new(WORKSPACE).join("Cargo.lock"),
             root.join("Cargo.lock"),
         )
         .unwrap();
-        std::fs::write(
+        fs_err::write(
             root.join("build.rs"),
             "fn main() {\n    warpgate_build::vendor_or_exit();\n}\n",
         )
         .unwrap();
-        std::fs::write(
+        fs_err::write(
             root.join("src/main.rs"),
             r#"// The `static` form of the macro (the example app uses the expression form).
 warpgate::include_plugins!(static PLUGINS);
@@ -144,7 +144,7 @@ fn main() {
         for plugin in plugins {
             config.push_str(&format!("{} = \"{}\"\n", plugin.id, plugin.url));
         }
-        std::fs::write(self.path("warpgate.toml"), config).unwrap();
+        fs_err::write(self.path("warpgate.toml"), config).unwrap();
     }
 
     /// Writes `warpgate.lock` pinning `plugins`.
@@ -168,7 +168,7 @@ fn main() {
                 },
             );
         }
-        std::fs::write(self.path("warpgate.lock"), lockfile.to_canonical_string()).unwrap();
+        fs_err::write(self.path("warpgate.lock"), lockfile.to_canonical_string()).unwrap();
     }
 
     /// Puts `plugins` into the app's cache.
@@ -176,11 +176,11 @@ fn main() {
         let cache = Cache::new(self.home());
         for plugin in plugins {
             let source = self.path(&format!("{}.source", plugin.id));
-            std::fs::write(&source, &plugin.bytes).unwrap();
+            fs_err::write(&source, &plugin.bytes).unwrap();
             cache
                 .insert_file(&source, Some(&plugin.checksum()))
                 .unwrap();
-            std::fs::remove_file(source).unwrap();
+            fs_err::remove_file(source).unwrap();
         }
     }
 
@@ -294,7 +294,7 @@ impl Build {
 /// failed and cargo printed no message).
 fn out_dirs(name: &str) -> Vec<PathBuf> {
     let build = target_dir().join("debug").join("build");
-    std::fs::read_dir(build)
+    fs_err::read_dir(build)
         .unwrap()
         .flatten()
         .filter(|entry| {
@@ -321,7 +321,7 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
                 .unwrap()
                 .to_string_lossy()
                 .into_owned();
-            (relative, std::fs::read(entry.path()).unwrap())
+            (relative, fs_err::read(entry.path()).unwrap())
         })
         .collect()
 }
@@ -384,7 +384,7 @@ fn offline_build_from_the_vendor_directory_with_an_empty_cache() {
     let other_cache = Cache::new(filler.path().join("home"));
     for plugin in &plugins {
         let source = filler.path().join(plugin.id);
-        std::fs::write(&source, &plugin.bytes).unwrap();
+        fs_err::write(&source, &plugin.bytes).unwrap();
         other_cache.insert_file(&source, None).unwrap();
     }
     let config = warpgate::config::Config::discover(app.dir.path()).unwrap();
@@ -414,7 +414,7 @@ fn offline_build_from_the_vendor_directory_with_an_empty_cache() {
     assert!(!app.home().exists(), "the cache was touched");
     // The vendored files are watched.
     let script_output =
-        std::fs::read_to_string(build.out_dir().parent().unwrap().join("output")).unwrap();
+        fs_err::read_to_string(build.out_dir().parent().unwrap().join("output")).unwrap();
     assert!(
         script_output.contains(&format!(
             "cargo::rerun-if-changed={}",
@@ -430,8 +430,8 @@ fn corrupt_vendored_file_fails_naming_the_plugin() {
     let app = App::new("wg-it-build-corrupt", &plugins);
     // The cache holds the right bytes: a bad vendored copy must fail, not fall through.
     app.cache(&plugins);
-    std::fs::create_dir_all(app.path("vendor/warpgate")).unwrap();
-    std::fs::write(app.path("vendor/warpgate/hello.wasm"), b"tampered").unwrap();
+    fs_err::create_dir_all(app.path("vendor/warpgate")).unwrap();
+    fs_err::write(app.path("vendor/warpgate/hello.wasm"), b"tampered").unwrap();
 
     let build = app.cargo_build(false, &[]).failure();
     let stderr = &build.run.stderr;
@@ -452,7 +452,7 @@ fn corrupt_vendored_file_fails_naming_the_plugin() {
     for out in out_dirs(&app.name) {
         let file = out.join("plugins/hello.wasm");
         assert!(
-            !file.exists() || std::fs::read(&file).unwrap() == plugins[0].bytes,
+            !file.exists() || fs_err::read(&file).unwrap() == plugins[0].bytes,
             "`{}` holds unverified bytes",
             file.display()
         );
@@ -527,22 +527,22 @@ fn second_build_does_not_rerun_the_build_script_but_a_changed_lock_does() {
     assert_eq!(app.run_binary(), expected_stdout(&more));
 
     // Rewriting the lock with the same bytes re-runs the script, which rewrites nothing.
-    let module_mtime = std::fs::metadata(&module).unwrap().modified().unwrap();
-    let hello_mtime = std::fs::metadata(third.out_dir().join("plugins/hello.wasm"))
+    let module_mtime = fs_err::metadata(&module).unwrap().modified().unwrap();
+    let hello_mtime = fs_err::metadata(third.out_dir().join("plugins/hello.wasm"))
         .unwrap()
         .modified()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
-    let lock = std::fs::read(app.path("warpgate.lock")).unwrap();
-    std::fs::write(app.path("warpgate.lock"), lock).unwrap();
+    let lock = fs_err::read(app.path("warpgate.lock")).unwrap();
+    fs_err::write(app.path("warpgate.lock"), lock).unwrap();
     let fourth = app.cargo_build(false, &[]).success();
     assert!(fourth.ran_build_script(), "{}", fourth.run.stderr);
     assert_eq!(
-        std::fs::metadata(&module).unwrap().modified().unwrap(),
+        fs_err::metadata(&module).unwrap().modified().unwrap(),
         module_mtime
     );
     assert_eq!(
-        std::fs::metadata(fourth.out_dir().join("plugins/hello.wasm"))
+        fs_err::metadata(fourth.out_dir().join("plugins/hello.wasm"))
             .unwrap()
             .modified()
             .unwrap(),
@@ -703,7 +703,7 @@ fn docs_rs_builds_without_plugins_using_placeholders() {
         build.run.stderr
     );
     assert_eq!(
-        std::fs::read(build.out_dir().join("plugins/hello.wasm")).unwrap(),
+        fs_err::read(build.out_dir().join("plugins/hello.wasm")).unwrap(),
         b""
     );
 }
@@ -719,22 +719,22 @@ fn plugins_declared_in_cargo_metadata_build_too() {
     app.declare(&stray);
     app.lock(&stray);
     for file in ["warpgate.toml", "warpgate.lock"] {
-        std::fs::rename(app.path(file), app.dir.path().join(file)).unwrap();
+        fs_err::rename(app.path(file), app.dir.path().join(file)).unwrap();
     }
     app.lock(&plugins);
     app.cache(&plugins);
     app.cache(&stray);
-    let mut manifest = std::fs::read_to_string(app.path("Cargo.toml")).unwrap();
+    let mut manifest = fs_err::read_to_string(app.path("Cargo.toml")).unwrap();
     manifest.push_str(&format!(
         "\n[package.metadata.warpgate.plugins]\nhello = \"{}\"\n",
         plugins[0].url
     ));
-    std::fs::write(app.path("Cargo.toml"), manifest).unwrap();
+    fs_err::write(app.path("Cargo.toml"), manifest).unwrap();
 
     let build = app.cargo_build(false, &[]).success();
     assert_eq!(app.run_binary(), expected_stdout(&plugins));
     let script_output =
-        std::fs::read_to_string(build.out_dir().parent().unwrap().join("output")).unwrap();
+        fs_err::read_to_string(build.out_dir().parent().unwrap().join("output")).unwrap();
     assert!(
         script_output.contains(&format!(
             "cargo::rerun-if-changed={}",
@@ -751,7 +751,7 @@ fn embedded_plugins_carry_their_declared_settings() {
     let plugins = [Plugin::new("hello"), Plugin::new("bye")];
     let app = App::new("wg-it-build-settings", &plugins);
     app.cache(&plugins);
-    std::fs::write(
+    fs_err::write(
         app.path("warpgate.toml"),
         format!(
             "[plugins]\nbye = \"{}\"\nhello = {{ locator = \"{}\", config = {{ greeting = \"Howdy \\\"friend\\\"\" }}, allowed_paths = {{ \"./data\" = \"/data\" }}, allowed_hosts = [\"*.example.com\"], memory = \"1 MiB\", timeout = \"1500ms\", wasi = false }}\n",
@@ -759,13 +759,13 @@ fn embedded_plugins_carry_their_declared_settings() {
         ),
     )
     .unwrap();
-    std::fs::write(
+    fs_err::write(
         app.path("src/main.rs"),
         "static PLUGINS: warpgate::embedded::EmbeddedPlugins = warpgate::include_plugins!();\n\nfn main() {\n    for plugin in &PLUGINS {\n        println!(\"{} {:?}\", plugin.id, plugin.settings);\n    }\n}\n",
     )
     .unwrap();
     let build = app.cargo_build(false, &[]).success();
-    let module = std::fs::read_to_string(build.out_dir().join("warpgate_plugins.rs")).unwrap();
+    let module = fs_err::read_to_string(build.out_dir().join("warpgate_plugins.rs")).unwrap();
     assert!(
         module.contains("settings: EmbeddedSettings::NONE"),
         "{module}"
@@ -787,12 +787,12 @@ fn a_github_entry_locked_to_another_host_fails_the_build() {
     let evil = Plugin::new("evil");
     let app = App::new("wg-it-build-injected", &[]);
     app.cache(std::slice::from_ref(&evil));
-    std::fs::write(
+    fs_err::write(
         app.path("warpgate.toml"),
         "[plugins]\nhello = \"github://acme/plugins/hello@v1.0.0\"\n",
     )
     .unwrap();
-    std::fs::write(
+    fs_err::write(
         app.path("warpgate.lock"),
         format!(
             "version = 1\n\n[plugins.hello]\nlocator = \"github://acme/plugins/hello@v1.0.0\"\ntag = \"hello@v1.0.0\"\nasset = \"hello.wasm\"\nurl = \"{}\"\nchecksum = \"{}\"\nsize = {}\n",

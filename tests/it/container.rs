@@ -157,7 +157,7 @@ fn allowed_hosts_set_by_the_caller_are_kept() {
 #[test]
 fn data_manifest_with_the_right_hash_runs() {
     use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(fixture("json_tools")).unwrap();
+    let bytes = fs_err::read(fixture("json_tools")).unwrap();
     let hash = format!("{:x}", Sha256::digest(&bytes));
     let container = PluginContainer::builder(
         id("json_tools"),
@@ -542,7 +542,7 @@ fn memory_cap_stops_a_large_call() {
 #[test]
 fn wasi_reads_an_allowed_path() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("hello.txt"), "hello from the host\n").unwrap();
+    fs_err::write(dir.path().join("hello.txt"), "hello from the host\n").unwrap();
     let container = PluginContainer::builder(
         id("file_reader"),
         manifest("file_reader")
@@ -646,7 +646,7 @@ fn invalid_module_and_hash_mismatch_fail_to_compile() {
         "{error}"
     );
 
-    let bytes = std::fs::read(fixture("json_tools")).unwrap();
+    let bytes = fs_err::read(fixture("json_tools")).unwrap();
     let error = PluginContainer::builder(
         id("json_tools"),
         PluginManifest::new([Wasm::data(bytes).with_hash("0".repeat(64))]),
@@ -741,9 +741,9 @@ fn compiled_code_is_stored_once_then_loaded() {
     }
     assert_eq!(entries(&store), stored_entries);
     // Nothing is written beside the store, and no staging folder is left.
-    let beside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    let beside: Vec<_> = fs_err::read_dir(dir.path()).unwrap().collect();
     assert_eq!(beside.len(), 1);
-    let staged: Vec<_> = std::fs::read_dir(store.join("tmp")).unwrap().collect();
+    let staged: Vec<_> = fs_err::read_dir(store.join("tmp")).unwrap().collect();
     assert!(staged.is_empty(), "{staged:?}");
 }
 
@@ -793,33 +793,33 @@ fn damaged_compiled_code_is_never_loaded_and_is_replaced() {
     let damages: [(&str, Damage); 6] = [
         ("a flipped byte", |entry| {
             let file = &compiled_files(entry)[0];
-            let mut bytes = std::fs::read(file).unwrap();
+            let mut bytes = fs_err::read(file).unwrap();
             let middle = bytes.len() / 2;
             bytes[middle] ^= 0xff;
-            std::fs::write(file, bytes).unwrap();
+            fs_err::write(file, bytes).unwrap();
         }),
         ("a truncated file", |entry| {
             let file = &compiled_files(entry)[0];
-            let bytes = std::fs::read(file).unwrap();
-            std::fs::write(file, &bytes[..bytes.len() / 2]).unwrap();
+            let bytes = fs_err::read(file).unwrap();
+            fs_err::write(file, &bytes[..bytes.len() / 2]).unwrap();
         }),
         ("a foreign file", |entry| {
             let file = &compiled_files(entry)[0];
-            std::fs::write(file.with_file_name("planted"), b"machine code").unwrap();
+            fs_err::write(file.with_file_name("planted"), b"machine code").unwrap();
         }),
         ("a symlink", |entry| {
             let file = &compiled_files(entry)[0];
             let copy = entry.parent().unwrap().join("copy");
-            std::fs::rename(file, &copy).unwrap();
-            std::os::unix::fs::symlink(&copy, file).unwrap();
+            fs_err::rename(file, &copy).unwrap();
+            fs_err::os::unix::fs::symlink(&copy, file).unwrap();
         }),
         ("a garbled seal", |entry| {
-            std::fs::write(entry.join("SEAL"), b"not a seal").unwrap();
+            fs_err::write(entry.join("SEAL"), b"not a seal").unwrap();
         }),
         ("a redirected wasmtime cache", |entry| {
             // The test's temp dir is three levels up: <dir>/compiled/<engine>/<key>.
             let elsewhere = entry.ancestors().nth(3).unwrap().join("elsewhere");
-            std::fs::write(
+            fs_err::write(
                 entry.join("wasmtime.toml"),
                 format!("[cache]\ndirectory = {:?}\n", elsewhere.to_str().unwrap()),
             )
@@ -853,14 +853,14 @@ fn an_unwritable_compile_cache_still_runs_plugins() {
     let dir = tempfile::tempdir().unwrap();
     // A file where the folder should be: nothing can be created under it (even as root).
     let blocked = dir.path().join("blocked");
-    std::fs::write(&blocked, b"").unwrap();
+    fs_err::write(&blocked, b"").unwrap();
     for _ in 0..2 {
         assert_eq!(
             stored(&blocked.join("compiled")).module_origin(),
             ModuleOrigin::Compiled
         );
     }
-    assert_eq!(std::fs::read(&blocked).unwrap(), b"");
+    assert_eq!(fs_err::read(&blocked).unwrap(), b"");
 }
 
 #[test]
@@ -878,7 +878,7 @@ fn concurrent_first_compiles_leave_one_sound_entry() {
     });
     assert_eq!(entries(&store).len(), 1);
     assert_eq!(stored(&store).module_origin(), ModuleOrigin::CompileCache);
-    let staged: Vec<_> = std::fs::read_dir(store.join("tmp")).unwrap().collect();
+    let staged: Vec<_> = fs_err::read_dir(store.join("tmp")).unwrap().collect();
     assert!(staged.is_empty(), "{staged:?}");
 }
 
@@ -895,7 +895,7 @@ fn prune_deletes_other_engines_and_unkept_plugins() {
     stored(&store);
     let entry = entries(&store).remove(0);
     let old_engine = store.join("0123456789abcdef0123456789abcdef");
-    std::fs::create_dir_all(&old_engine).unwrap();
+    fs_err::create_dir_all(&old_engine).unwrap();
     let copy = old_engine.join(entry.file_name().unwrap());
     std::process::Command::new("cp")
         .arg("-r")
@@ -905,7 +905,7 @@ fn prune_deletes_other_engines_and_unkept_plugins() {
         .unwrap();
     assert_eq!(entries(&store).len(), 2);
 
-    let json_tools = Checksum::of(&std::fs::read(fixture("json_tools")).unwrap());
+    let json_tools = Checksum::of(&fs_err::read(fixture("json_tools")).unwrap());
     let pruned = prune(&store, &HashSet::from([json_tools])).unwrap();
     assert_eq!(pruned.entries, 1);
     assert!(pruned.bytes > 0);
@@ -919,7 +919,7 @@ fn prune_deletes_other_engines_and_unkept_plugins() {
 
     // A folder warpgate did not make is left alone.
     let foreign = dir.path().join("foreign");
-    std::fs::create_dir_all(foreign.join("0123/4567")).unwrap();
+    fs_err::create_dir_all(foreign.join("0123/4567")).unwrap();
     let error = prune(&foreign, &HashSet::new()).unwrap_err();
     assert!(error.to_string().contains("CACHEDIR.TAG"), "{error}");
     assert!(foreign.join("0123/4567").is_dir());

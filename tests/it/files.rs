@@ -44,7 +44,7 @@ fn mkfifo(path: &Path) {
 }
 
 fn symlink(target: impl AsRef<Path>, link: impl AsRef<Path>) {
-    std::os::unix::fs::symlink(target, link).unwrap();
+    fs_err::os::unix::fs::symlink(target, link).unwrap();
 }
 
 /// A device, a FIFO or a folder where a plugin file should be is refused at once, naming what
@@ -58,7 +58,7 @@ fn special_files_are_refused_before_anything_is_read() {
         .stderr_has("not a regular file: it is a device");
 
     mkfifo(&project.path("plugins/pipe.wasm"));
-    std::fs::write(
+    fs_err::write(
         project.path("warpgate.toml"),
         "[plugins]\npipe = \"file://./plugins/pipe.wasm\"\n",
     )
@@ -68,13 +68,13 @@ fn special_files_are_refused_before_anything_is_read() {
         .stderr_has("not a regular file: it is a FIFO");
 
     // A locked file later replaced by a FIFO: every reader says so and goes on.
-    std::fs::write(
+    fs_err::write(
         project.path("warpgate.toml"),
         "[plugins]\njson = \"file://./plugins/json_tools.wasm\"\n",
     )
     .unwrap();
     project.run(&["lock"]).success();
-    std::fs::remove_file(project.path("plugins/json_tools.wasm")).unwrap();
+    fs_err::remove_file(project.path("plugins/json_tools.wasm")).unwrap();
     mkfifo(&project.path("plugins/json_tools.wasm"));
     for args in [
         &["lock", "--locked"][..],
@@ -98,31 +98,31 @@ fn links_in_the_vendor_directory_and_the_cache_are_refused() {
     project.run(&["lock"]).success();
     project.run(&["vendor"]).success();
     let vendored = project.path("vendor/warpgate/json.wasm");
-    std::fs::remove_file(&vendored).unwrap();
+    fs_err::remove_file(&vendored).unwrap();
     symlink("/dev/zero", &vendored);
     run_bounded(project.command(&["verify", "--vendor-dir", "vendor/warpgate"]))
         .code(1)
         .stderr_has("not a regular file: it is a symbolic link");
     run_bounded(project.command(&["vendor"])).success();
     assert!(
-        std::fs::symlink_metadata(&vendored)
+        fs_err::symlink_metadata(&vendored)
             .unwrap()
             .file_type()
             .is_file()
     );
     assert_eq!(
-        std::fs::read(&vendored).unwrap(),
-        std::fs::read(JSON_TOOLS).unwrap()
+        fs_err::read(&vendored).unwrap(),
+        fs_err::read(JSON_TOOLS).unwrap()
     );
 
     // A blob in the cache swapped for a link to the same bytes elsewhere: not trusted, and
     // removed like a corrupt blob.
     let cache = warpgate::cache::Cache::new(project.cache_home());
     let (blob, checksum, _) = cache.insert_file(Path::new(JSON_TOOLS), None).unwrap();
-    std::fs::remove_file(&blob).unwrap();
+    fs_err::remove_file(&blob).unwrap();
     symlink(JSON_TOOLS, &blob);
     assert_eq!(cache.get(&checksum).unwrap(), None);
-    assert!(std::fs::symlink_metadata(&blob).is_err());
+    assert!(fs_err::symlink_metadata(&blob).is_err());
     assert!(Path::new(JSON_TOOLS).is_file());
 }
 
@@ -132,14 +132,14 @@ fn links_in_the_vendor_directory_and_the_cache_are_refused() {
 #[test]
 fn a_link_before_dot_dot_hashes_the_file_it_records() {
     let project = Project::new("[plugins]\nx = \"file://./link/../x.wasm\"\n");
-    std::fs::copy(JSON_TOOLS, project.path("x.wasm")).unwrap();
-    std::fs::create_dir_all(project.path("elsewhere/deeper")).unwrap();
-    std::fs::write(project.path("elsewhere/x.wasm"), b"\0asm other bytes").unwrap();
+    fs_err::copy(JSON_TOOLS, project.path("x.wasm")).unwrap();
+    fs_err::create_dir_all(project.path("elsewhere/deeper")).unwrap();
+    fs_err::write(project.path("elsewhere/x.wasm"), b"\0asm other bytes").unwrap();
     symlink(project.path("elsewhere/deeper"), project.path("link"));
 
     project.run(&["lock"]).success();
     let lock = project.read("warpgate.lock");
-    let expected = warpgate::checksum::Checksum::of(&std::fs::read(JSON_TOOLS).unwrap());
+    let expected = warpgate::checksum::Checksum::of(&fs_err::read(JSON_TOOLS).unwrap());
     assert!(lock.contains("path = \"x.wasm\""), "{lock}");
     assert!(
         lock.contains(&format!("checksum = \"{expected}\"")),
@@ -158,7 +158,7 @@ fn files_linking_out_of_the_project_are_not_written_through() {
     let project = Project::new("[plugins]\njson = \"file://./plugins/json_tools.wasm\"\n");
     let outside = tempfile::tempdir().unwrap();
     let victim = outside.path().join("victim.lock");
-    std::fs::write(&victim, "version = 1\n").unwrap();
+    fs_err::write(&victim, "version = 1\n").unwrap();
     symlink(&victim, project.path("warpgate.lock"));
     project
         .run(&["lock"])
@@ -166,33 +166,33 @@ fn files_linking_out_of_the_project_are_not_written_through() {
         .stderr_has("warpgate.lock`")
         .stderr_has(&format!(
             "it is a symbolic link to `{}`",
-            victim.canonicalize().unwrap().display()
+            fs_err::canonicalize(&victim).unwrap().display()
         ))
         .stderr_has("refusing to write through it")
         .stderr_has("hint: replace the link with a regular file");
-    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "version = 1\n");
+    assert_eq!(fs_err::read_to_string(&victim).unwrap(), "version = 1\n");
 
     let config_victim = outside.path().join("config.toml");
-    std::fs::copy(project.path("warpgate.toml"), &config_victim).unwrap();
-    std::fs::remove_file(project.path("warpgate.toml")).unwrap();
+    fs_err::copy(project.path("warpgate.toml"), &config_victim).unwrap();
+    fs_err::remove_file(project.path("warpgate.toml")).unwrap();
     symlink(&config_victim, project.path("warpgate.toml"));
-    std::fs::remove_file(project.path("warpgate.lock")).unwrap();
+    fs_err::remove_file(project.path("warpgate.lock")).unwrap();
     project
         .run(&["add", "fail", "file://./plugins/failing.wasm"])
         .code(2)
         .stderr_has("refusing to write through it");
     assert!(
-        !std::fs::read_to_string(&config_victim)
+        !fs_err::read_to_string(&config_victim)
             .unwrap()
             .contains("fail")
     );
 
     // Inside the project, the link is kept and its target written.
-    std::fs::remove_file(project.path("warpgate.toml")).unwrap();
-    std::fs::create_dir(project.path("config")).unwrap();
-    std::fs::copy(&config_victim, project.path("config/warpgate.toml")).unwrap();
-    std::fs::create_dir(project.path("locks")).unwrap();
-    std::fs::write(project.path("locks/warpgate.lock"), "version = 1\n").unwrap();
+    fs_err::remove_file(project.path("warpgate.toml")).unwrap();
+    fs_err::create_dir(project.path("config")).unwrap();
+    fs_err::copy(&config_victim, project.path("config/warpgate.toml")).unwrap();
+    fs_err::create_dir(project.path("locks")).unwrap();
+    fs_err::write(project.path("locks/warpgate.lock"), "version = 1\n").unwrap();
     symlink("config/warpgate.toml", project.path("warpgate.toml"));
     symlink("locks/warpgate.lock", project.path("warpgate.lock"));
     // Both targets lie in folders below the links' own folder: written through.
@@ -232,10 +232,10 @@ fn one_project_lock_whatever_the_spelling_or_the_cache() {
     // Meanwhile the holder adds an entry of its own, to the config and the lock.
     let mut config = project.read("warpgate.toml");
     config.push_str("again = \"file://./plugins/json_tools.wasm\"\n");
-    std::fs::write(project.path("warpgate.toml"), config).unwrap();
+    fs_err::write(project.path("warpgate.toml"), config).unwrap();
     let lock = project.read("warpgate.lock");
     let json_entry = lock.split("[plugins.json]").nth(1).unwrap().to_string();
-    std::fs::write(
+    fs_err::write(
         project.path("warpgate.lock"),
         format!("{lock}\n[plugins.again]{json_entry}"),
     )
@@ -265,7 +265,7 @@ fn add_locks_every_declared_entry() {
     // Declared by hand, never locked.
     let mut config = project.read("warpgate.toml");
     config.push_str("again = \"file://./plugins/json_tools.wasm\"\n");
-    std::fs::write(project.path("warpgate.toml"), config).unwrap();
+    fs_err::write(project.path("warpgate.toml"), config).unwrap();
     project
         .run(&["call", "json", "add", "{}"])
         .code(1)
@@ -324,7 +324,7 @@ fn stalling_server(body: &'static [u8]) -> LoopbackListener {
 
 /// The temp files of the cache.
 fn temp_files(project: &Project) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(project.cache_home().join("v1/tmp"))
+    fs_err::read_dir(project.cache_home().join("v1/tmp"))
         .map(|entries| entries.map(|entry| entry.unwrap().path()).collect())
         .unwrap_or_default()
 }
@@ -341,7 +341,7 @@ fn start_stalled_lock(project: &Project) -> Child {
     let started = Instant::now();
     while !temp_files(project)
         .iter()
-        .any(|path| std::fs::metadata(path).is_ok_and(|metadata| metadata.len() > 0))
+        .any(|path| fs_err::metadata(path).is_ok_and(|metadata| metadata.len() > 0))
     {
         if let Some(status) = child.try_wait().unwrap() {
             let mut stderr = String::new();
@@ -407,7 +407,7 @@ fn a_killed_download_is_swept_by_the_next_run() {
     // Old enough not to be a file whose owner has not locked it yet.
     let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
     let age = |path: &Path| {
-        std::fs::File::options()
+        fs_err::File::options()
             .write(true)
             .open(path)
             .unwrap()
@@ -417,7 +417,7 @@ fn a_killed_download_is_swept_by_the_next_run() {
     age(&left[0]);
     // A temp file a live process (this test) holds.
     let live = project.cache_home().join("v1/tmp/download-live");
-    let mut held = std::fs::File::create(&live).unwrap();
+    let mut held = fs_err::File::create(&live).unwrap();
     held.write_all(b"partial").unwrap();
     held.lock().unwrap();
     age(&live);
@@ -454,8 +454,8 @@ fn vendor_hashes_again_what_it_links() {
     Run::from(command(&["lock"]).output().unwrap()).success();
     Run::from(command(&["vendor"]).output().unwrap()).success();
     // The next run must download `remote` again (slowly), and finds `json` intact first.
-    std::fs::remove_file(project.path("vendor/warpgate/remote.wasm")).unwrap();
-    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    fs_err::remove_file(project.path("vendor/warpgate/remote.wasm")).unwrap();
+    fs_err::remove_dir_all(project.cache_home()).unwrap();
     let requests = server.request_count();
     let mut vendor = command(&["vendor"]);
     let child = vendor
@@ -473,14 +473,14 @@ fn vendor_hashes_again_what_it_links() {
     }
     // While the download is delayed: the vendored copy changes in place.
     let json = project.path("vendor/warpgate/json.wasm");
-    let mut permissions = std::fs::metadata(&json).unwrap().permissions();
+    let mut permissions = fs_err::metadata(&json).unwrap().permissions();
     #[expect(
         clippy::permissions_set_readonly_false,
         reason = "the test tampers with a file on purpose"
     )]
     permissions.set_readonly(false);
-    std::fs::set_permissions(&json, permissions).unwrap();
-    std::fs::OpenOptions::new()
+    fs_err::set_permissions(&json, permissions).unwrap();
+    fs_err::OpenOptions::new()
         .write(true)
         .open(&json)
         .unwrap()

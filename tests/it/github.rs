@@ -710,8 +710,8 @@ async fn stored_answers_are_sent_back_and_a_304_uses_them() {
             .all(|request| request.header("if-none-match").is_none())
     );
     // The token is never written.
-    for entry in std::fs::read_dir(store.dir()).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    for entry in fs_err::read_dir(store.dir()).unwrap() {
+        let text = fs_err::read_to_string(entry.unwrap().path()).unwrap();
         assert!(!text.contains("s3cret"), "{text}");
     }
 }

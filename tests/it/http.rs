@@ -54,7 +54,7 @@ async fn download_streams_hashes_and_reports_progress() {
             size: bytes.len() as u64
         }
     );
-    assert_eq!(std::fs::read(&dest).unwrap(), bytes);
+    assert_eq!(fs_err::read(&dest).unwrap(), bytes);
     let seen = seen.into_inner().unwrap();
     assert_eq!(seen.first(), Some(&(0, Some(200_000))));
     assert_eq!(seen.last(), Some(&(200_000, Some(200_000))));
@@ -195,7 +195,7 @@ async fn truncated_download_is_retried_then_succeeds() {
     assert_eq!(downloaded.checksum, Checksum::of(&bytes));
     assert_eq!(downloaded.size, 10_000);
     assert_eq!(
-        std::fs::read(&dest).unwrap(),
+        fs_err::read(&dest).unwrap(),
         bytes,
         "file truncated on retry"
     );
@@ -631,7 +631,7 @@ fn unreadable_or_empty_certificate_file_is_named() {
     );
 
     let empty = dir.path().join("empty.pem");
-    std::fs::write(&empty, "not a certificate\n").unwrap();
+    fs_err::write(&empty, "not a certificate\n").unwrap();
     let error = HttpClient::new(HttpOptions {
         extra_ca_file: Some(empty),
         ..HttpOptions::default()
@@ -751,7 +751,7 @@ async fn a_slow_body_over_the_low_speed_limit_completes() {
         .await
         .unwrap();
     assert_eq!(downloaded.checksum, Checksum::of(&bytes));
-    assert_eq!(std::fs::read(dest).unwrap(), bytes);
+    assert_eq!(fs_err::read(dest).unwrap(), bytes);
 }
 
 #[tokio::test]

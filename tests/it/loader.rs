@@ -55,8 +55,8 @@ fn loads_every_locator_kind() {
     let path = rt.block_on(loader.load_plugin(id("file"), &file)).unwrap();
     assert!(path.is_absolute());
     assert_eq!(
-        std::fs::read(&path).unwrap(),
-        std::fs::read(JSON_TOOLS).unwrap()
+        fs_err::read(&path).unwrap(),
+        fs_err::read(JSON_TOOLS).unwrap()
     );
 
     let missing = PluginLocator::File {
@@ -72,13 +72,13 @@ fn loads_every_locator_kind() {
     let url: PluginLocator = github.server().url("/direct.wasm").parse().unwrap();
     let path = rt.block_on(loader.load_plugin(id("direct"), &url)).unwrap();
     assert!(path.is_absolute() && path.starts_with(dir.path().join("plugins")));
-    assert_eq!(std::fs::read(&path).unwrap(), b"\0asm direct");
+    assert_eq!(fs_err::read(&path).unwrap(), b"\0asm direct");
 
     let tagged: PluginLocator = "github://acme/tool@v1.0.0".parse().unwrap();
     let path = rt
         .block_on(loader.load_plugin(id("tool"), &tagged))
         .unwrap();
-    assert_eq!(std::fs::read(&path).unwrap(), b"\0asm tool");
+    assert_eq!(fs_err::read(&path).unwrap(), b"\0asm tool");
 
     // Everything is recorded: loading again makes no request at all.
     let requests = github.server().request_count();
@@ -114,7 +114,7 @@ fn lock_pinned_loads_the_pinned_bytes_without_api_calls() {
         .block_on(loader.load_plugin(id("tool"), &latest))
         .unwrap();
     assert_eq!(
-        std::fs::read(&path).unwrap(),
+        fs_err::read(&path).unwrap(),
         b"\0asm v1",
         "the lock wins over `latest`"
     );
@@ -145,7 +145,7 @@ fn lock_pinned_loads_the_pinned_bytes_without_api_calls() {
     // Nothing of the refused download is left: no blob, no temp file.
     let cache = dir.path().join("other/plugins/v1");
     for folder in ["blobs/sha256", "tmp"] {
-        let left: Vec<_> = std::fs::read_dir(cache.join(folder))
+        let left: Vec<_> = fs_err::read_dir(cache.join(folder))
             .unwrap()
             .map(|entry| entry.unwrap().path())
             .collect();
@@ -165,7 +165,7 @@ fn floating_refresh_and_stale_if_error() {
     let url: PluginLocator = github.server().url("/float.wasm").parse().unwrap();
 
     let first = rt.block_on(loader.load_plugin(id("float"), &url)).unwrap();
-    assert_eq!(std::fs::read(&first).unwrap(), b"\0asm one");
+    assert_eq!(fs_err::read(&first).unwrap(), b"\0asm one");
 
     // Within the cache duration: no request.
     rt.block_on(loader.load_plugin(id("float"), &url)).unwrap();
@@ -177,13 +177,13 @@ fn floating_refresh_and_stale_if_error() {
         .server()
         .route("/float.wasm", Response::ok(b"\0asm two".to_vec()));
     let second = rt.block_on(loader.load_plugin(id("float"), &url)).unwrap();
-    assert_eq!(std::fs::read(&second).unwrap(), b"\0asm two");
+    assert_eq!(fs_err::read(&second).unwrap(), b"\0asm two");
 
     // The refresh fails (5xx): the previous verified copy keeps working.
     github.server().route("/float.wasm", Response::status(503));
     let stale = rt.block_on(loader.load_plugin(id("float"), &url)).unwrap();
     assert_eq!(stale, second);
-    assert_eq!(std::fs::read(&stale).unwrap(), b"\0asm two");
+    assert_eq!(fs_err::read(&stale).unwrap(), b"\0asm two");
 }
 
 #[test]
@@ -237,7 +237,7 @@ fn concurrent_loads_from_threads_download_once() {
         paths
     });
     assert!(paths.windows(2).all(|pair| pair[0] == pair[1]));
-    assert_eq!(std::fs::read(&paths[0]).unwrap(), b"\0asm slow");
+    assert_eq!(fs_err::read(&paths[0]).unwrap(), b"\0asm slow");
     assert_eq!(github.server().hits("/slow.wasm"), 1);
 }
 
@@ -246,7 +246,7 @@ fn concurrent_loads_from_threads_download_once() {
 #[test]
 fn concurrent_call_processes_share_one_download() {
     let github = FakeGitHub::start();
-    let bytes = std::fs::read(JSON_TOOLS).unwrap();
+    let bytes = fs_err::read(JSON_TOOLS).unwrap();
     github.server().route(
         "/json_tools.wasm",
         Response::ok(bytes).delay(Duration::from_millis(200)),
@@ -258,7 +258,7 @@ fn concurrent_call_processes_share_one_download() {
     let mut command = project.command(&["lock"]);
     command.envs(github.env());
     Run::from(command.output().unwrap()).success();
-    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    fs_err::remove_dir_all(project.cache_home()).unwrap();
     let before = github.server().hits("/json_tools.wasm");
     let runs = crate::support::project::run_concurrently((0..4).map(|index| {
         let input = format!("{{\"left\": {index}, \"right\": 100}}");
@@ -332,7 +332,7 @@ fn offline_lock_pinned_loads_make_no_request() {
     );
     assert_eq!(github.server().request_count(), 0);
     assert!(
-        std::fs::read_dir(dir.path().join("plugins/v1/tmp"))
+        fs_err::read_dir(dir.path().join("plugins/v1/tmp"))
             .map(std::iter::Iterator::count)
             .unwrap_or(0)
             == 0,
@@ -349,7 +349,7 @@ fn offline_lock_pinned_loads_make_no_request() {
         .block_on(loader.load_plugin(id("pinned"), &locator))
         .unwrap();
     assert_eq!(online, offline);
-    assert_eq!(std::fs::read(&offline).unwrap(), b"\0asm pinned");
+    assert_eq!(fs_err::read(&offline).unwrap(), b"\0asm pinned");
     assert_eq!(github.server().request_count(), 1);
 }
 
@@ -363,8 +363,8 @@ fn relative_plugins_dir_gives_absolute_paths() {
         .route("/rel.wasm", Response::ok(b"\0asm rel".to_vec()));
     let dir = tempfile::tempdir().unwrap();
     // The same folder, written relative to the current folder (tests never change it).
-    let current = std::env::current_dir().unwrap().canonicalize().unwrap();
-    let target = dir.path().canonicalize().unwrap();
+    let current = fs_err::canonicalize(std::env::current_dir().unwrap()).unwrap();
+    let target = fs_err::canonicalize(dir.path()).unwrap();
     let mut relative = std::path::PathBuf::new();
     for _ in current.components().skip(1) {
         relative.push("..");
@@ -385,7 +385,7 @@ fn relative_plugins_dir_gives_absolute_paths() {
         .unwrap();
     assert!(path.is_absolute(), "{}", path.display());
     assert!(loader.plugins_dir().is_absolute());
-    assert_eq!(std::fs::read(&path).unwrap(), b"\0asm rel");
+    assert_eq!(fs_err::read(&path).unwrap(), b"\0asm rel");
     let again = rt.block_on(loader.load_plugin(id("rel"), &url)).unwrap();
     assert_eq!(again, path);
 
@@ -461,7 +461,7 @@ fn stale_if_error_on_rate_limit_is_logged() {
         .during(|| rt.block_on(loader.load_plugin(id("tool"), &latest)))
         .unwrap();
     assert_eq!(stale, first);
-    assert_eq!(std::fs::read(&stale).unwrap(), b"\0asm tool one");
+    assert_eq!(fs_err::read(&stale).unwrap(), b"\0asm tool one");
     let text = log.text();
     assert!(text.contains("WARN"), "{text}");
     assert!(
@@ -479,7 +479,7 @@ fn stale_if_error_on_rate_limit_is_logged() {
     let fresh = rt
         .block_on(loader.load_plugin(id("tool"), &latest))
         .unwrap();
-    assert_eq!(std::fs::read(&fresh).unwrap(), b"\0asm tool two");
+    assert_eq!(fs_err::read(&fresh).unwrap(), b"\0asm tool two");
 }
 
 /// An id that the lock pins to another locator fails closed, naming both locators; with the
@@ -542,7 +542,7 @@ fn a_locator_the_lock_does_not_pin_fails_unless_allowed() {
             )
         })
         .unwrap();
-    assert_eq!(std::fs::read(&path).unwrap(), b"\0asm v2");
+    assert_eq!(fs_err::read(&path).unwrap(), b"\0asm v2");
     let text = log.text();
     assert!(text.contains("WARN"), "{text}");
     assert!(
@@ -559,7 +559,7 @@ fn verified_bytes_carry_their_checksum_to_extism() {
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("json_tools.wasm");
-    std::fs::copy(JSON_TOOLS, &file).unwrap();
+    fs_err::copy(JSON_TOOLS, &file).unwrap();
     let loader = PluginLoader::new(dir.path().join("home"), dir.path().join("tmp"));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -572,7 +572,7 @@ fn verified_bytes_carry_their_checksum_to_extism() {
     assert_eq!(loaded.path, file);
     assert_eq!(
         loaded.checksum,
-        Checksum::of(&std::fs::read(JSON_TOOLS).unwrap())
+        Checksum::of(&fs_err::read(JSON_TOOLS).unwrap())
     );
     let build = || {
         PluginContainer::builder(id("json"), PluginManifest::new([loaded.wasm()]))
@@ -580,7 +580,7 @@ fn verified_bytes_carry_their_checksum_to_extism() {
             .build()
     };
     build().unwrap();
-    std::fs::copy(crate::support::project::FAILING, &file).unwrap();
+    fs_err::copy(crate::support::project::FAILING, &file).unwrap();
     let error = build().unwrap_err().to_string();
     assert!(error.to_lowercase().contains("hash"), "{error}");
 }
@@ -596,8 +596,8 @@ fn an_existing_plugins_folder_is_used_without_being_marked() {
         .route("/direct.wasm", Response::ok(b"\0asm direct".to_vec()));
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::write(plugins.join("node_tool-v0.13.0.wasm"), b"\0asm old layout").unwrap();
+    fs_err::create_dir_all(&plugins).unwrap();
+    fs_err::write(plugins.join("node_tool-v0.13.0.wasm"), b"\0asm old layout").unwrap();
     let loader = loader(&github, dir.path());
     let locator = PluginLocator::Url {
         url: github.server().url("/direct.wasm"),
@@ -606,10 +606,10 @@ fn an_existing_plugins_folder_is_used_without_being_marked() {
         .block_on(loader.load_plugin(&id("direct"), &locator))
         .unwrap();
     assert!(path.starts_with(plugins.join("v1")), "{}", path.display());
-    assert_eq!(std::fs::read(&path).unwrap(), b"\0asm direct");
+    assert_eq!(fs_err::read(&path).unwrap(), b"\0asm direct");
     assert!(!plugins.join("CACHEDIR.TAG").exists());
     assert_eq!(
-        std::fs::read(plugins.join("node_tool-v0.13.0.wasm")).unwrap(),
+        fs_err::read(plugins.join("node_tool-v0.13.0.wasm")).unwrap(),
         b"\0asm old layout"
     );
 }

@@ -106,7 +106,7 @@ fn lock_resolves_every_kind_then_fetch_needs_no_api() {
 
     // A fresh cache: `fetch` downloads every plugin from its locked URL, no API call.
     let api_calls = github.api_requests().len();
-    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    fs_err::remove_dir_all(project.cache_home()).unwrap();
     run(&project, &github, &["fetch"], &[])
         .success()
         .stderr_has("Fetched 5 plugins");
@@ -207,7 +207,7 @@ fn offline_with_nothing_known_opens_no_connection() {
     run(&project, &github, &["lock", "--frozen"], &[]).success();
     run(&project, &github, &["fetch", "--offline"], &[]).success();
     // Nothing cached: offline fetch fails naming the plugin, with no request.
-    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    fs_err::remove_dir_all(project.cache_home()).unwrap();
     run(&project, &github, &["fetch", "--offline"], &[])
         .code(2)
         .stderr_has("but plugin `")
@@ -220,9 +220,9 @@ fn locked_on_stale_remote_lock_leaves_it_untouched() {
     let github = fake();
     let project = Project::new(&config(&github));
     run(&project, &github, &["lock"], &[]).success();
-    let lock = std::fs::read(project.path("warpgate.lock")).unwrap();
+    let lock = fs_err::read(project.path("warpgate.lock")).unwrap();
     let requests = github.server().request_count();
-    std::fs::write(
+    fs_err::write(
         project.path("warpgate.toml"),
         config(&github).replace("node_tool@v0.13.0", "node_tool@v0.12.0"),
     )
@@ -230,7 +230,7 @@ fn locked_on_stale_remote_lock_leaves_it_untouched() {
     run(&project, &github, &["lock", "--locked"], &[])
         .code(1)
         .stderr_has("`node`: its config entry changed since it was locked");
-    assert_eq!(std::fs::read(project.path("warpgate.lock")).unwrap(), lock);
+    assert_eq!(fs_err::read(project.path("warpgate.lock")).unwrap(), lock);
     assert_eq!(github.server().request_count(), requests);
     // Without --locked the one changed entry is re-resolved; the others are kept.
     run(&project, &github, &["lock"], &[])
@@ -300,7 +300,7 @@ fn fetch_checksum_mismatch_names_everything_and_caches_nothing() {
     let github = fake();
     let project = Project::new(&config(&github));
     run(&project, &github, &["lock"], &[]).success();
-    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    fs_err::remove_dir_all(project.cache_home()).unwrap();
     let url = github.server().url("/hello-1.0.0.wasm");
     github.server().route(
         "/hello-1.0.0.wasm",
@@ -319,7 +319,7 @@ fn fetch_checksum_mismatch_names_everything_and_caches_nothing() {
     assert!(!blobs.join(Checksum::of(b"\0asm replaced").hex()).exists());
     assert!(!blobs.join(Checksum::of(&wasm("hello")).hex()).exists());
     assert_eq!(
-        std::fs::read_dir(project.cache_home().join("v1/tmp"))
+        fs_err::read_dir(project.cache_home().join("v1/tmp"))
             .unwrap()
             .count(),
         0
@@ -365,7 +365,7 @@ fn concurrent_fetch_processes_share_one_cache() {
     let github = fake();
     let project = Project::new(&config(&github));
     run(&project, &github, &["lock"], &[]).success();
-    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    fs_err::remove_dir_all(project.cache_home()).unwrap();
     let url_path = "/hello-1.0.0.wasm";
     github.server().route(
         url_path,
@@ -384,15 +384,15 @@ fn concurrent_fetch_processes_share_one_cache() {
     assert_eq!(github.server().hits(url_path) - before, 1);
     let blobs = project.cache_home().join("v1/blobs/sha256");
     let mut count = 0;
-    for entry in std::fs::read_dir(&blobs).unwrap() {
+    for entry in fs_err::read_dir(&blobs).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        assert_eq!(Checksum::of(&std::fs::read(&path).unwrap()).hex(), name);
+        assert_eq!(Checksum::of(&fs_err::read(&path).unwrap()).hex(), name);
         count += 1;
     }
     assert_eq!(count, 4);
     assert_eq!(
-        std::fs::read_dir(project.cache_home().join("v1/tmp"))
+        fs_err::read_dir(project.cache_home().join("v1/tmp"))
             .unwrap()
             .count(),
         0
@@ -406,14 +406,14 @@ fn cache_prune_keeps_referenced_blobs() {
     run(&project, &github, &["lock"], &[]).success();
     run(&project, &github, &["fetch"], &[]).success();
     // Drop two entries from the lock's point of view: relock a smaller config.
-    std::fs::write(
+    fs_err::write(
         project.path("warpgate.toml"),
         "[plugins]\ndeno = \"github://acme/deno-plugin\"\n",
     )
     .unwrap();
     run(&project, &github, &["lock"], &[]).success();
     let blobs = project.cache_home().join("v1/blobs/sha256");
-    assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), 4);
+    assert_eq!(fs_err::read_dir(&blobs).unwrap().count(), 4);
     let result = run(&project, &github, &["cache", "prune"], &[]).success();
     let freed: u64 = [wasm("node 0.13"), wasm("bun 0.14.1"), wasm("hello")]
         .iter()
@@ -423,7 +423,7 @@ fn cache_prune_keeps_referenced_blobs() {
         result.stdout.trim(),
         format!("3 files, {freed} bytes freed")
     );
-    let left: Vec<_> = std::fs::read_dir(&blobs)
+    let left: Vec<_> = fs_err::read_dir(&blobs)
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
@@ -434,14 +434,14 @@ fn cache_prune_keeps_referenced_blobs() {
         )]
     );
     // `clean` also removes the stored API answers.
-    let answers: Vec<u64> = std::fs::read_dir(project.cache_home().join("v1/http"))
+    let answers: Vec<u64> = fs_err::read_dir(project.cache_home().join("v1/http"))
         .unwrap()
         .map(|entry| entry.unwrap().metadata().unwrap().len())
         .collect();
     assert!(!answers.is_empty());
     // And the lock files (empty) that no process holds.
     let locks = project.cache_home().join("v1/locks");
-    let lock_files = std::fs::read_dir(&locks).unwrap().count();
+    let lock_files = fs_err::read_dir(&locks).unwrap().count();
     assert!(lock_files > 0);
     let cleaned = run(&project, &github, &["cache", "clean"], &[]).success();
     assert_eq!(
@@ -452,8 +452,8 @@ fn cache_prune_keeps_referenced_blobs() {
             wasm("deno 1.0").len() as u64 + answers.iter().sum::<u64>()
         )
     );
-    assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), 0);
-    assert_eq!(std::fs::read_dir(&locks).unwrap().count(), 0);
+    assert_eq!(fs_err::read_dir(&blobs).unwrap().count(), 0);
+    assert_eq!(fs_err::read_dir(&locks).unwrap().count(), 0);
     assert!(!project.cache_home().join("v1/http").exists());
 }
 
@@ -468,8 +468,8 @@ fn a_folder_that_is_not_a_cache_is_never_marked_or_cleaned() {
         "[plugins]\nhello = \"{}\"\n",
         github.server().url("/hello-1.0.0.wasm")
     ));
-    std::fs::create_dir_all(project.cache_home().join("precious")).unwrap();
-    std::fs::write(project.cache_home().join("precious/data.txt"), "keep").unwrap();
+    fs_err::create_dir_all(project.cache_home().join("precious")).unwrap();
+    fs_err::write(project.cache_home().join("precious/data.txt"), "keep").unwrap();
     let home = project.cache_home();
     let listing = || {
         let mut names: Vec<_> = walkdir::WalkDir::new(&home)
@@ -486,7 +486,7 @@ fn a_folder_that_is_not_a_cache_is_never_marked_or_cleaned() {
         .stderr_has("holds other files and no warpgate `CACHEDIR.TAG`");
     assert_eq!(listing(), before);
     assert!(!home.join("CACHEDIR.TAG").exists());
-    let blobs = std::fs::read_dir(home.join("v1/blobs/sha256"))
+    let blobs = fs_err::read_dir(home.join("v1/blobs/sha256"))
         .unwrap()
         .count();
     assert_eq!(blobs, 1);
@@ -500,7 +500,7 @@ fn a_folder_that_is_not_a_cache_is_never_marked_or_cleaned() {
             .stderr_has("hint: set `WARPGATE_HOME` to the cache folder");
         assert_eq!(listing(), before, "{args:?}");
         assert_eq!(
-            std::fs::read_dir(home.join("v1/blobs/sha256"))
+            fs_err::read_dir(home.join("v1/blobs/sha256"))
                 .unwrap()
                 .count(),
             blobs
@@ -508,8 +508,8 @@ fn a_folder_that_is_not_a_cache_is_never_marked_or_cleaned() {
     }
     // Cargo's tag (the same signature line) does not make a folder warpgate's.
     let cargo_target = project.path("target");
-    std::fs::create_dir_all(cargo_target.join("debug")).unwrap();
-    std::fs::write(
+    fs_err::create_dir_all(cargo_target.join("debug")).unwrap();
+    fs_err::write(
         cargo_target.join("CACHEDIR.TAG"),
         "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by cargo.\n",
     )
@@ -535,29 +535,29 @@ fn a_corrupted_blob_is_replaced_not_a_hang() {
         .cache_home()
         .join("v1/blobs/sha256")
         .join(Checksum::of(&wasm("hello")).hex());
-    let mut permissions = std::fs::metadata(&blob).unwrap().permissions();
+    let mut permissions = fs_err::metadata(&blob).unwrap().permissions();
     #[expect(
         clippy::permissions_set_readonly_false,
         reason = "the test tampers with a file on purpose"
     )]
     permissions.set_readonly(false);
-    std::fs::set_permissions(&blob, permissions).unwrap();
-    std::fs::write(&blob, b"tampered").unwrap();
+    fs_err::set_permissions(&blob, permissions).unwrap();
+    fs_err::write(&blob, b"tampered").unwrap();
     // Re-resolving downloads into a blob whose current file is corrupt.
-    std::fs::remove_file(project.path("warpgate.lock")).unwrap();
+    fs_err::remove_file(project.path("warpgate.lock")).unwrap();
     run(&project, &github, &["lock"], &[]).success();
-    assert_eq!(std::fs::read(&blob).unwrap(), wasm("hello"));
+    assert_eq!(fs_err::read(&blob).unwrap(), wasm("hello"));
     // And a locked fetch over a corrupt blob heals it too.
-    let mut permissions = std::fs::metadata(&blob).unwrap().permissions();
+    let mut permissions = fs_err::metadata(&blob).unwrap().permissions();
     #[expect(
         clippy::permissions_set_readonly_false,
         reason = "the test tampers with a file on purpose"
     )]
     permissions.set_readonly(false);
-    std::fs::set_permissions(&blob, permissions).unwrap();
-    std::fs::write(&blob, b"tampered again").unwrap();
+    fs_err::set_permissions(&blob, permissions).unwrap();
+    fs_err::write(&blob, b"tampered again").unwrap();
     run(&project, &github, &["fetch"], &[]).success();
-    assert_eq!(std::fs::read(&blob).unwrap(), wasm("hello"));
+    assert_eq!(fs_err::read(&blob).unwrap(), wasm("hello"));
 }
 
 #[test]
@@ -569,7 +569,7 @@ fn update_of_a_named_pinned_entry_relocks_it() {
     ));
     run(&project, &github, &["lock"], &[]).success();
     // The server now serves other bytes for the pinned URL: fetch fails, naming the fix...
-    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    fs_err::remove_dir_all(project.cache_home()).unwrap();
     github
         .server()
         .route("/hello-1.0.0.wasm", Response::ok(b"\0asm hello 2".to_vec()));
@@ -591,7 +591,7 @@ fn offline_lock_says_why_an_entry_needs_the_network() {
     let github = fake();
     let project = Project::new(&config(&github));
     run(&project, &github, &["lock"], &[]).success();
-    std::fs::write(
+    fs_err::write(
         project.path("warpgate.toml"),
         config(&github).replace("hello-1.0.0.wasm", "hello-1.0.0.wasm?v=2"),
     )
@@ -706,7 +706,7 @@ fn add_resolves_and_locks_only_the_new_github_entry() {
     run(&project, &github, &["lock", "--locked"], &[]).success();
 
     // A lockfile this warpgate cannot read fails `add` before any request.
-    std::fs::write(project.path("warpgate.lock"), "version = 9\n").unwrap();
+    fs_err::write(project.path("warpgate.lock"), "version = 9\n").unwrap();
     let config = project.read("warpgate.toml");
     let requests = github.server().request_count();
     run(
@@ -766,7 +766,7 @@ fn https_proxy_from_the_environment_carries_every_request() {
     assert!(project.read("warpgate.lock").contains("[plugins.hello]"));
 
     // `fetch` on an empty cache downloads through the proxy as well.
-    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    fs_err::remove_dir_all(project.cache_home()).unwrap();
     let before = proxy.connect_targets().len();
     let hits = github.server().hits("/hello-1.0.0.wasm");
     run_through(&project, &github, &proxy, None, &["fetch"])
@@ -920,7 +920,7 @@ fn an_unchanged_update_is_answered_by_304s_and_downloads_nothing() {
     for entry in walkdir::WalkDir::new(project.cache_home()) {
         let entry = entry.unwrap();
         if entry.file_type().is_file() {
-            let bytes = std::fs::read(entry.path()).unwrap();
+            let bytes = fs_err::read(entry.path()).unwrap();
             assert!(
                 !String::from_utf8_lossy(&bytes).contains("gh-t0ken-value"),
                 "{}",
@@ -1065,7 +1065,7 @@ fn a_hand_edited_github_entry_is_refused_by_every_command() {
             "`tag = \"node_tool-v0.12.0\"` is not a tag of the locator".to_string(),
         ),
     ] {
-        std::fs::write(project.path("warpgate.lock"), lock).unwrap();
+        fs_err::write(project.path("warpgate.lock"), lock).unwrap();
         for args in [
             &["lock", "--locked"][..],
             &["list"],
@@ -1099,7 +1099,7 @@ fn a_download_under_the_low_speed_limit_fails_fetch_and_leaves_nothing_behind() 
     let github = fake();
     let project = Project::new(&config(&github));
     run(&project, &github, &["lock"], &[]).success();
-    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    fs_err::remove_dir_all(project.cache_home()).unwrap();
     // Two bytes a second, under the limit of 10 a second over a one-second window; every
     // read brings bytes, so only the low-speed check can stop it.
     github.server().route(
@@ -1128,7 +1128,7 @@ fn a_download_under_the_low_speed_limit_fails_fetch_and_leaves_nothing_behind() 
     let blobs = project.cache_home().join("v1/blobs/sha256");
     assert!(!blobs.join(Checksum::of(&wasm("hello")).hex()).exists());
     assert_eq!(
-        std::fs::read_dir(project.cache_home().join("v1/tmp"))
+        fs_err::read_dir(project.cache_home().join("v1/tmp"))
             .unwrap()
             .count(),
         0
@@ -1177,7 +1177,7 @@ fn unusable_http_settings_are_refused_naming_the_variable() {
     // `fetch` on an empty cache, and `lock` with an entry to resolve: both need the network.
     let fetching = Project::new(&config(&github));
     run(&fetching, &github, &["lock"], &[]).success();
-    std::fs::remove_dir_all(fetching.cache_home()).unwrap();
+    fs_err::remove_dir_all(fetching.cache_home()).unwrap();
     let locking = Project::new("[plugins]\ndeno = \"github://acme/deno-plugin\"\n");
     let requests = github.server().request_count();
     for (name, value, expected) in [

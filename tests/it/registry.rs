@@ -24,7 +24,7 @@ fn run(project: &Project, registry: &TestRegistry, args: &[&str]) -> Run {
 }
 
 fn json_tools() -> (Vec<u8>, Checksum) {
-    let bytes = std::fs::read(JSON_TOOLS).unwrap();
+    let bytes = fs_err::read(JSON_TOOLS).unwrap();
     let checksum = Checksum::of(&bytes);
     (bytes, checksum)
 }
@@ -72,7 +72,7 @@ fn publish_lock_fetch_and_call_by_digest() {
     );
 
     // A fresh cache: fetch pulls the layer by digest, with no manifest or tag request.
-    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    fs_err::remove_dir_all(project.cache_home()).unwrap();
     registry.clear_requests();
     run(&project, &registry, &["fetch"]).success();
     let requests = registry.requests();
@@ -163,7 +163,7 @@ fn a_moved_tag_keeps_the_locked_digest_until_update_and_versions_pick_the_highes
         lock,
         "lock must keep the locked digest"
     );
-    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    fs_err::remove_dir_all(project.cache_home()).unwrap();
     run(&project, &registry, &["fetch"]).success();
     let output = run(
         &project,
@@ -176,7 +176,7 @@ fn a_moved_tag_keeps_the_locked_digest_until_update_and_versions_pick_the_highes
     let update = run(&project, &registry, &["update"]).success();
     assert!(update.stdout.contains("json:"), "{update:#?}");
     let lock = project.read("warpgate.lock");
-    let failing = Checksum::of(&std::fs::read(crate::support::project::FAILING).unwrap());
+    let failing = Checksum::of(&fs_err::read(crate::support::project::FAILING).unwrap());
     assert!(
         lock.contains(&format!(
             "tag = \"1.0.0\"\ndigest = \"{moved}\"\nchecksum = \"{failing}\""
@@ -241,7 +241,7 @@ fn a_deleted_manifest_fails_resolution_but_locked_bytes_still_come_by_digest() {
     assert_eq!(project.read("warpgate.lock"), lock);
 
     // The lock pins the layer's digest: no manifest is needed to fetch it.
-    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    fs_err::remove_dir_all(project.cache_home()).unwrap();
     run(&project, &registry, &["fetch"]).success();
 }
 
@@ -295,7 +295,7 @@ fn credentials_wrong_missing_and_from_the_docker_config() {
     // `~/.docker/config.json` (through `DOCKER_CONFIG`), with a credential helper.
     let docker = tempfile::tempdir().unwrap();
     let helper = docker.path().join("docker-credential-wgtest");
-    std::fs::write(
+    fs_err::write(
         &helper,
         format!(
             "#!/bin/sh\nread host\n[ \"$host\" = \"{}\" ] || {{ echo 'credentials not found in native keychain'; exit 1; }}\necho '{{\"ServerURL\":\"'$host'\",\"Username\":\"{}\",\"Secret\":\"{}\"}}'\n",
@@ -308,9 +308,9 @@ fn credentials_wrong_missing_and_from_the_docker_config() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        fs_err::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    std::fs::write(
+    fs_err::write(
         docker.path().join("config.json"),
         format!(r#"{{"credHelpers":{{"{}":"wgtest"}}}}"#, registry.host()),
     )
@@ -328,11 +328,11 @@ fn credentials_wrong_missing_and_from_the_docker_config() {
     Run::from(helped).success();
 
     // Plain `auths` entries.
-    std::fs::remove_file(project.path("warpgate.lock")).unwrap();
+    fs_err::remove_file(project.path("warpgate.lock")).unwrap();
     use base64::Engine as _;
     let auth = base64::engine::general_purpose::STANDARD
         .encode(registry.auth().split_once('=').unwrap().1);
-    std::fs::write(
+    fs_err::write(
         docker.path().join("config.json"),
         format!(
             r#"{{"auths":{{"https://{}":{{"auth":"{auth}"}}}}}}"#,
@@ -361,8 +361,8 @@ fn a_blob_whose_bytes_do_not_match_its_digest_is_refused_and_leaves_nothing() {
     let blob = registry.blob_file(&checksum.hex());
     let mut corrupt = bytes.clone();
     corrupt[100] ^= 0xff;
-    std::fs::write(&blob, &corrupt).unwrap();
-    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    fs_err::write(&blob, &corrupt).unwrap();
+    fs_err::remove_dir_all(project.cache_home()).unwrap();
 
     let failed = run(&project, &registry, &["fetch"]).code(1);
     assert!(
@@ -400,7 +400,7 @@ fn offline_opens_no_connection() {
         "{lock:#?}"
     );
     run(&project, &registry, &["lock"]).success();
-    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    fs_err::remove_dir_all(project.cache_home()).unwrap();
     registry.clear_requests();
     let fetch = run(&project, &registry, &["fetch", "--offline"]).code(2);
     assert!(
@@ -456,10 +456,10 @@ fn mirror_push_then_a_fresh_cache_fetches_everything_from_the_mirror() {
 
     // One trust bundle and one credential list for every server.
     let bundle = project.path("ca-bundle.pem");
-    let mut pem = std::fs::read_to_string(origin.ca_path()).unwrap();
-    pem.push_str(&std::fs::read_to_string(mirror.ca_path()).unwrap());
+    let mut pem = fs_err::read_to_string(origin.ca_path()).unwrap();
+    pem.push_str(&fs_err::read_to_string(mirror.ca_path()).unwrap());
     pem.push_str(github.server().ca_pem());
-    std::fs::write(&bundle, pem).unwrap();
+    fs_err::write(&bundle, pem).unwrap();
     let mut base: Vec<(String, std::ffi::OsString)> = github
         .env()
         .into_iter()
@@ -509,7 +509,7 @@ fn mirror_push_then_a_fresh_cache_fetches_everything_from_the_mirror() {
     // The origins go away; a fresh cache fills from the mirror alone.
     drop(github);
     drop(origin);
-    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    fs_err::remove_dir_all(project.cache_home()).unwrap();
     mirror.clear_requests();
     everywhere(&["fetch"], &[("WARPGATE_MIRROR", target.clone())]).success();
     let requests = mirror.requests();
@@ -532,7 +532,7 @@ fn mirror_push_then_a_fresh_cache_fetches_everything_from_the_mirror() {
     }
 
     // Without the mirror, the dead origins are all there is.
-    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    fs_err::remove_dir_all(project.cache_home()).unwrap();
     everywhere(&["fetch"], &[("WARPGATE_MIRROR", "off".into())]).code(2);
 }
 
@@ -541,7 +541,7 @@ fn publish_lock_vendor_and_build_by_digest() {
     let registry = TestRegistry::start();
     let locator = registry.locator("plugins/json-tools:1.0.0");
     let app = crate::build::App::new("wg-it-registry-build", &[]);
-    std::fs::write(
+    fs_err::write(
         app.path("warpgate.toml"),
         format!("[plugins]\njson = \"{locator}\"\n"),
     )
@@ -561,11 +561,11 @@ fn publish_lock_vendor_and_build_by_digest() {
     let (bytes, checksum) = json_tools();
 
     // `warpgate vendor` with an empty cache pulls the layer by digest.
-    std::fs::remove_dir_all(app.home()).unwrap();
+    fs_err::remove_dir_all(app.home()).unwrap();
     registry.clear_requests();
     in_app(&["vendor"]).success();
     assert_eq!(
-        std::fs::read(app.path("vendor/warpgate/json.wasm")).unwrap(),
+        fs_err::read(app.path("vendor/warpgate/json.wasm")).unwrap(),
         bytes
     );
     assert!(
@@ -576,8 +576,8 @@ fn publish_lock_vendor_and_build_by_digest() {
     );
 
     // The build script, online with an empty cache and no vendor folder, pulls by digest too.
-    std::fs::remove_dir_all(app.path("vendor")).unwrap();
-    std::fs::remove_dir_all(app.home()).unwrap();
+    fs_err::remove_dir_all(app.path("vendor")).unwrap();
+    fs_err::remove_dir_all(app.home()).unwrap();
     registry.clear_requests();
     let env = registry.env();
     let env: Vec<(&str, &std::ffi::OsStr)> = env
@@ -608,7 +608,7 @@ fn fake_registry_client(
 ) -> warpgate::oci::client::RegistryClient {
     let bundle = dir.join("bundle.pem");
     let pem: String = servers.iter().map(|server| server.ca_pem()).collect();
-    std::fs::write(&bundle, pem).unwrap();
+    fs_err::write(&bundle, pem).unwrap();
     let http = warpgate::http::HttpClient::new(warpgate::http::HttpOptions {
         extra_ca_file: Some(bundle),
         ..servers[0].http_options()
@@ -832,7 +832,7 @@ fn token_auth_publishes_with_credentials_and_pulls_anonymously() {
             .read("warpgate.lock")
             .contains(&format!("digest = \"{digest}\"\nchecksum = \"{checksum}\"")),
     );
-    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    fs_err::remove_dir_all(project.cache_home()).unwrap();
     anonymous(&["fetch"]).success();
     let cache = warpgate::cache::Cache::new(project.cache_home());
     assert!(cache.get(&checksum).unwrap().is_some());
@@ -850,7 +850,7 @@ fn token_auth_publishes_with_credentials_and_pulls_anonymously() {
         "{pulls:#?}"
     );
     assert_eq!(
-        std::fs::read(cache.get(&checksum).unwrap().unwrap()).unwrap(),
+        fs_err::read(cache.get(&checksum).unwrap().unwrap()).unwrap(),
         bytes
     );
 
@@ -901,9 +901,9 @@ fn a_mirror_serving_wrong_bytes_is_refused_and_the_origin_answers() {
     ));
     publish(&project, &origin, "plugins/json-tools:1.0.0");
     let bundle = project.path("ca-bundle.pem");
-    let pem = std::fs::read_to_string(origin.ca_path()).unwrap()
-        + &std::fs::read_to_string(mirror.ca_path()).unwrap();
-    std::fs::write(&bundle, pem).unwrap();
+    let pem = fs_err::read_to_string(origin.ca_path()).unwrap()
+        + &fs_err::read_to_string(mirror.ca_path()).unwrap();
+    fs_err::write(&bundle, pem).unwrap();
     let target = mirror.locator("team/plugins");
     let auth = format!("{} {}", origin.auth(), mirror.auth());
     let both = |args: &[&str]| {
@@ -919,9 +919,9 @@ fn a_mirror_serving_wrong_bytes_is_refused_and_the_origin_answers() {
     let (bytes, checksum) = json_tools();
     let mut corrupt = bytes.clone();
     corrupt[100] ^= 0xff;
-    std::fs::write(mirror.blob_file(&checksum.hex()), &corrupt).unwrap();
+    fs_err::write(mirror.blob_file(&checksum.hex()), &corrupt).unwrap();
 
-    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    fs_err::remove_dir_all(project.cache_home()).unwrap();
     origin.clear_requests();
     let fetched = both(&["fetch"]).success();
     assert!(
@@ -938,11 +938,11 @@ fn a_mirror_serving_wrong_bytes_is_refused_and_the_origin_answers() {
     );
     let cache = warpgate::cache::Cache::new(project.cache_home());
     let cached = cache.get(&checksum).unwrap().unwrap();
-    assert_eq!(std::fs::read(cached).unwrap(), bytes);
+    assert_eq!(fs_err::read(cached).unwrap(), bytes);
 
     // With the origin gone too, the failure is the origin's, after the mirror's warning.
     drop(origin);
-    std::fs::remove_dir_all(project.cache_home()).unwrap();
+    fs_err::remove_dir_all(project.cache_home()).unwrap();
     let failed = both(&["fetch"]).code(2);
     assert!(
         failed
@@ -968,8 +968,8 @@ fn the_mirror_setting_comes_from_cargo_metadata_too() {
     let dir = tempfile::tempdir().unwrap();
     let write = |path: &str, text: &str| {
         let path = dir.path().join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
+        fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+        fs_err::write(path, text).unwrap();
     };
     let package = |name: &str, metadata: &str| {
         format!(

@@ -90,7 +90,7 @@ fn builder_config_values_reach_the_plugin() {
 #[test]
 fn builder_allowed_path_is_readable_and_writable() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("in.txt"), "from the host").unwrap();
+    fs_err::write(dir.path().join("in.txt"), "from the host").unwrap();
     let container = builder()
         .allowed_path(dir.path().to_str().unwrap(), "/data")
         .build()
@@ -105,7 +105,7 @@ fn builder_allowed_path_is_readable_and_writable() {
         r#"{"path": "/data/out.txt", "text": "from the plugin"}"#,
     );
     assert_eq!(
-        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        fs_err::read_to_string(dir.path().join("out.txt")).unwrap(),
         "from the plugin"
     );
     // Nothing else is reachable.
@@ -308,7 +308,7 @@ fn an_embedded_plugin_runs_with_its_declared_settings() {
         r#"{"path": "/data/x", "text": "embedded"}"#,
     );
     assert_eq!(
-        std::fs::read_to_string(dir.path().join("x")).unwrap(),
+        fs_err::read_to_string(dir.path().join("x")).unwrap(),
         "embedded"
     );
     let without_wasi = EmbeddedPlugin {
@@ -337,8 +337,8 @@ fn project(entry: &str) -> Project {
     let project = Project::new(&format!(
         "[plugins]\nsettings = {{ locator = \"file://./plugins/settings.wasm\"{entry} }}\nlooping = \"file://./plugins/looping.wasm\"\n"
     ));
-    std::fs::copy(SETTINGS, project.path("plugins/settings.wasm")).unwrap();
-    std::fs::copy(
+    fs_err::copy(SETTINGS, project.path("plugins/settings.wasm")).unwrap();
+    fs_err::copy(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plugins/looping.wasm"),
         project.path("plugins/looping.wasm"),
     )
@@ -374,7 +374,7 @@ fn call_applies_the_entry_config_and_the_flag_overrides_it() {
 #[test]
 fn call_maps_allowed_paths_from_the_config_folder_and_the_flag() {
     let project = project(r#", allowed_paths = { "./data" = "/data" }"#);
-    std::fs::create_dir(project.path("data")).unwrap();
+    fs_err::create_dir(project.path("data")).unwrap();
     project
         .run(&[
             "call",
@@ -398,7 +398,7 @@ fn call_maps_allowed_paths_from_the_config_folder_and_the_flag() {
         ])
         .success();
     assert_eq!(
-        std::fs::read_to_string(other.path().join("out.txt")).unwrap(),
+        fs_err::read_to_string(other.path().join("out.txt")).unwrap(),
         "flag"
     );
 }
@@ -468,7 +468,7 @@ fn call_timeouts_from_the_entry_and_the_flag() {
         "looping = \"file://./plugins/looping.wasm\"",
         "looping = { locator = \"file://./plugins/looping.wasm\", timeout = \"300ms\" }",
     );
-    std::fs::write(project.path("warpgate.toml"), config).unwrap();
+    fs_err::write(project.path("warpgate.toml"), config).unwrap();
     project
         .run(&["call", "looping", "spin"])
         .code(2)
@@ -555,7 +555,7 @@ fn bad_settings_are_clear_errors_and_settings_do_not_stale_the_lock() {
 
     let project = self::project(r#", timeout = "5s""#);
     let config = project.read("warpgate.toml").replace("5s", "10s");
-    std::fs::write(project.path("warpgate.toml"), config).unwrap();
+    fs_err::write(project.path("warpgate.toml"), config).unwrap();
     project.run(&["lock", "--locked"]).success();
 }
 
@@ -563,7 +563,7 @@ fn bad_settings_are_clear_errors_and_settings_do_not_stale_the_lock() {
 /// WebAssembly text (Extism compiles it), so `has_func` is answered by an instance.
 #[test]
 fn a_start_function_runs_once_per_instance() {
-    let wat = std::fs::read(
+    let wat = fs_err::read(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/plugins/started/started.wat"),
     )
     .unwrap();
@@ -585,14 +585,14 @@ fn a_start_function_runs_once_per_instance() {
 #[test]
 fn call_explains_missing_host_functions() {
     let project = project("");
-    std::fs::copy(
+    fs_err::copy(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plugins/host_caller.wasm"),
         project.path("plugins/host_caller.wasm"),
     )
     .unwrap();
     let config =
         project.read("warpgate.toml") + "host_caller = \"file://./plugins/host_caller.wasm\"\n";
-    std::fs::write(project.path("warpgate.toml"), config).unwrap();
+    fs_err::write(project.path("warpgate.toml"), config).unwrap();
     project.run(&["lock"]).success();
     let run = project
         .run(&["call", "host_caller", "double_via_host", "{}"])

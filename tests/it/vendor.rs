@@ -31,9 +31,9 @@ struct Project {
 impl Project {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("plugins")).unwrap();
-        std::fs::write(dir.path().join("plugins/local.wasm"), LOCAL).unwrap();
-        std::fs::write(
+        fs_err::create_dir(dir.path().join("plugins")).unwrap();
+        fs_err::write(dir.path().join("plugins/local.wasm"), LOCAL).unwrap();
+        fs_err::write(
             dir.path().join("warpgate.toml"),
             format!(
                 "[plugins]\nlocal = \"file://./plugins/local.wasm\"\nremote = \"{REMOTE_URL}\"\n"
@@ -76,9 +76,9 @@ impl Project {
         );
         let cache = Cache::new(dir.path().join("home"));
         let source = dir.path().join("remote.source");
-        std::fs::write(&source, REMOTE).unwrap();
+        fs_err::write(&source, REMOTE).unwrap();
         cache.insert_file(&source, None).unwrap();
-        std::fs::remove_file(source).unwrap();
+        fs_err::remove_file(source).unwrap();
         let http = warpgate::http::HttpClient::new(warpgate::http::HttpOptions {
             offline: Some("`--offline`".into()),
             ..Default::default()
@@ -124,12 +124,12 @@ impl Project {
 }
 
 fn mtime(path: &Path) -> SystemTime {
-    std::fs::metadata(path).unwrap().modified().unwrap()
+    fs_err::metadata(path).unwrap().modified().unwrap()
 }
 
 /// Every entry of `dir`'s parent whose name starts with `.` (staging or old folders).
 fn leftovers(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir.parent().unwrap())
+    fs_err::read_dir(dir.parent().unwrap())
         .unwrap()
         .flatten()
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
@@ -153,9 +153,9 @@ fn vendors_every_plugin_with_a_manifest_and_twice_changes_nothing() {
         Some(Origin::Cache { .. })
     ));
     assert!(report.plugins.iter().all(|p| p.change == FileChange::Added));
-    assert_eq!(std::fs::read(dir.join("local.wasm")).unwrap(), LOCAL);
-    assert_eq!(std::fs::read(dir.join("remote.wasm")).unwrap(), REMOTE);
-    let manifest = std::fs::read_to_string(dir.join(MANIFEST_NAME)).unwrap();
+    assert_eq!(fs_err::read(dir.join("local.wasm")).unwrap(), LOCAL);
+    assert_eq!(fs_err::read(dir.join("remote.wasm")).unwrap(), REMOTE);
+    let manifest = fs_err::read_to_string(dir.join(MANIFEST_NAME)).unwrap();
     assert_eq!(
         manifest,
         format!(
@@ -198,7 +198,7 @@ fn vendoring_again_without_the_cache_uses_the_vendored_copies() {
     let project = Project::new();
     let dir = project.vendor_dir();
     project.vendor(&dir).unwrap();
-    std::fs::remove_dir_all(project.path("home")).unwrap();
+    fs_err::remove_dir_all(project.path("home")).unwrap();
     let report = project.vendor(&dir).unwrap();
     assert!(!report.changed);
 }
@@ -209,9 +209,9 @@ fn a_partial_update_keeps_unchanged_files_and_removes_extras() {
     let dir = project.vendor_dir();
     project.vendor(&dir).unwrap();
     let local_mtime = mtime(&dir.join("local.wasm"));
-    std::fs::write(dir.join("stray.wasm"), b"old plugin").unwrap();
+    fs_err::write(dir.join("stray.wasm"), b"old plugin").unwrap();
     // A corrupted copy is replaced from the cache.
-    std::fs::write(dir.join("remote.wasm"), b"tampered").unwrap();
+    fs_err::write(dir.join("remote.wasm"), b"tampered").unwrap();
 
     std::thread::sleep(std::time::Duration::from_millis(20));
     let report = project.vendor(&dir).unwrap();
@@ -219,7 +219,7 @@ fn a_partial_update_keeps_unchanged_files_and_removes_extras() {
     assert_eq!(report.removed, ["stray.wasm"]);
     assert_eq!(report.plugins[0].change, FileChange::Unchanged);
     assert_eq!(report.plugins[1].change, FileChange::Updated);
-    assert_eq!(std::fs::read(dir.join("remote.wasm")).unwrap(), REMOTE);
+    assert_eq!(fs_err::read(dir.join("remote.wasm")).unwrap(), REMOTE);
     assert!(!dir.join("stray.wasm").exists());
     assert_eq!(mtime(&dir.join("local.wasm")), local_mtime);
     assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
@@ -229,21 +229,21 @@ fn a_partial_update_keeps_unchanged_files_and_removes_extras() {
 fn refuses_a_folder_that_is_not_a_vendor_directory() {
     let project = Project::new();
     let dir = project.path("precious");
-    std::fs::create_dir(&dir).unwrap();
-    std::fs::write(dir.join("notes.txt"), b"keep me").unwrap();
+    fs_err::create_dir(&dir).unwrap();
+    fs_err::write(dir.join("notes.txt"), b"keep me").unwrap();
     let error = project.vendor(&dir).unwrap_err();
     assert!(
         matches!(error, VendorError::NotAVendorDir { .. }),
         "{error}"
     );
     assert!(error.to_string().contains("has no `warpgate-vendor.toml`"));
-    assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"keep me");
+    assert_eq!(fs_err::read(dir.join("notes.txt")).unwrap(), b"keep me");
 }
 
 #[test]
 fn offline_and_not_cached_names_the_plugin_and_writes_nothing() {
     let project = Project::new();
-    std::fs::remove_dir_all(project.path("home")).unwrap();
+    fs_err::remove_dir_all(project.path("home")).unwrap();
     let dir = project.vendor_dir();
     let error = project.vendor(&dir).unwrap_err();
     assert!(
@@ -260,7 +260,7 @@ fn offline_and_not_cached_names_the_plugin_and_writes_nothing() {
 #[test]
 fn a_stale_lock_is_refused() {
     let project = Project::new();
-    std::fs::write(project.path("plugins/local.wasm"), b"changed").unwrap();
+    fs_err::write(project.path("plugins/local.wasm"), b"changed").unwrap();
     let error = project.vendor(&project.vendor_dir()).unwrap_err();
     let message = crate::support::report(&error);
     assert!(
@@ -276,11 +276,11 @@ fn verify_reports_every_problem_with_the_vendor_directory() {
     let dir = project.vendor_dir();
     project.vendor(&dir).unwrap();
 
-    std::fs::write(dir.join("remote.wasm"), b"tampered").unwrap();
-    std::fs::remove_file(dir.join("local.wasm")).unwrap();
-    std::fs::write(dir.join("stray.wasm"), b"x").unwrap();
-    let manifest = std::fs::read_to_string(dir.join(MANIFEST_NAME)).unwrap();
-    std::fs::write(
+    fs_err::write(dir.join("remote.wasm"), b"tampered").unwrap();
+    fs_err::remove_file(dir.join("local.wasm")).unwrap();
+    fs_err::write(dir.join("stray.wasm"), b"x").unwrap();
+    let manifest = fs_err::read_to_string(dir.join(MANIFEST_NAME)).unwrap();
+    fs_err::write(
         dir.join(MANIFEST_NAME),
         manifest.replace(
             &Checksum::of(REMOTE).to_string(),
@@ -328,7 +328,7 @@ fn verify_reports_every_problem_with_the_vendor_directory() {
     assert_eq!(json["problems"][0]["kind"], "vendored-missing", "{json:#}");
     assert_eq!(json["plugins"][1]["cache"], "cached", "{json:#}");
 
-    std::fs::remove_file(dir.join(MANIFEST_NAME)).unwrap();
+    fs_err::remove_file(dir.join(MANIFEST_NAME)).unwrap();
     let report = project.verify(Some(&dir));
     assert!(
         report
@@ -341,7 +341,7 @@ fn verify_reports_every_problem_with_the_vendor_directory() {
 #[test]
 fn verify_treats_a_missing_cache_entry_as_information() {
     let project = Project::new();
-    std::fs::remove_dir_all(project.path("home")).unwrap();
+    fs_err::remove_dir_all(project.path("home")).unwrap();
     let report = project.verify(None);
     assert!(report.is_ok(), "{:#?}", report.problems);
     let remote = &report.plugins[1];
@@ -373,15 +373,15 @@ impl Project {
 fn verify_reports_a_corrupt_cache_entry_and_a_changed_file_without_touching_them() {
     let project = Project::new();
     let blob = project.fetcher.cache().blob_path(&Checksum::of(REMOTE));
-    let mut permissions = std::fs::metadata(&blob).unwrap().permissions();
+    let mut permissions = fs_err::metadata(&blob).unwrap().permissions();
     #[expect(
         clippy::permissions_set_readonly_false,
         reason = "the test tampers with a file on purpose"
     )]
     permissions.set_readonly(false);
-    std::fs::set_permissions(&blob, permissions).unwrap();
-    std::fs::write(&blob, b"tampered").unwrap();
-    std::fs::write(project.path("plugins/local.wasm"), b"changed").unwrap();
+    fs_err::set_permissions(&blob, permissions).unwrap();
+    fs_err::write(&blob, b"tampered").unwrap();
+    fs_err::write(project.path("plugins/local.wasm"), b"changed").unwrap();
 
     let report = project.verify(None);
     assert!(
@@ -395,7 +395,7 @@ fn verify_reports_a_corrupt_cache_entry_and_a_changed_file_without_touching_them
     assert!(report.problems.iter().any(|p| matches!(p, Problem::LockStale { id, reason: StaleReason::FileChanged } if id.as_str() == "local")), "{:#?}", report.problems);
     assert_eq!(report.plugins[0].file_intact, Some(false));
     // Verify changes nothing: the corrupt blob is still there for `warpgate fetch` to heal.
-    assert_eq!(std::fs::read(&blob).unwrap(), b"tampered");
+    assert_eq!(fs_err::read(&blob).unwrap(), b"tampered");
 }
 
 #[test]
@@ -406,7 +406,7 @@ fn vendor_downloads_what_the_cache_lacks() {
     )]);
     let url = server.url("/remote.wasm");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
+    fs_err::write(
         dir.path().join("warpgate.toml"),
         format!("[plugins]\nremote = \"{url}\"\n"),
     )
@@ -439,7 +439,7 @@ fn vendor_downloads_what_the_cache_lacks() {
         .unwrap();
     assert_eq!(report.plugins[0].source, Some(Origin::Download { url }));
     assert_eq!(
-        std::fs::read(vendor_dir.join("remote.wasm")).unwrap(),
+        fs_err::read(vendor_dir.join("remote.wasm")).unwrap(),
         REMOTE
     );
     assert_eq!(server.hits("/remote.wasm"), 1);
@@ -463,7 +463,7 @@ fn locked_cli_project(count: usize, size: usize) -> crate::support::project::Pro
     for index in 0..count {
         let mut bytes = b"\0asm\x01\0\0\0".to_vec();
         bytes.resize(size.max(bytes.len()), u8::try_from(index).unwrap());
-        std::fs::write(project.path(&format!("plugins/p{index}.wasm")), bytes).unwrap();
+        fs_err::write(project.path(&format!("plugins/p{index}.wasm")), bytes).unwrap();
     }
     project.run(&["lock"]).success();
     project
@@ -471,7 +471,7 @@ fn locked_cli_project(count: usize, size: usize) -> crate::support::project::Pro
 
 /// The names in `dir`, sorted.
 fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
+    let mut names: Vec<String> = fs_err::read_dir(dir)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
@@ -516,7 +516,7 @@ fn concurrent_vendor_runs_all_succeed_and_leave_an_intact_directory() {
     let project = locked_cli_project(4, 4 << 20);
     // Each round starts without a vendor directory, so that every run has something to write.
     for _ in 0..6 {
-        let _ = std::fs::remove_dir_all(project.path("vendor"));
+        let _ = fs_err::remove_dir_all(project.path("vendor"));
         for run in
             crate::support::project::run_concurrently((0..8).map(|_| project.command(&["vendor"])))
         {
@@ -546,20 +546,20 @@ fn concurrent_vendor_runs_all_succeed_and_leave_an_intact_directory() {
 /// and look-alikes that are not ours (which must survive).
 fn plant_leftovers(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let parent = dir.parent().unwrap();
-    std::fs::create_dir_all(parent).unwrap();
+    fs_err::create_dir_all(parent).unwrap();
     let ours = vec![
         parent.join(".warpgate.old-Zy9x8W"),
         parent.join(".warpgate.staging-a1B2c3"),
     ];
-    std::fs::create_dir_all(ours[0].join("warpgate")).unwrap();
-    std::fs::write(ours[0].join("warpgate/remote.wasm"), REMOTE).unwrap();
-    std::fs::write(
+    fs_err::create_dir_all(ours[0].join("warpgate")).unwrap();
+    fs_err::write(ours[0].join("warpgate/remote.wasm"), REMOTE).unwrap();
+    fs_err::write(
         ours[0].join("warpgate").join(MANIFEST_NAME),
         "version = 1\n",
     )
     .unwrap();
-    std::fs::create_dir(&ours[1]).unwrap();
-    std::fs::write(ours[1].join("remote.wasm"), b"\0asm half wri").unwrap();
+    fs_err::create_dir(&ours[1]).unwrap();
+    fs_err::write(ours[1].join("remote.wasm"), b"\0asm half wri").unwrap();
 
     let theirs: Vec<PathBuf> = [
         ".warpgate.staging-a1B2c",   // random part too short
@@ -573,12 +573,12 @@ fn plant_leftovers(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
     .map(|name| parent.join(name))
     .collect();
     for folder in &theirs {
-        std::fs::create_dir(folder).unwrap();
-        std::fs::write(folder.join("keep.txt"), b"keep me").unwrap();
+        fs_err::create_dir(folder).unwrap();
+        fs_err::write(folder.join("keep.txt"), b"keep me").unwrap();
     }
     // A file with our exact naming pattern is not ours either.
     let file = parent.join(".warpgate.old-b2C3d4");
-    std::fs::write(&file, b"keep me").unwrap();
+    fs_err::write(&file, b"keep me").unwrap();
     let mut theirs = theirs;
     theirs.push(file);
     (ours, theirs)
@@ -626,7 +626,7 @@ fn a_run_killed_between_the_renames_is_repaired_by_the_next() {
     assert!(!dir.exists());
     // The old copy holds the only `remote` bytes on this (offline) machine.
     let blob = project.fetcher.cache().blob_path(&Checksum::of(REMOTE));
-    std::fs::remove_file(&blob).unwrap();
+    fs_err::remove_file(&blob).unwrap();
 
     let report = project.vendor(&dir).unwrap();
     assert!(report.changed);
@@ -656,7 +656,7 @@ fn a_run_killed_between_the_renames_is_repaired_by_the_next() {
         ]
     );
     assert!(project.verify(Some(&dir)).is_ok());
-    assert_eq!(std::fs::read(dir.join("remote.wasm")).unwrap(), REMOTE);
+    assert_eq!(fs_err::read(dir.join("remote.wasm")).unwrap(), REMOTE);
     let mut hidden = leftovers(&dir);
     hidden.sort();
     let mut expected: Vec<String> = theirs
@@ -674,14 +674,14 @@ fn a_symlink_named_like_a_leftover_is_not_followed_or_removed() {
     let project = Project::new();
     let dir = project.vendor_dir();
     let target = project.path("elsewhere");
-    std::fs::create_dir(&target).unwrap();
-    std::fs::write(target.join("keep.txt"), b"keep me").unwrap();
-    std::fs::create_dir_all(project.path("vendor")).unwrap();
+    fs_err::create_dir(&target).unwrap();
+    fs_err::write(target.join("keep.txt"), b"keep me").unwrap();
+    fs_err::create_dir_all(project.path("vendor")).unwrap();
     let link = project.path("vendor/.warpgate.staging-a1B2c3");
-    std::os::unix::fs::symlink(&target, &link).unwrap();
+    fs_err::os::unix::fs::symlink(&target, &link).unwrap();
 
     let report = project.vendor(&dir).unwrap();
     assert!(report.swept.is_empty(), "{:?}", report.swept);
-    assert!(std::fs::symlink_metadata(&link).is_ok());
-    assert_eq!(std::fs::read(target.join("keep.txt")).unwrap(), b"keep me");
+    assert!(fs_err::symlink_metadata(&link).is_ok());
+    assert_eq!(fs_err::read(target.join("keep.txt")).unwrap(), b"keep me");
 }

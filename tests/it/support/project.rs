@@ -23,10 +23,10 @@ impl Project {
     /// fixtures copied to `plugins/`.
     pub fn new(config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("plugins")).unwrap();
-        std::fs::copy(JSON_TOOLS, dir.path().join("plugins/json_tools.wasm")).unwrap();
-        std::fs::copy(FAILING, dir.path().join("plugins/failing.wasm")).unwrap();
-        std::fs::write(dir.path().join("warpgate.toml"), config).unwrap();
+        fs_err::create_dir(dir.path().join("plugins")).unwrap();
+        fs_err::copy(JSON_TOOLS, dir.path().join("plugins/json_tools.wasm")).unwrap();
+        fs_err::copy(FAILING, dir.path().join("plugins/failing.wasm")).unwrap();
+        fs_err::write(dir.path().join("warpgate.toml"), config).unwrap();
         Self { dir }
     }
 
@@ -35,7 +35,7 @@ impl Project {
     }
 
     pub fn read(&self, relative: &str) -> String {
-        std::fs::read_to_string(self.path(relative)).unwrap()
+        fs_err::read_to_string(self.path(relative)).unwrap()
     }
 
     pub fn cache_home(&self) -> PathBuf {

@@ -92,7 +92,7 @@ impl TestRegistry {
         );
         let write = |name: &str, text: &str| {
             let path = dir.path().join(name);
-            std::fs::write(&path, text).unwrap();
+            fs_err::write(&path, text).unwrap();
             path
         };
         write("ca.pem", &ca_pem);
@@ -101,7 +101,7 @@ impl TestRegistry {
         let hash = bcrypt::hash(PASSWORD, 4).unwrap();
         let htpasswd = write("htpasswd", &format!("{USER}:{hash}\n"));
         let storage = dir.path().join("storage");
-        std::fs::create_dir(&storage).unwrap();
+        fs_err::create_dir(&storage).unwrap();
 
         // A free port: bound by the OS, released, then taken by the registry. Another process
         // taking it in between makes the start fail loudly below, never silently.
@@ -588,5 +588,5 @@ where
 
 /// Whether `path` is an empty folder or missing.
 pub fn is_empty_dir(path: &Path) -> bool {
-    std::fs::read_dir(path).map_or(true, |mut entries| entries.next().is_none())
+    fs_err::read_dir(path).map_or(true, |mut entries| entries.next().is_none())
 }
