@@ -15,7 +15,8 @@
 //! the service may receive them ([`may_send_credentials`]), anonymously otherwise — and
 //! retries once. Tokens are kept in memory per registry and scope, never written anywhere.
 //! Registries are reached over `https://`; plain `http://` only for loopback hosts that
-//! do not speak TLS (tried after `https://` fails to connect).
+//! do not speak TLS (tried once after `https://` fails; if that fails too, the `https://`
+//! error is the one reported).
 //!
 //! # What is trusted
 //!
@@ -464,6 +465,7 @@ impl RegistryClient {
         let scope = format!("repository:{repository}:{actions}");
         let _probe = self.probe(registry, &scope).await;
         let mut sent = false;
+        let mut https_error = None;
         loop {
             let mut request = make(self.url(registry, repository, path));
             request.max_body.get_or_insert(MAX_DOCUMENT_SIZE);
@@ -474,9 +476,14 @@ impl RegistryClient {
                     .insert(header::AUTHORIZATION, sensitive(value)?);
             }
             let answer = match self.http.request(&request).await {
+                Ok(answer) if answer.status == 400 && https_error.is_some() => {
+                    return Err(self.back_to_https(registry, &mut https_error).into());
+                }
                 Ok(answer) => answer,
-                Err(error) if self.switch_to_plain_http(registry, &error) => continue,
-                Err(error) => return Err(error.into()),
+                Err(error) => match self.after_failure(registry, error, &mut https_error) {
+                    None => continue,
+                    Some(error) => return Err(error.into()),
+                },
             };
             if answer.status != 401 {
                 if matches!(auth, Auth::None) {
@@ -506,6 +513,37 @@ impl RegistryClient {
             action: action.to_string(),
             credentials: self.credentials(registry)?.map(|c| c.source),
         })
+    }
+
+    /// After a request to `registry` failed with `error`: `None` to send it again over plain
+    /// `http://` (a loopback registry that may not speak TLS; tried once, the `https://` error
+    /// kept in `https_error`), else the error to report. When the plain attempt fails too, the
+    /// registry goes back to `https://` and its error is the one reported: it says why the
+    /// registry could not be reached as registries are (an untrusted certificate, say).
+    fn after_failure(
+        &self,
+        registry: &str,
+        error: HttpError,
+        https_error: &mut Option<HttpError>,
+    ) -> Option<HttpError> {
+        if https_error.is_some() {
+            tracing::debug!(registry, %error, "plain http:// failed as well");
+            return Some(self.back_to_https(registry, https_error));
+        }
+        if self.switch_to_plain_http(registry, &error) {
+            *https_error = Some(error);
+            return None;
+        }
+        Some(error)
+    }
+
+    /// Gives up on plain `http://` for `registry` (a TLS server answers it with `400`, a
+    /// closed port refuses it) and returns the `https://` error that led to trying it.
+    fn back_to_https(&self, registry: &str, https_error: &mut Option<HttpError>) -> HttpError {
+        self.with_host(registry, |state| state.plain_http = false);
+        https_error
+            .take()
+            .expect("a plain http:// attempt follows an https:// error")
     }
 
     /// For a loopback registry that does not speak TLS: switches it to `http://` once.
@@ -763,6 +801,7 @@ impl RegistryClient {
         let path = format!("blobs/{digest}");
         let mut probe = self.probe(registry, &scope).await;
         let mut sent = false;
+        let mut https_error = None;
         loop {
             let url = self.url(registry, repository, &path);
             let mut headers = HeaderMap::new();
@@ -781,9 +820,14 @@ impl RegistryClient {
                     }
                     return Ok(downloaded);
                 }
+                Ok(Err(answer)) if answer.status == 400 && https_error.is_some() => {
+                    return Err(self.back_to_https(registry, &mut https_error).into());
+                }
                 Ok(Err(answer)) => answer,
-                Err(error) if self.switch_to_plain_http(registry, &error) => continue,
-                Err(error) => return Err(error.into()),
+                Err(error) => match self.after_failure(registry, error, &mut https_error) {
+                    None => continue,
+                    Some(error) => return Err(error.into()),
+                },
             };
             match answer.status {
                 401 if !sent => {

@@ -1093,3 +1093,62 @@ fn an_invalid_mirror_setting_fails_the_cli_and_the_loader() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_plain_http_loopback_registry_serves_the_cli_and_the_loader() {
+    let registry = TestRegistry::start_plain();
+    let locator = registry.locator("plugins/json-tools:1.0.0");
+    let project = Project::new(&format!("[plugins]\njson = \"{locator}\"\n"));
+    publish(&project, &registry, "plugins/json-tools:1.0.0");
+    run(&project, &registry, &["lock"]).success();
+    fs_err::remove_dir_all(project.cache_home()).unwrap();
+    run(&project, &registry, &["fetch"]).success();
+    let output = run(
+        &project,
+        &registry,
+        &["call", "json", "add", r#"{"left":40,"right":2}"#],
+    )
+    .success();
+    assert_eq!(output.stdout.trim(), r#"{"sum":42}"#);
+
+    // An app's loader resolves the floating tag itself, then reuses that resolution.
+    let dir = tempfile::tempdir().unwrap();
+    let http = warpgate::http::HttpClient::new(warpgate::http::HttpOptions::default()).unwrap();
+    let loader = warpgate::PluginLoader::with_http(
+        dir.path().join("plugins"),
+        dir.path().join("temp"),
+        http,
+        None,
+    );
+    let id = warpgate::Id::new("json").unwrap();
+    let locator: warpgate::PluginLocator = locator.parse().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let path = rt
+        .block_on(loader.load_plugin(id.clone(), &locator))
+        .unwrap();
+    let (bytes, _) = json_tools();
+    assert_eq!(fs_err::read(&path).unwrap(), bytes);
+    registry.clear_requests();
+    let again = rt.block_on(loader.load_plugin(id, &locator)).unwrap();
+    assert_eq!(again, path);
+    assert_eq!(registry.requests(), vec![], "a fresh resolution is reused");
+}
+
+#[test]
+fn a_loopback_registry_whose_certificate_is_not_trusted_is_reported_as_such() {
+    let registry = TestRegistry::start();
+    let locator = registry.locator("plugins/json-tools:1.0.0");
+    let project = Project::new(&format!("[plugins]\njson = \"{locator}\"\n"));
+    publish(&project, &registry, "plugins/json-tools:1.0.0");
+    let mut lock = command(&project, &registry, &["lock"]);
+    lock.env_remove("SSL_CERT_FILE");
+    let run = Run::from(lock.output().unwrap()).code(2);
+    // The https:// error, not the answer of a plain http:// attempt at a TLS port.
+    assert!(
+        run.stderr.contains("invalid peer certificate"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("http://"), "{}", run.stderr);
+    assert!(!project.path("warpgate.lock").exists());
+}

@@ -61,16 +61,33 @@ pub const TOKEN_SERVICE: &str = "warpgate-test-registry";
 /// The issuer of its tokens.
 pub const TOKEN_ISSUER: &str = "warpgate-test-token-server";
 
+/// How a [`TestRegistry`] is reached and who may use it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// TLS and htpasswd basic auth.
+    Basic,
+    /// TLS and token auth.
+    Tokens,
+    /// Plain HTTP, no auth.
+    Plain,
+}
+
 impl TestRegistry {
     /// Starts a registry with htpasswd basic auth and waits until it answers.
     pub fn start() -> Self {
-        Self::launch(false)
+        Self::launch(Mode::Basic)
+    }
+
+    /// Starts a registry as `docker run registry:2` does on a developer's machine: plain
+    /// `http://`, no authentication.
+    pub fn start_plain() -> Self {
+        Self::launch(Mode::Plain)
     }
 
     /// Starts a registry with token auth and its [`TokenServer`], and waits until it
     /// answers.
     pub fn start_with_tokens() -> Self {
-        Self::launch(true)
+        Self::launch(Mode::Tokens)
     }
 
     /// The token server, for a registry started with [`Self::start_with_tokens`].
@@ -78,7 +95,7 @@ impl TestRegistry {
         self.tokens.as_ref().expect("a registry with token auth")
     }
 
-    fn launch(with_tokens: bool) -> Self {
+    fn launch(mode: Mode) -> Self {
         let binary = find_binary();
         let dir = tempfile::Builder::new()
             .prefix("warpgate-registry-")
@@ -110,7 +127,9 @@ impl TestRegistry {
             .local_addr()
             .unwrap()
             .port();
-        let (tokens, auth) = if with_tokens {
+        let (tokens, auth) = if mode == Mode::Plain {
+            (None, String::new())
+        } else if mode == Mode::Tokens {
             let signing = SigningKey::generate();
             let bundle = write("token-signing.pem", &signing.cert_pem);
             let tokens = TokenServer::start(&certificates, signing);
@@ -152,13 +171,17 @@ storage:
     enabled: true
 http:
   addr: 127.0.0.1:{port}
-  tls:
-    certificate: {cert}
-    key: {key}
-{auth}",
+{tls}{auth}",
                 storage = storage.display(),
-                cert = cert.display(),
-                key = key.display(),
+                tls = if mode == Mode::Plain {
+                    String::new()
+                } else {
+                    format!(
+                        "  tls:\n    certificate: {}\n    key: {}\n",
+                        cert.display(),
+                        key.display()
+                    )
+                },
             ),
         );
         let mut child = Command::new(&binary)
