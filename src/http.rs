@@ -984,37 +984,47 @@ impl HttpClient {
                         });
                     }
                 }
-                Err(error) => {
-                    if let Some(refused) = find_source::<RedirectRefused>(&error) {
-                        return Err(HttpError::InsecureRedirect {
-                            url: url.to_string(),
-                            location: refused.location.clone(),
-                            reason: refused.reason.clone(),
-                        });
-                    }
-                    if !(is_transient(&error) && can_retry) {
-                        if error.is_timeout() {
-                            return Err(HttpError::TimedOut {
-                                url: url.to_string(),
-                                timeout: if error.is_connect() {
-                                    self.options.connect_timeout
-                                } else {
-                                    self.options.read_timeout
-                                },
-                            });
-                        }
-                        return Err(HttpError::Request {
-                            url: url.to_string(),
-                            source: error.without_url(),
-                        });
-                    }
-                    tracing::debug!(%url, %error, "retrying after a request error");
-                    self.backoff(*attempt)
-                }
+                Err(error) => self.after_request_error(url, error, *attempt)?,
             };
             tokio::time::sleep(wait).await;
             *attempt += 1;
         }
+    }
+
+    /// After a request to `url` got no answer: the wait before trying again, or the error to
+    /// report (a refused redirect, a timeout naming its setting, an error that is not
+    /// transient, or retries used up).
+    fn after_request_error(
+        &self,
+        url: &str,
+        error: reqwest::Error,
+        attempt: u32,
+    ) -> Result<Duration, HttpError> {
+        if let Some(refused) = find_source::<RedirectRefused>(&error) {
+            return Err(HttpError::InsecureRedirect {
+                url: url.to_string(),
+                location: refused.location.clone(),
+                reason: refused.reason.clone(),
+            });
+        }
+        if !(is_transient(&error) && attempt < self.options.max_retries) {
+            if error.is_timeout() {
+                return Err(HttpError::TimedOut {
+                    url: url.to_string(),
+                    timeout: if error.is_connect() {
+                        self.options.connect_timeout
+                    } else {
+                        self.options.read_timeout
+                    },
+                });
+            }
+            return Err(HttpError::Request {
+                url: url.to_string(),
+                source: error.without_url(),
+            });
+        }
+        tracing::debug!(%url, %error, "retrying after a request error");
+        Ok(self.backoff(attempt))
     }
 
     /// The wait before retry number `attempt + 1`.

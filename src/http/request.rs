@@ -13,10 +13,7 @@ use std::time::Duration;
 use reqwest::header::{self, HeaderMap};
 use reqwest::{Method, StatusCode};
 
-use super::{
-    Downloaded, HttpClient, HttpError, RedirectRefused, find_source, header_u64, is_transient,
-    parse_link,
-};
+use super::{Downloaded, HttpClient, HttpError, header_u64, parse_link};
 use crate::checksum::Hasher;
 
 /// One request: method, URL, headers and an optional body.
@@ -391,23 +388,7 @@ impl HttpClient {
                         })
                         .unwrap_or_else(|| self.backoff(*attempt))
                 }
-                Err(error) => {
-                    if let Some(refused) = find_source::<RedirectRefused>(&error) {
-                        return Err(HttpError::InsecureRedirect {
-                            url: url.to_string(),
-                            location: refused.location.clone(),
-                            reason: refused.reason.clone(),
-                        });
-                    }
-                    if !(is_transient(&error) && can_retry) {
-                        return Err(HttpError::Request {
-                            url: url.to_string(),
-                            source: error.without_url(),
-                        });
-                    }
-                    tracing::debug!(%url, %error, "retrying after a request error");
-                    self.backoff(*attempt)
-                }
+                Err(error) => self.after_request_error(url, error, *attempt)?,
             };
             tokio::time::sleep(wait).await;
             *attempt += 1;
