@@ -383,13 +383,20 @@ impl ModuleStore {
         key: &ModuleKey,
         module_files: usize,
     ) -> io::Result<()> {
-        let files = module_files_in(stage.path())?;
-        if files.len() != module_files {
-            return Err(io::Error::other(format!(
-                "wasmtime wrote {} compiled files, expected {module_files}",
-                files.len()
-            )));
-        }
+        let files = match module_files_in(stage.path()) {
+            Ok(files) if files.len() == module_files => files,
+            Ok(files) => {
+                self.discard(&stage.keep());
+                return Err(io::Error::other(format!(
+                    "wasmtime wrote {} compiled files, expected {module_files}",
+                    files.len()
+                )));
+            }
+            Err(error) => {
+                self.discard(&stage.keep());
+                return Err(error);
+            }
+        };
         let mut seal = format!("{SEAL_HEADER}\n");
         for module in &key.modules {
             let _ = writeln!(seal, "module {module}");
@@ -415,24 +422,24 @@ impl ModuleStore {
             Ok(()) => {}
             // Another process installed this entry first; a sound one is kept.
             Err(_) if dir.exists() && check(dir).is_ok() => {
-                remove_dir(&stage);
+                self.discard(&stage);
             }
             Err(_) if dir.exists() => {
                 let trash = self.trash_path();
                 if let Err(error) = fs::rename(dir, &trash)
                     && error.kind() != io::ErrorKind::NotFound
                 {
-                    remove_dir(&stage);
+                    self.discard(&stage);
                     return Err(error);
                 }
-                remove_dir(&trash);
+                delete_tree(&trash);
                 if let Err(error) = fs::rename(&stage, dir) {
-                    remove_dir(&stage);
+                    self.discard(&stage);
                     return Err(error);
                 }
             }
             Err(error) => {
-                remove_dir(&stage);
+                self.discard(&stage);
                 return Err(error);
             }
         }
@@ -505,7 +512,20 @@ impl ModuleStore {
         fs::create_dir_all(self.root.join(TEMP_DIR))?;
         let trash = self.trash_path();
         fs::rename(dir, &trash)?;
-        fs::remove_dir_all(&trash)
+        delete_tree(&trash);
+        Ok(())
+    }
+
+    /// Deletes a stage or entry that wasmtime's cache worker may still write into: the worker
+    /// writes usage statistics and cleanup locks by path, in the background. The folder is
+    /// renamed first, so that later writes by the old path fail; [`delete_tree`] then waits out
+    /// a write that was already under way.
+    fn discard(&self, dir: &Path) {
+        let trash = self.trash_path();
+        match fs::rename(dir, &trash) {
+            Ok(()) => delete_tree(&trash),
+            Err(_) => delete_tree(dir),
+        }
     }
 }
 
@@ -803,16 +823,27 @@ fn sweep_stale(temp: &Path) {
             .to_str()
             .is_some_and(|name| name.starts_with("entry-") || name.starts_with("trash-"));
         if stale && ours {
-            remove_dir(&item.path());
+            delete_tree(&item.path());
         }
     }
 }
 
-fn remove_dir(dir: &Path) {
-    if let Err(error) = fs::remove_dir_all(dir)
-        && error.kind() != io::ErrorKind::NotFound
-    {
-        tracing::debug!(dir = %dir.display(), "could not delete: {error}");
+/// Deletes `dir` and everything in it, trying again a few times when a file appears in it
+/// while it is being deleted (a write of wasmtime's cache worker that was under way).
+/// Failures are logged, never returned: what is left is swept by a later run.
+fn delete_tree(dir: &Path) {
+    for attempt in 1..=5 {
+        match fs::remove_dir_all(dir) {
+            Ok(()) => return,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return,
+            Err(error) if error.kind() == io::ErrorKind::DirectoryNotEmpty && attempt < 5 => {
+                std::thread::sleep(Duration::from_millis(10 * attempt));
+            }
+            Err(error) => {
+                tracing::debug!(dir = %dir.display(), "could not delete: {error}");
+                return;
+            }
+        }
     }
 }
 
@@ -862,6 +893,47 @@ mod tests {
         seal.set_modified(SystemTime::now() - age).unwrap();
         assert!(check(&dir).is_ok());
         dir
+    }
+
+    /// wasmtime's cache worker writes statistics into a stage by path, in the background,
+    /// possibly while a process that lost the race to install the entry deletes its stage.
+    #[test]
+    fn a_discarded_stage_is_gone_even_while_something_writes_into_it() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+
+        let temp = tempfile::tempdir().unwrap();
+        let store = ModuleStore {
+            root: temp.path().to_path_buf(),
+            cache: None,
+        };
+        let stage = temp.path().join(TEMP_DIR).join("entry-test");
+        let modules = stage.join(WASMTIME_DIR);
+        fs::create_dir_all(&modules).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = std::thread::spawn({
+            let stop = Arc::clone(&stop);
+            let modules = modules.clone();
+            move || {
+                let mut written = 0_u64;
+                while !stop.load(Ordering::Relaxed) {
+                    if fs::write(modules.join(format!("{written}.stats")), b"1").is_ok() {
+                        written += 1;
+                    }
+                }
+                written
+            }
+        });
+        while fs::read_dir(&modules).map_or(0, Iterator::count) < 100 {
+            std::thread::yield_now();
+        }
+        store.discard(&stage);
+        std::thread::sleep(Duration::from_millis(20));
+        stop.store(true, Ordering::Relaxed);
+        assert!(writer.join().unwrap() >= 100);
+        assert!(!stage.exists());
+        let left: Vec<_> = read_dir(&temp.path().join(TEMP_DIR)).collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]
