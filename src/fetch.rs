@@ -87,6 +87,7 @@ impl Diagnostic for FetchError {
     fn class(&self) -> Class {
         match self {
             Self::Mismatch(_) | Self::DigestMismatch { .. } => Class::CheckFailed,
+            Self::Cache(inner) => inner.class(),
             _ => Class::Failed,
         }
     }

@@ -104,6 +104,7 @@ impl Diagnostic for LoaderError {
         match self {
             Self::Lock(inner) => inner.class(),
             Self::Source(inner) => inner.class(),
+            Self::Cache(inner) => inner.class(),
             _ => Class::Failed,
         }
     }
@@ -191,12 +192,18 @@ impl PluginLoader {
             .clone()
             .with_limits_from_env()
             .unwrap_or_else(|error| {
-                tracing::warn!("using the default HTTP time limits: {error}");
+                tracing::warn!(
+                    "using the default HTTP time limits: {}",
+                    crate::diagnostic::Report::new(&error).one_line()
+                );
                 options
             });
         let offline = options.offline.clone();
         let http = HttpClient::new(options.clone()).unwrap_or_else(|error| {
-            tracing::warn!("ignoring extra certificates: {error}");
+            tracing::warn!(
+                "ignoring extra certificates: {}",
+                crate::diagnostic::Report::new(&error).one_line()
+            );
             HttpClient::new(HttpOptions {
                 extra_ca_file: None,
                 ..options
@@ -485,7 +492,7 @@ impl PluginLoader {
                 Some((record, path)) => {
                     tracing::warn!(
                         "could not refresh plugin `{id}` (`{locator}`), using the cached copy: {}",
-                        crate::diagnostic::Report::new(&error).causes_inline()
+                        crate::diagnostic::Report::new(&error).one_line()
                     );
                     Ok(LoadedPlugin {
                         path,

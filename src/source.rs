@@ -201,6 +201,7 @@ impl Diagnostic for SourceError {
         match self {
             Self::Mismatch(inner) => inner.class(),
             Self::Fetch(inner) => inner.class(),
+            Self::Cache(inner) => inner.class(),
             _ => Class::Failed,
         }
     }
@@ -639,9 +640,7 @@ async fn download(
                 } else {
                     tracing::warn!(
                         "plugin `{id}`: the mirror `{mirror}` failed, trying the origin: {}",
-                        crate::diagnostic::Report::new(&error)
-                            .causes_inline()
-                            .replace('\n', " ")
+                        crate::diagnostic::Report::new(&error).one_line()
                     );
                 }
             }

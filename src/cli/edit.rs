@@ -103,9 +103,9 @@ fn write_config_then_lock(
         write_atomically(config_path, original.as_bytes()).with_context(|| {
             // Name the first failure too: it is why the config had to be put back.
             format!(
-                "failed to restore `{}` after the lockfile could not be written ({:#})",
+                "failed to restore `{}` after the lockfile could not be written ({})",
                 config_path.display(),
-                failure.error
+                super::error::report(&failure.error).one_line()
             )
         })?;
         return Err(failure);

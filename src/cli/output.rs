@@ -97,12 +97,14 @@ impl Output {
     pub fn problem(&self, problem: &warpgate::vendor::Problem) {
         let report = warpgate::diagnostic::Report::new(problem);
         let mut stderr = std::io::stderr().lock();
+        // Detail lines are indented deeper than hints, so text inside a message can never
+        // pass for one.
         for (index, line) in report.message.lines().enumerate() {
             let line = escape(line);
             let _ = if index == 0 {
                 writeln!(stderr, "{}: {line}", self.paint("1;31", "error"))
             } else {
-                writeln!(stderr, "  {line}")
+                writeln!(stderr, "    {line}")
             };
         }
         for hint in &report.hints {
@@ -114,20 +116,31 @@ impl Output {
     pub fn error(&self, error: &anyhow::Error) {
         let report = super::error::report(error);
         // Messages quote servers, tags and file names: what the network or a file says
-        // never reaches the terminal as control sequences.
-        let escaped = |text: &str| text.lines().map(escape).collect::<Vec<_>>().join("\n");
+        // never reaches the terminal as control sequences, and a line of it never starts at
+        // the margin, where only `error:` and `hint:` stand.
+        let escaped = |text: &str, indent: &str| {
+            text.lines()
+                .map(escape)
+                .collect::<Vec<_>>()
+                .join(&format!("\n{indent}"))
+        };
         let mut stderr = std::io::stderr().lock();
         let _ = writeln!(
             stderr,
             "{}: {}",
             self.paint("1;31", "error"),
-            escaped(&report.message)
+            escaped(&report.message, "  ")
         );
         for cause in &report.causes {
-            let _ = writeln!(stderr, "  caused by: {}", escaped(cause));
+            let _ = writeln!(stderr, "  caused by: {}", escaped(cause, "    "));
         }
         for hint in &report.hints {
-            let _ = writeln!(stderr, "{}: {}", self.paint("1;36", "hint"), escaped(hint));
+            let _ = writeln!(
+                stderr,
+                "{}: {}",
+                self.paint("1;36", "hint"),
+                escaped(hint, "  ")
+            );
         }
     }
 

@@ -375,7 +375,8 @@ impl ModuleStore {
         Ok(stage)
     }
 
-    /// Seals a compiled stage and renames it into place at `dir`.
+    /// Seals a compiled stage and renames it into place at `dir`; a stage that cannot be
+    /// installed is discarded.
     fn install(
         &self,
         stage: tempfile::TempDir,
@@ -383,26 +384,38 @@ impl ModuleStore {
         key: &ModuleKey,
         module_files: usize,
     ) -> io::Result<()> {
-        let files = match module_files_in(stage.path()) {
-            Ok(files) if files.len() == module_files => files,
-            Ok(files) => {
-                self.discard(&stage.keep());
-                return Err(io::Error::other(format!(
-                    "wasmtime wrote {} compiled files, expected {module_files}",
-                    files.len()
-                )));
-            }
-            Err(error) => {
-                self.discard(&stage.keep());
-                return Err(error);
-            }
-        };
+        let stage = stage.keep();
+        if let Err(error) = self.seal(&stage, dir, key, module_files) {
+            self.discard(&stage);
+            return Err(error);
+        }
+        self.move_into_place(&stage, dir)?;
+        self.enforce_size_limit(SIZE_LIMIT);
+        Ok(())
+    }
+
+    /// Checks what wasmtime wrote into `stage`, points its settings at `dir` and writes the
+    /// `SEAL` that names every compiled file with its checksum.
+    fn seal(
+        &self,
+        stage: &Path,
+        dir: &Path,
+        key: &ModuleKey,
+        module_files: usize,
+    ) -> io::Result<()> {
+        let files = module_files_in(stage)?;
+        if files.len() != module_files {
+            return Err(io::Error::other(format!(
+                "wasmtime wrote {} compiled files, expected {module_files}",
+                files.len()
+            )));
+        }
         let mut seal = format!("{SEAL_HEADER}\n");
         for module in &key.modules {
             let _ = writeln!(seal, "module {module}");
         }
         for relative in &files {
-            let (checksum, size) = Checksum::of_file(&stage.path().join(relative))?;
+            let (checksum, size) = Checksum::of_file(&stage.join(relative))?;
             let _ = writeln!(
                 seal,
                 "file {} {size} {}",
@@ -411,46 +424,50 @@ impl ModuleStore {
             );
         }
         fs::write(
-            stage.path().join(WASMTIME_CONFIG),
+            stage.join(WASMTIME_CONFIG),
             wasmtime_config(&dir.join(WASMTIME_DIR))?,
         )?;
-        fs::write(stage.path().join(SEAL), seal)?;
+        fs::write(stage.join(SEAL), seal)?;
+        fs::create_dir_all(self.engine_dir())
+    }
 
-        fs::create_dir_all(self.engine_dir())?;
-        let stage = stage.keep();
-        match fs::rename(&stage, dir) {
+    /// Renames the sealed `stage` to `dir`: the first process to do so wins, and a sound entry
+    /// already there is kept.
+    fn move_into_place(&self, stage: &Path, dir: &Path) -> io::Result<()> {
+        match fs::rename(stage, dir) {
             Ok(()) => {}
             // Another process installed this entry first; a sound one is kept.
             Err(_) if dir.exists() && check(dir).is_ok() => {
-                self.discard(&stage);
+                self.discard(stage);
             }
             Err(_) if dir.exists() => {
                 let trash = self.trash_path();
                 if let Err(error) = fs::rename(dir, &trash)
                     && error.kind() != io::ErrorKind::NotFound
                 {
-                    self.discard(&stage);
+                    self.discard(stage);
                     return Err(error);
                 }
                 delete_tree(&trash);
-                if let Err(error) = fs::rename(&stage, dir) {
-                    self.discard(&stage);
+                if let Err(error) = fs::rename(stage, dir) {
+                    self.discard(stage);
                     return Err(error);
                 }
             }
             Err(error) => {
-                self.discard(&stage);
+                self.discard(stage);
                 return Err(error);
             }
         }
-        self.enforce_size_limit(SIZE_LIMIT);
         Ok(())
     }
 
     fn trash_path(&self) -> PathBuf {
+        static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let unique = format!(
-            "trash-{}-{}",
+            "trash-{}-{}-{}",
             std::process::id(),
+            COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |elapsed| elapsed.as_nanos())

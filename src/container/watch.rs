@@ -31,17 +31,23 @@ static IDLE: Mutex<Vec<SyncSender<Job>>> = Mutex::new(Vec::new());
 
 /// Runs `work` on a kept (or new) thread and waits at most `limit` plus [`TIMEOUT_MARGIN`]
 /// for its result: `Ok(None)` when it is still running (its thread then drops the result), an
-/// error when no thread could be started.
+/// error when no thread could be started. A panic in `work` resumes in the caller, as it would
+/// without a limit, and the thread is kept.
 pub(super) fn watched<T: Send + 'static>(
     limit: Duration,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> std::io::Result<Option<T>> {
     let (sender, receiver) = sync_channel(1);
     run(Box::new(move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
         // The caller may have stopped waiting; the result is then dropped here.
-        let _ = sender.send(work());
+        let _ = sender.send(result);
     }))?;
-    Ok(receiver.recv_timeout(limit + TIMEOUT_MARGIN).ok())
+    match receiver.recv_timeout(limit + TIMEOUT_MARGIN) {
+        Ok(Ok(value)) => Ok(Some(value)),
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Hands `job` to an idle thread, or starts one for it.
@@ -123,6 +129,18 @@ mod tests {
         assert_eq!(slow, None);
         assert_eq!(watched(Duration::from_secs(10), || 2).unwrap(), Some(2));
         release.send(()).unwrap();
+    }
+
+    #[test]
+    fn a_panic_reaches_the_caller() {
+        let panic = std::panic::catch_unwind(|| {
+            watched(Duration::from_secs(10), || -> u8 {
+                panic!("in the plugin")
+            })
+        })
+        .unwrap_err();
+        assert_eq!(panic.downcast_ref::<&str>(), Some(&"in the plugin"));
+        assert_eq!(watched(Duration::from_secs(10), || 4).unwrap(), Some(4));
     }
 
     #[test]

@@ -152,6 +152,14 @@ impl Diagnostic for RegistryError {
     }
 }
 
+/// Whether `error` means the registry was not reached (no answer: connection, TLS, timeout).
+fn unreachable(error: &HttpError) -> bool {
+    matches!(
+        error,
+        HttpError::Request { .. } | HttpError::TimedOut { .. }
+    )
+}
+
 fn refused_by(credentials: Option<&str>) -> String {
     match credentials {
         Some(source) => format!(" with the credentials from {source}"),
@@ -479,7 +487,11 @@ impl RegistryClient {
                 Ok(answer) if answer.status == 400 && https_error.is_some() => {
                     return Err(self.back_to_https(registry, &mut https_error).into());
                 }
-                Ok(answer) => answer,
+                Ok(answer) => {
+                    // Whichever scheme answered is the registry's: errors from here on are its own.
+                    https_error = None;
+                    answer
+                }
                 Err(error) => match self.after_failure(registry, error, &mut https_error) {
                     None => continue,
                     Some(error) => return Err(error.into()),
@@ -517,9 +529,10 @@ impl RegistryClient {
 
     /// After a request to `registry` failed with `error`: `None` to send it again over plain
     /// `http://` (a loopback registry that may not speak TLS; tried once, the `https://` error
-    /// kept in `https_error`), else the error to report. When the plain attempt fails too, the
-    /// registry goes back to `https://` and its error is the one reported: it says why the
-    /// registry could not be reached as registries are (an untrusted certificate, say).
+    /// kept in `https_error`), else the error to report. When the plain attempt cannot reach
+    /// the registry either, the registry goes back to `https://` and its error is the one
+    /// reported: it says why the registry could not be reached as registries are (an untrusted
+    /// certificate, say). When plain `http://` reached it, its own error is reported.
     fn after_failure(
         &self,
         registry: &str,
@@ -527,8 +540,12 @@ impl RegistryClient {
         https_error: &mut Option<HttpError>,
     ) -> Option<HttpError> {
         if https_error.is_some() {
-            tracing::debug!(registry, %error, "plain http:// failed as well");
-            return Some(self.back_to_https(registry, https_error));
+            if unreachable(&error) {
+                tracing::debug!(registry, %error, "plain http:// failed as well");
+                return Some(self.back_to_https(registry, https_error));
+            }
+            *https_error = None;
+            return Some(error);
         }
         if self.switch_to_plain_http(registry, &error) {
             *https_error = Some(error);
@@ -558,7 +575,7 @@ impl RegistryClient {
                     url::Host::Ipv6(ip) => url::Host::Ipv6(*ip),
                 })
             });
-        if !loopback || !matches!(error, HttpError::Request { .. }) {
+        if !loopback || !unreachable(error) {
             return false;
         }
         self.with_host(registry, |state| {
@@ -823,7 +840,10 @@ impl RegistryClient {
                 Ok(Err(answer)) if answer.status == 400 && https_error.is_some() => {
                     return Err(self.back_to_https(registry, &mut https_error).into());
                 }
-                Ok(Err(answer)) => answer,
+                Ok(Err(answer)) => {
+                    https_error = None;
+                    answer
+                }
                 Err(error) => match self.after_failure(registry, error, &mut https_error) {
                     None => continue,
                     Some(error) => return Err(error.into()),

@@ -168,6 +168,7 @@ impl Diagnostic for VendorError {
         match self {
             Self::Lock(inner) => inner.class(),
             Self::Source(inner) => inner.class(),
+            Self::Cache(inner) => inner.class(),
             _ => Class::Failed,
         }
     }

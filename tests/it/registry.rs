@@ -1152,3 +1152,39 @@ fn a_loopback_registry_whose_certificate_is_not_trusted_is_reported_as_such() {
     assert!(!run.stderr.contains("http://"), "{}", run.stderr);
     assert!(!project.path("warpgate.lock").exists());
 }
+
+/// Once plain `http://` has reached a loopback registry, its own errors are reported, not the
+/// `https://` error that led to trying it.
+#[test]
+fn a_plain_http_registry_reports_its_own_errors() {
+    use crate::support::{Response, TestServer};
+    let registry = TestServer::empty_plain();
+    let host = fake_host(&registry);
+    registry.route(
+        "/v2/ns/img/manifests/1.0",
+        Response::ok(vec![b' '; 5 * 1024 * 1024])
+            .header("content-type", warpgate::oci::manifest::OCI_MANIFEST),
+    );
+    // This server waits for the rest of a TLS handshake it cannot read: the `https://` attempt
+    // ends at the read timeout, short here.
+    let http = warpgate::http::HttpClient::new(warpgate::http::HttpOptions {
+        read_timeout: std::time::Duration::from_millis(300),
+        max_retries: 0,
+        ..registry.http_options()
+    })
+    .unwrap();
+    let client = warpgate::oci::client::RegistryClient::new(
+        http,
+        warpgate::oci::auth::CredentialStore::from_entries(""),
+    );
+    let locator =
+        warpgate::oci::reference::RegistryLocator::parse_body(&format!("{host}/ns/img:1.0"))
+            .unwrap();
+    let error = block_on(client.resolve(&locator, None)).unwrap_err();
+    let report = crate::support::report(&error);
+    assert!(
+        report.contains("the manifest at `1.0` is larger than 4194304 bytes"),
+        "{report}"
+    );
+    assert!(!report.contains("https://"), "{report}");
+}
