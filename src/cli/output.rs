@@ -93,53 +93,42 @@ impl Output {
     }
 
     /// A problem found by a check (`verify`): an `error:` line, its detail lines indented,
-    /// and its `hint:` line.
+    /// and its hints, indented under it (several problems follow one another).
     pub fn problem(&self, problem: &warpgate::vendor::Problem) {
-        let report = warpgate::diagnostic::Report::new(problem);
-        let mut stderr = std::io::stderr().lock();
-        // Detail lines are indented deeper than hints, so text inside a message can never
-        // pass for one.
-        for (index, line) in report.message.lines().enumerate() {
-            let line = escape(line);
-            let _ = if index == 0 {
-                writeln!(stderr, "{}: {line}", self.paint("1;31", "error"))
-            } else {
-                writeln!(stderr, "    {line}")
-            };
-        }
-        for hint in &report.hints {
-            let _ = writeln!(stderr, "  {}: {}", self.paint("1;36", "hint"), escape(hint));
-        }
+        self.report(&warpgate::diagnostic::Report::new(problem), "  ");
     }
 
     /// An error with its chain of causes, then its hints.
     pub fn error(&self, error: &anyhow::Error) {
-        let report = super::error::report(error);
-        // Messages quote servers, tags and file names: what the network or a file says
-        // never reaches the terminal as control sequences, and a line of it never starts at
-        // the margin, where only `error:` and `hint:` stand.
-        let escaped = |text: &str, indent: &str| {
+        self.report(&super::error::report(error), "");
+    }
+
+    /// `report` with its `hint:` lines at `margin`. Messages quote servers, tags, file names
+    /// and plugins: what they say never reaches the terminal as control sequences, and a line
+    /// of it is always indented past `margin`, so it can never pass for a hint.
+    fn report(&self, report: &warpgate::diagnostic::Report, margin: &str) {
+        let lines = |text: &str, indent: &str| {
             text.lines()
                 .map(escape)
                 .collect::<Vec<_>>()
-                .join(&format!("\n{indent}"))
+                .join(&format!("\n{margin}{indent}"))
         };
         let mut stderr = std::io::stderr().lock();
         let _ = writeln!(
             stderr,
             "{}: {}",
             self.paint("1;31", "error"),
-            escaped(&report.message, "  ")
+            lines(&report.message, "  ")
         );
         for cause in &report.causes {
-            let _ = writeln!(stderr, "  caused by: {}", escaped(cause, "    "));
+            let _ = writeln!(stderr, "{margin}  caused by: {}", lines(cause, "    "));
         }
         for hint in &report.hints {
             let _ = writeln!(
                 stderr,
-                "{}: {}",
+                "{margin}{}: {}",
                 self.paint("1;36", "hint"),
-                escaped(hint, "  ")
+                lines(hint, "  ")
             );
         }
     }

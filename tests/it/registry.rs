@@ -55,9 +55,7 @@ fn publish(project: &Project, registry: &TestRegistry, path: &str) -> String {
 #[test]
 fn publish_lock_fetch_and_call_by_digest() {
     let registry = TestRegistry::start();
-    let locator = registry.locator("plugins/json-tools:1.0.0");
-    let project = Project::new(&format!("[plugins]\njson = \"{locator}\"\n"));
-    let digest = publish(&project, &registry, "plugins/json-tools:1.0.0");
+    let (project, locator, digest) = published_json_tools(&registry);
     let (bytes, checksum) = json_tools();
 
     run(&project, &registry, &["lock"]).success();
@@ -89,6 +87,15 @@ fn publish_lock_fetch_and_call_by_digest() {
     )
     .success();
     assert_eq!(output.stdout.trim(), r#"{"sum":42}"#);
+}
+
+/// A project declaring `json = "registry://…/plugins/json-tools:1.0.0"`, with the
+/// `json_tools` fixture published there: the project, the locator and the manifest digest.
+fn published_json_tools(registry: &TestRegistry) -> (Project, String, String) {
+    let locator = registry.locator("plugins/json-tools:1.0.0");
+    let project = Project::new(&format!("[plugins]\njson = \"{locator}\"\n"));
+    let digest = publish(&project, registry, "plugins/json-tools:1.0.0");
+    (project, locator, digest)
 }
 
 /// Publishes `file` as `path`; returns the manifest digest.
@@ -192,9 +199,7 @@ fn a_moved_tag_keeps_the_locked_digest_until_update_and_versions_pick_the_highes
 #[test]
 fn a_deleted_manifest_fails_resolution_but_locked_bytes_still_come_by_digest() {
     let registry = TestRegistry::start();
-    let locator = registry.locator("plugins/json-tools:1.0.0");
-    let project = Project::new(&format!("[plugins]\njson = \"{locator}\"\n"));
-    let digest = publish(&project, &registry, "plugins/json-tools:1.0.0");
+    let (project, _, digest) = published_json_tools(&registry);
     run(&project, &registry, &["lock"]).success();
     let lock = project.read("warpgate.lock");
 
@@ -248,9 +253,7 @@ fn a_deleted_manifest_fails_resolution_but_locked_bytes_still_come_by_digest() {
 #[test]
 fn credentials_wrong_missing_and_from_the_docker_config() {
     let registry = TestRegistry::start();
-    let locator = registry.locator("plugins/json-tools:1.0.0");
-    let project = Project::new(&format!("[plugins]\njson = \"{locator}\"\n"));
-    publish(&project, &registry, "plugins/json-tools:1.0.0");
+    let (project, _, _) = published_json_tools(&registry);
 
     let wrong = command(&project, &registry, &["lock"])
         .env(
@@ -351,9 +354,7 @@ fn credentials_wrong_missing_and_from_the_docker_config() {
 #[test]
 fn a_blob_whose_bytes_do_not_match_its_digest_is_refused_and_leaves_nothing() {
     let registry = TestRegistry::start();
-    let locator = registry.locator("plugins/json-tools:1.0.0");
-    let project = Project::new(&format!("[plugins]\njson = \"{locator}\"\n"));
-    publish(&project, &registry, "plugins/json-tools:1.0.0");
+    let (project, _, _) = published_json_tools(&registry);
     run(&project, &registry, &["lock"]).success();
     let (bytes, checksum) = json_tools();
 
@@ -388,9 +389,7 @@ fn a_blob_whose_bytes_do_not_match_its_digest_is_refused_and_leaves_nothing() {
 #[test]
 fn offline_opens_no_connection() {
     let registry = TestRegistry::start();
-    let locator = registry.locator("plugins/json-tools:1.0.0");
-    let project = Project::new(&format!("[plugins]\njson = \"{locator}\"\n"));
-    publish(&project, &registry, "plugins/json-tools:1.0.0");
+    let (project, _, _) = published_json_tools(&registry);
     registry.clear_requests();
 
     let lock = run(&project, &registry, &["lock", "--offline"]).code(2);
@@ -807,9 +806,7 @@ fn oversized_manifests_and_malformed_tags_are_refused() {
 #[test]
 fn token_auth_publishes_with_credentials_and_pulls_anonymously() {
     let registry = TestRegistry::start_with_tokens();
-    let locator = registry.locator("plugins/json-tools:1.0.0");
-    let project = Project::new(&format!("[plugins]\njson = \"{locator}\"\n"));
-    let digest = publish(&project, &registry, "plugins/json-tools:1.0.0");
+    let (project, _, digest) = published_json_tools(&registry);
     let (bytes, checksum) = json_tools();
     let tokens = registry.token_server().requests();
     assert!(
@@ -1097,9 +1094,7 @@ fn an_invalid_mirror_setting_fails_the_cli_and_the_loader() {
 #[test]
 fn a_plain_http_loopback_registry_serves_the_cli_and_the_loader() {
     let registry = TestRegistry::start_plain();
-    let locator = registry.locator("plugins/json-tools:1.0.0");
-    let project = Project::new(&format!("[plugins]\njson = \"{locator}\"\n"));
-    publish(&project, &registry, "plugins/json-tools:1.0.0");
+    let (project, locator, _) = published_json_tools(&registry);
     run(&project, &registry, &["lock"]).success();
     fs_err::remove_dir_all(project.cache_home()).unwrap();
     run(&project, &registry, &["fetch"]).success();
@@ -1137,9 +1132,7 @@ fn a_plain_http_loopback_registry_serves_the_cli_and_the_loader() {
 #[test]
 fn a_loopback_registry_whose_certificate_is_not_trusted_is_reported_as_such() {
     let registry = TestRegistry::start();
-    let locator = registry.locator("plugins/json-tools:1.0.0");
-    let project = Project::new(&format!("[plugins]\njson = \"{locator}\"\n"));
-    publish(&project, &registry, "plugins/json-tools:1.0.0");
+    let (project, _, _) = published_json_tools(&registry);
     let mut lock = command(&project, &registry, &["lock"]);
     lock.env_remove("SSL_CERT_FILE");
     let run = Run::from(lock.output().unwrap()).code(2);

@@ -22,6 +22,7 @@ pub mod project;
 pub mod proxy;
 pub mod registry;
 pub mod server;
+pub mod tls;
 
 #[allow(unused_imports, reason = "not every test module uses every re-export")]
 pub use github::{FakeAsset, FakeGitHub, FakeRelease};

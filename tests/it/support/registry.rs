@@ -26,10 +26,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+
+use super::tls::TestCa;
 
 /// The user the registry accepts.
 pub const USER: &str = "warpgate";
@@ -101,7 +100,7 @@ impl TestRegistry {
             .prefix("warpgate-registry-")
             .tempdir()
             .unwrap();
-        let certificates = certificates();
+        let certificates = TestCa::new("warpgate test registry CA", &["127.0.0.1", "localhost"]);
         let (ca_pem, cert_pem, key_pem) = (
             certificates.ca_pem.clone(),
             certificates.cert_pem.clone(),
@@ -335,49 +334,6 @@ fn parse_access_line(line: &str) -> Option<LoggedRequest> {
     })
 }
 
-/// A test CA, and a leaf certificate and key for `127.0.0.1` and `localhost`.
-struct Certificates {
-    ca_pem: String,
-    cert_pem: String,
-    key_pem: String,
-    cert_der: rustls::pki_types::CertificateDer<'static>,
-    key_der: Vec<u8>,
-}
-
-/// A test CA's PEM, and a leaf certificate and key for `127.0.0.1` and `localhost`.
-fn certificates() -> Certificates {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "warpgate test registry CA");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let mut leaf_params =
-        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    leaf_params.use_authority_key_identifier_extension = true;
-    leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf_cert = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
-    Certificates {
-        ca_pem: ca_cert.pem(),
-        cert_pem: leaf_cert.pem(),
-        key_pem: leaf_key.serialize_pem(),
-        cert_der: leaf_cert.der().clone(),
-        key_der: leaf_key.serialize_der(),
-    }
-}
-
 /// The key tokens are signed with, and its self-signed certificate.
 struct SigningKey {
     key: KeyPair,
@@ -468,19 +424,8 @@ pub struct TokenServer {
 }
 
 impl TokenServer {
-    fn start(certificates: &Certificates, signing: SigningKey) -> Self {
-        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![certificates.cert_der.clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(certificates.key_der.clone().into()),
-        )
-        .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    fn start(certificates: &TestCa, signing: SigningKey) -> Self {
+        let acceptor = tokio_rustls::TlsAcceptor::from(certificates.server_config());
         let log = Arc::new(Mutex::new(Vec::new()));
         let signing = Arc::new(signing);
         let connection_log = Arc::clone(&log);

@@ -31,11 +31,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use warpgate::http::{HttpClient, HttpOptions};
 
@@ -288,7 +283,11 @@ impl TestServer {
     }
 
     fn launch(scheme: &'static str, hosts: (&'static str, &'static str)) -> Self {
-        let (ca_pem, tls) = certificates();
+        let ca = super::tls::TestCa::new(
+            "warpgate test CA",
+            &["127.0.0.1", "localhost", NAMED_HOST, NAMED_ALT_HOST],
+        );
+        let (ca_pem, tls) = (ca.ca_pem.clone(), ca.server_config());
         let mut ca_file = tempfile::Builder::new()
             .prefix("warpgate-test-ca-")
             .suffix(".pem")
@@ -297,7 +296,7 @@ impl TestServer {
         std::io::Write::write_all(&mut ca_file, ca_pem.as_bytes()).unwrap();
 
         let state = Arc::new(Mutex::new(State::default()));
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
         let connection_state = Arc::clone(&state);
         let listener = LoopbackListener::start("test-server", move |stream| {
             connection_state
@@ -440,51 +439,6 @@ impl TestServer {
             ("no_proxy", "127.0.0.1,localhost".into()),
         ]
     }
-}
-
-/// The test CA's PEM and a server config with a leaf for `127.0.0.1` and `localhost`.
-fn certificates() -> (String, rustls::ServerConfig) {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "warpgate test CA");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-
-    let mut leaf_params = CertificateParams::new(vec![
-        "127.0.0.1".to_string(),
-        "localhost".to_string(),
-        NAMED_HOST.to_string(),
-        NAMED_ALT_HOST.to_string(),
-    ])
-    .unwrap();
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    leaf_params.use_authority_key_identifier_extension = true;
-    leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf_cert = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
-
-    let chain: Vec<CertificateDer<'static>> = vec![leaf_cert.der().clone(), ca_cert.der().clone()];
-    let key: PrivateKeyDer<'static> = leaf_key.into();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .unwrap();
-    (ca_cert.pem(), config)
 }
 
 /// Reads one request, records it, answers it as scripted, and closes the connection.
